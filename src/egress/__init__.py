@@ -1,0 +1,74 @@
+"""egress: call external services reliably.
+
+Deadlines on every call, retries that cannot hurt, breakers and limits that fail fast, and ports
+so that domain code speaks ``PaymentService``, not HTTP. See ``docs/`` and ``README.md``.
+"""
+
+from egress._clock import Clock, SystemClock
+from egress._pipeline import CallContext, Pipeline, Policy, current_context, time_remaining
+from egress.errors import (
+    AttemptTimeoutError,
+    BulkheadFullError,
+    CircuitOpenError,
+    ConfigurationError,
+    DeadlineExceededError,
+    EgressError,
+    RateLimitedError,
+    RejectedError,
+    ResponseError,
+    RetryBudgetExhaustedError,
+    StatusError,
+    TransportError,
+    UnsafeRequestError,
+    UpstreamError,
+)
+from egress.events import Event, EventSink
+from egress.policies import (
+    Backoff,
+    Jitter,
+    Retry,
+    RetryBudget,
+    Stop,
+    Timeout,
+    TokenRetryBudget,
+    attempts,
+    elapsed,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttemptTimeoutError",
+    "Backoff",
+    "BulkheadFullError",
+    "CallContext",
+    "CircuitOpenError",
+    "Clock",
+    "ConfigurationError",
+    "DeadlineExceededError",
+    "EgressError",
+    "Event",
+    "EventSink",
+    "Jitter",
+    "Pipeline",
+    "Policy",
+    "RateLimitedError",
+    "RejectedError",
+    "ResponseError",
+    "Retry",
+    "RetryBudget",
+    "RetryBudgetExhaustedError",
+    "StatusError",
+    "Stop",
+    "SystemClock",
+    "Timeout",
+    "TokenRetryBudget",
+    "TransportError",
+    "UnsafeRequestError",
+    "UpstreamError",
+    "__version__",
+    "attempts",
+    "current_context",
+    "elapsed",
+    "time_remaining",
+]

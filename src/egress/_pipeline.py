@@ -1,0 +1,228 @@
+"""Pipeline, the Policy protocol, and the per-call context.
+
+A **policy** turns an inner *step* into an outer step, once, when the pipeline is built (the
+tower "Layer" shape): ``wrap_async(inner) -> step`` and ``wrap_sync(inner) -> step``. A step is
+called with the call's :class:`CallContext` and the operation (a zero-argument callable). Policies
+keep their decisions in pure code shared by both wrappers, so the two worlds behave the same and
+the wrappers only call, sleep and cancel.
+
+The context travels in a :mod:`contextvars` variable, so code deep inside an operation (the HTTP
+seam computing socket timeouts) can ask :func:`time_remaining`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
+
+from egress._clock import SYSTEM_CLOCK, Clock
+from egress.errors import ConfigurationError
+from egress.events import NULL_SINK, EventSink
+
+__all__ = [
+    "AsyncStep",
+    "CallContext",
+    "Pipeline",
+    "Policy",
+    "SyncStep",
+    "current_context",
+    "time_remaining",
+]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+AsyncOp = Callable[[], Awaitable[Any]]
+SyncOp = Callable[[], Any]
+AsyncStep = Callable[["CallContext", AsyncOp], Awaitable[Any]]
+SyncStep = Callable[["CallContext", SyncOp], Any]
+
+
+class CallContext:
+    """What one logical call carries through the layers.
+
+    ``deadline`` is absolute clock time (``clock.now()`` units) or ``None``; ``attempt`` is
+    1-based and set by Retry; ``in_retry`` marks that a Retry is driving this call, so a Timeout
+    knows it limits one attempt and an inner Retry knows not to multiply attempts.
+    """
+
+    __slots__ = ("attempt", "clock", "deadline", "in_retry", "operation", "sink")
+
+    def __init__(
+        self,
+        operation: str,
+        clock: Clock,
+        sink: EventSink,
+        deadline: float | None = None,
+        in_retry: bool = False,
+    ) -> None:
+        self.operation = operation
+        self.clock = clock
+        self.sink = sink
+        self.deadline = deadline
+        self.attempt = 1
+        self.in_retry = in_retry
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (may be negative), or ``None`` without one."""
+        if self.deadline is None:
+            return None
+        return self.deadline - self.clock.now()
+
+    def __repr__(self) -> str:
+        return (
+            f"CallContext(operation={self.operation!r}, attempt={self.attempt}, "
+            f"remaining={self.remaining()!r})"
+        )
+
+
+_CURRENT: ContextVar[CallContext | None] = ContextVar("egress_call", default=None)
+
+
+def current_context() -> CallContext | None:
+    """The context of the egress call running in this task or thread, if any."""
+    return _CURRENT.get()
+
+
+def time_remaining() -> float | None:
+    """Seconds left of the current call's deadline, or ``None`` outside a call or without one."""
+    ctx = _CURRENT.get()
+    return None if ctx is None else ctx.remaining()
+
+
+class Policy(Protocol):
+    """A resilience concern. Immutable configuration; shared state lives in stores."""
+
+    def wrap_async(self, inner: AsyncStep) -> AsyncStep: ...
+
+    def wrap_sync(self, inner: SyncStep) -> SyncStep: ...
+
+
+async def _terminal_async(ctx: CallContext, op: AsyncOp) -> Any:
+    return await op()
+
+
+def _terminal_sync(ctx: CallContext, op: SyncOp) -> Any:
+    return op()
+
+
+class Pipeline:
+    """An ordered tuple of policies, outermost first.
+
+    >>> pipeline = Pipeline(Timeout(10.0), Retry(on=TransportError))   # doctest: +SKIP
+    >>> await pipeline.run(fetch, "order-42")                          # doctest: +SKIP
+    >>> pipeline.run_sync(fetch_sync, "order-42")                      # doctest: +SKIP
+
+    or as a decorator of an async or a sync function (``@pipeline``). The same policies applied
+    to the same failures make the same decisions in both worlds.
+    """
+
+    __slots__ = ("_async", "_sync", "clock", "name", "policies", "sink")
+
+    def __init__(
+        self,
+        *policies: Policy,
+        clock: Clock = SYSTEM_CLOCK,
+        sink: EventSink = NULL_SINK,
+        name: str | None = None,
+    ) -> None:
+        for policy in policies:
+            if not (hasattr(policy, "wrap_async") and hasattr(policy, "wrap_sync")):
+                raise ConfigurationError(
+                    f"Pipeline: {policy!r} is not a policy (it needs wrap_async and wrap_sync)"
+                )
+        self.policies: tuple[Policy, ...] = policies
+        self.clock = clock
+        self.sink = sink
+        self.name = name
+        step_async: AsyncStep = _terminal_async
+        step_sync: SyncStep = _terminal_sync
+        for policy in reversed(policies):
+            step_async = policy.wrap_async(step_async)
+            step_sync = policy.wrap_sync(step_sync)
+        self._async = step_async
+        self._sync = step_sync
+
+    def _context(self, operation: str, deadline: float | None) -> CallContext:
+        parent = _CURRENT.get()
+        clock = self.clock
+        absolute = None if deadline is None else clock.now() + deadline
+        if parent is None:
+            return CallContext(operation, clock, self.sink, absolute)
+        # A pipeline inside another call inherits its deadline and its retry marker, so an inner
+        # Retry does not multiply the outer one and inner timeouts never outlive the outer call.
+        if parent.deadline is not None and (absolute is None or parent.deadline < absolute):
+            absolute = parent.deadline
+        return CallContext(operation, clock, self.sink, absolute, parent.in_retry)
+
+    async def execute(
+        self, operation: str, op: Callable[[], Awaitable[T]], *, deadline: float | None = None
+    ) -> T:
+        """Run ``op`` (a zero-argument async callable) through the policies.
+
+        ``operation`` names the call in events; ``deadline`` is seconds from now for the whole
+        call, across every attempt.
+        """
+        ctx = self._context(operation, deadline)
+        token = _CURRENT.set(ctx)
+        try:
+            return cast(T, await self._async(ctx, op))
+        finally:
+            _CURRENT.reset(token)
+
+    def execute_sync(
+        self, operation: str, op: Callable[[], T], *, deadline: float | None = None
+    ) -> T:
+        """The sync twin of :meth:`execute`."""
+        ctx = self._context(operation, deadline)
+        token = _CURRENT.set(ctx)
+        try:
+            return cast(T, self._sync(ctx, op))
+        finally:
+            _CURRENT.reset(token)
+
+    async def run(
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``await fn(*args, **kwargs)`` through the policies."""
+        op = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
+        return await self.execute(self.name or _name_of(fn), op)
+
+    def run_sync(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` through the policies."""
+        op = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
+        return self.execute_sync(self.name or _name_of(fn), op)
+
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, T]) -> Callable[P, T]: ...
+
+    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
+        """Decorate an async or a sync function so every call goes through the pipeline."""
+        name = self.name or _name_of(fn)
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                return await self.execute(name, functools.partial(fn, *args, **kwargs))
+
+            return async_wrapper
+
+        @functools.wraps(fn)
+        def sync_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            return self.execute_sync(name, functools.partial(fn, *args, **kwargs))
+
+        return sync_wrapper
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(p) for p in self.policies)
+        return f"Pipeline({inner})"
+
+
+def _name_of(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)

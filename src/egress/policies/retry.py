@@ -1,0 +1,438 @@
+"""Retry: try again, but only when it cannot hurt.
+
+* **What** is retried is always the caller's explicit choice (``on=``): exception types and/or
+  predicates. There is no silent default of "everything". ``CancelledError``,
+  ``KeyboardInterrupt``, ``SystemExit`` and ``GeneratorExit`` are never retried (they are not
+  ``Exception``\\ s, and are never even offered to ``on``).
+* **How** has safe defaults: exponential backoff with full jitter and a cap; a server's
+  ``retry_after`` hint (carried by the error) replaces the computed delay, and a hint longer than
+  ``max_retry_after`` ends the call at once, the error still carrying the hint.
+* **When to stop** combines: ``stop=attempts(4) | elapsed(20.0)``. The call's deadline is always
+  respected: no attempt starts after it, and a delay that would end after it fails at once with
+  :class:`~egress.errors.DeadlineExceededError` instead of sleeping.
+* A **budget** (:mod:`egress.policies.budget`) may refuse a retry; the original error is raised.
+* **Nested retries** do not multiply: a Retry running inside another Retry's attempt makes a
+  single attempt, unless built with ``allow_nested=True``.
+
+When it gives up, the last error itself is re-raised, with a note listing attempts and delays.
+"""
+
+from __future__ import annotations
+
+import math
+import random as _random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from egress._pipeline import AsyncOp, AsyncStep, CallContext, SyncOp, SyncStep
+from egress.errors import ConfigurationError, DeadlineExceededError
+from egress.events import (
+    BudgetExhausted,
+    DeadlineExceeded,
+    NestedRetrySuppressed,
+    RetryExhausted,
+    RetryGivenUp,
+    RetryScheduled,
+)
+from egress.policies.budget import BudgetState, RetryBudget, TokenRetryBudget
+
+__all__ = ["Backoff", "Jitter", "Retry", "Stop", "attempts", "elapsed"]
+
+DEFAULT_ATTEMPTS = 3
+DEFAULT_INITIAL = 0.1
+DEFAULT_MULTIPLIER = 2.0
+DEFAULT_CAP = 10.0
+DEFAULT_MAX_RETRY_AFTER = 60.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Stop conditions
+
+
+class Stop:
+    """A stop condition. Combine with ``|``: stop when any part says stop."""
+
+    __slots__ = ()
+
+    def should_stop(self, attempts_made: int, elapsed: float, next_delay: float) -> bool:
+        raise NotImplementedError
+
+    def __or__(self, other: Stop) -> Stop:
+        if not isinstance(other, Stop):
+            return NotImplemented
+        return _AnyStop((*_parts(self), *_parts(other)))
+
+
+def _parts(stop: Stop) -> tuple[Stop, ...]:
+    return stop.parts if isinstance(stop, _AnyStop) else (stop,)
+
+
+class attempts(Stop):
+    """Stop once ``n`` attempts have been made (``n`` counts the first one)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigurationError(f"attempts: n must be an integer >= 1, got {n!r}")
+        self.n = n
+
+    def should_stop(self, attempts_made: int, elapsed: float, next_delay: float) -> bool:
+        return attempts_made >= self.n
+
+    def __repr__(self) -> str:
+        return f"attempts({self.n})"
+
+
+class elapsed(Stop):
+    """Stop rather than start an attempt more than ``seconds`` after the first one started."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
+            raise ConfigurationError(f"elapsed: seconds must be positive, got {seconds!r}")
+        self.seconds = float(seconds)
+
+    def should_stop(self, attempts_made: int, elapsed: float, next_delay: float) -> bool:
+        return elapsed + next_delay > self.seconds
+
+    def __repr__(self) -> str:
+        return f"elapsed({self.seconds!r})"
+
+
+class _AnyStop(Stop):
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: tuple[Stop, ...]) -> None:
+        self.parts = parts
+
+    def should_stop(self, attempts_made: int, elapsed: float, next_delay: float) -> bool:
+        return any(p.should_stop(attempts_made, elapsed, next_delay) for p in self.parts)
+
+    def __repr__(self) -> str:
+        return " | ".join(repr(p) for p in self.parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Backoff
+
+
+class Jitter(Enum):
+    """How randomness spreads the retries of many clients (Brooker, AWS, 2015)."""
+
+    NONE = "none"
+    FULL = "full"  # uniform in [0, t]: least total work; the default
+    EQUAL = "equal"  # t/2 + uniform in [0, t/2]
+    DECORRELATED = "decorrelated"  # uniform in [initial, 3 × previous], capped
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backoff:
+    """Exponential backoff: ``t = min(cap, initial × multiplier^(n-1))`` for retry ``n``, jittered.
+
+    ==============  =======  ===========================================
+    setting         default  meaning
+    ==============  =======  ===========================================
+    ``initial``     0.1      seconds before the first retry (before jitter)
+    ``multiplier``  2.0      growth per retry
+    ``cap``         10.0     no delay is ever longer
+    ``jitter``      FULL     NONE, FULL, EQUAL or DECORRELATED
+    ==============  =======  ===========================================
+    """
+
+    initial: float = DEFAULT_INITIAL
+    multiplier: float = DEFAULT_MULTIPLIER
+    cap: float = DEFAULT_CAP
+    jitter: Jitter = Jitter.FULL
+
+    def __post_init__(self) -> None:
+        for name in ("initial", "multiplier", "cap"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ConfigurationError(f"Backoff: {name} must be a finite number >= 0, "
+                                         f"got {value!r}")
+        if self.multiplier < 1:
+            raise ConfigurationError(f"Backoff: multiplier must be >= 1, got {self.multiplier}")
+        if self.cap < self.initial:
+            raise ConfigurationError(f"Backoff: cap ({self.cap}) is below initial "
+                                     f"({self.initial})")
+        if not isinstance(self.jitter, Jitter):
+            raise ConfigurationError(f"Backoff: jitter must be a Jitter, got {self.jitter!r}")
+
+    def delay(self, retry: int, previous: float, rand: Callable[[], float]) -> float:
+        """The delay before retry number ``retry`` (1-based). Pure given ``rand``."""
+        if self.jitter is Jitter.DECORRELATED:
+            low = self.initial
+            high = max(low, previous * 3.0)
+            return min(self.cap, low + rand() * (high - low))
+        # Exponent clamped so a huge retry count cannot overflow a float.
+        base = min(self.cap, self.initial * self.multiplier ** min(retry - 1, 1000))
+        if self.jitter is Jitter.FULL:
+            return base * rand()
+        if self.jitter is Jitter.EQUAL:
+            return base / 2.0 + rand() * base / 2.0
+        return base
+
+
+# ---------------------------------------------------------------------------------------------
+# Classification
+
+Classifier = type[BaseException] | Callable[[BaseException], bool]
+
+
+def _build_classifier(
+    on: Classifier | Iterable[Classifier],
+) -> Callable[[BaseException], bool]:
+    items: tuple[Any, ...] = (
+        tuple(on) if isinstance(on, tuple | list | set | frozenset) else (on,)
+    )
+    if not items:
+        raise ConfigurationError("Retry: on= must name at least one exception type or predicate")
+    types: list[type[BaseException]] = []
+    predicates: list[Callable[[BaseException], bool]] = []
+    for item in items:
+        if isinstance(item, type) and issubclass(item, BaseException):
+            if not issubclass(item, Exception):
+                raise ConfigurationError(f"Retry: {item.__name__} can never be retried")
+            types.append(item)
+        elif callable(item):
+            predicates.append(item)
+        else:
+            raise ConfigurationError(f"Retry: on= takes exception types and predicates, "
+                                     f"got {item!r}")
+    type_tuple = tuple(types)
+    preds = tuple(predicates)
+
+    def retryable(exc: BaseException) -> bool:
+        if type_tuple and isinstance(exc, type_tuple):
+            return True
+        return any(p(exc) for p in preds)
+
+    return retryable
+
+
+# ---------------------------------------------------------------------------------------------
+# The policy
+
+
+class Retry:
+    """Retry failed attempts of an operation.
+
+    =====================  =================  =============================================
+    setting                default            meaning
+    =====================  =================  =============================================
+    ``on``                 (required)         exception types and/or predicates to retry
+    ``stop``               ``attempts(3)``    when to stop; combine with ``|``
+    ``backoff``            ``Backoff()``      0.1 s × 2^n, full jitter, capped at 10 s
+    ``max_retry_after``    60.0               a longer server hint fails the call at once
+    ``budget``             None               a RetryBudget or TokenRetryBudget
+    ``allow_nested``       False              inside another Retry: retry too (multiplies!)
+    ``random``             ``random.random``  source of jitter, returns [0, 1)
+    =====================  =================  =============================================
+    """
+
+    __slots__ = ("_budget_state", "_retryable", "allow_nested", "backoff", "budget",
+                 "max_retry_after", "on", "random", "stop")
+
+    def __init__(
+        self,
+        *,
+        on: Classifier | Iterable[Classifier],
+        stop: Stop | None = None,
+        backoff: Backoff | None = None,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+        budget: RetryBudget | TokenRetryBudget | None = None,
+        allow_nested: bool = False,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        self.on = on
+        self._retryable = _build_classifier(on)
+        self.stop = stop if stop is not None else attempts(DEFAULT_ATTEMPTS)
+        if not isinstance(self.stop, Stop):
+            raise ConfigurationError(f"Retry: stop must be a Stop, got {self.stop!r}")
+        self.backoff = backoff if backoff is not None else Backoff()
+        if not math.isfinite(max_retry_after) or max_retry_after < 0:
+            raise ConfigurationError(f"Retry: max_retry_after must be >= 0, "
+                                     f"got {max_retry_after!r}")
+        self.max_retry_after = float(max_retry_after)
+        self.budget = budget
+        self._budget_state: BudgetState | None = budget.state() if budget is not None else None
+        self.allow_nested = allow_nested
+        self.random = random
+
+    def __repr__(self) -> str:
+        return f"Retry(stop={self.stop!r}, backoff={self.backoff!r}, budget={self.budget!r})"
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is one this Retry may retry (before stop, deadline and budget)."""
+        return isinstance(exc, Exception) and self._retryable(exc)
+
+    # The drivers below only call and sleep; every decision is in _Attempts.
+
+    def wrap_async(self, inner: AsyncStep) -> AsyncStep:
+        async def retry_step(ctx: CallContext, op: AsyncOp) -> Any:
+            if ctx.in_retry and not self.allow_nested:
+                return await self._single_attempt_async(ctx, op, inner)
+            state = _Attempts(self, ctx)
+            ctx.in_retry = True
+            try:
+                while True:
+                    try:
+                        result = await inner(ctx, op)
+                    except Exception as exc:
+                        delay = state.after_failure(exc)
+                        if delay is None:
+                            raise
+                        await ctx.clock.sleep(delay)
+                        state.before_attempt()
+                    else:
+                        state.after_success()
+                        return result
+            finally:
+                ctx.in_retry = state.was_in_retry
+
+        return retry_step
+
+    def wrap_sync(self, inner: SyncStep) -> SyncStep:
+        def retry_step(ctx: CallContext, op: SyncOp) -> Any:
+            if ctx.in_retry and not self.allow_nested:
+                return self._single_attempt_sync(ctx, op, inner)
+            state = _Attempts(self, ctx)
+            ctx.in_retry = True
+            try:
+                while True:
+                    try:
+                        result = inner(ctx, op)
+                    except Exception as exc:
+                        delay = state.after_failure(exc)
+                        if delay is None:
+                            raise
+                        ctx.clock.sleep_sync(delay)
+                        state.before_attempt()
+                    else:
+                        state.after_success()
+                        return result
+            finally:
+                ctx.in_retry = state.was_in_retry
+
+        return retry_step
+
+    async def _single_attempt_async(self, ctx: CallContext, op: AsyncOp,
+                                    inner: AsyncStep) -> Any:
+        try:
+            return await inner(ctx, op)
+        except Exception as exc:
+            self._note_suppressed(ctx, exc)
+            raise
+
+    def _single_attempt_sync(self, ctx: CallContext, op: SyncOp, inner: SyncStep) -> Any:
+        try:
+            return inner(ctx, op)
+        except Exception as exc:
+            self._note_suppressed(ctx, exc)
+            raise
+
+    def _note_suppressed(self, ctx: CallContext, exc: Exception) -> None:
+        if self.is_retryable(exc):
+            ctx.sink.emit(NestedRetrySuppressed(operation=ctx.operation, at=ctx.clock.now()))
+
+
+class _Attempts:
+    """The pure decision state of one call under a Retry."""
+
+    __slots__ = ("budget", "ctx", "delays", "last_cost", "policy", "previous", "started",
+                 "was_in_retry")
+
+    def __init__(self, policy: Retry, ctx: CallContext) -> None:
+        self.policy = policy
+        self.ctx = ctx
+        self.was_in_retry = ctx.in_retry
+        self.started = ctx.clock.now()
+        self.delays: list[float] = []
+        self.previous = policy.backoff.initial
+        self.last_cost = 0.0
+        self.budget = policy._budget_state
+        if self.budget is not None:
+            self.budget.record_call(self.started)
+        ctx.attempt = 1
+        if ctx.deadline is not None and ctx.deadline <= self.started:
+            raise self._deadline(None, "no time left before the first attempt")
+
+    def before_attempt(self) -> None:
+        self.ctx.attempt += 1
+
+    def after_success(self) -> None:
+        if self.budget is not None:
+            self.budget.record_success(self.ctx.clock.now(), self.last_cost)
+
+    def after_failure(self, exc: Exception) -> float | None:
+        """The delay before the next attempt, or ``None`` to re-raise ``exc`` now.
+
+        May raise :class:`DeadlineExceededError` (from ``exc``) when the next attempt could not
+        start before the deadline.
+        """
+        policy = self.policy
+        if not policy._retryable(exc):
+            return None
+        ctx = self.ctx
+        now = ctx.clock.now()
+        made = ctx.attempt
+        spent = now - self.started
+        hint = getattr(exc, "retry_after", None)
+        if isinstance(hint, int | float) and math.isfinite(hint) and hint >= 0:
+            if hint > policy.max_retry_after:
+                ctx.sink.emit(RetryGivenUp(operation=ctx.operation, at=now, attempts=made,
+                                           reason="retry_after_too_long",
+                                           error=type(exc).__name__))
+                self._note(exc, f"server asked to wait {hint:.3f}s, more than max_retry_after "
+                                f"({policy.max_retry_after:.3f}s)")
+                return None
+            delay = float(hint)
+            hinted = True
+        else:
+            delay = policy.backoff.delay(made, self.previous, policy.random)
+            hinted = False
+        if policy.stop.should_stop(made, spent, delay):
+            ctx.sink.emit(RetryExhausted(operation=ctx.operation, at=now, attempts=made,
+                                         elapsed=spent, error=type(exc).__name__))
+            self._note(exc, f"stopped by {policy.stop!r}")
+            return None
+        if ctx.deadline is not None and now + delay >= ctx.deadline:
+            error = self._deadline(exc, f"the next attempt would start {delay:.3f}s from now, "
+                                        f"after the deadline")
+            if hinted:
+                error.retry_after = delay
+            raise error from exc
+        if self.budget is not None:
+            cost = self.budget.try_retry(now, isinstance(exc, TimeoutError))
+            if cost is None:
+                ctx.sink.emit(BudgetExhausted(operation=ctx.operation, at=now,
+                                              budget=getattr(policy.budget, "name", None) or "",
+                                              attempts=made, error=type(exc).__name__))
+                self._note(exc, "retry budget exhausted")
+                return None
+            self.last_cost = cost
+        ctx.sink.emit(RetryScheduled(operation=ctx.operation, at=now, attempt=made, delay=delay,
+                                     error=type(exc).__name__, hinted=hinted))
+        self.delays.append(delay)
+        self.previous = delay if delay > 0 else policy.backoff.initial
+        return delay
+
+    def _deadline(self, exc: Exception | None, why: str) -> DeadlineExceededError:
+        ctx = self.ctx
+        now = ctx.clock.now()
+        budget = (ctx.deadline or now) - self.started
+        ctx.sink.emit(DeadlineExceeded(operation=ctx.operation, at=now, budget=budget,
+                                       where="retry"))
+        error = DeadlineExceededError(f"{ctx.operation}: deadline exceeded: {why}")
+        if exc is not None:
+            self._note(error, f"last error: {type(exc).__name__}")
+        return error
+
+    def _note(self, exc: BaseException, why: str) -> None:
+        delays = ", ".join(f"{d:.3f}s" for d in self.delays) or "none"
+        exc.add_note(f"egress.Retry({self.ctx.operation}): {self.ctx.attempt} attempt(s) over "
+                     f"{self.ctx.clock.now() - self.started:.3f}s, delays [{delays}]; {why}")
