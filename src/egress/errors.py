@@ -147,6 +147,7 @@ class StatusError(UpstreamError):
         retry_after: float | None = None,
         body_excerpt: str = "",
         headers: tuple[tuple[str, str], ...] = (),
+        response: object | None = None,
     ) -> None:
         where = f" for {method} {url}" if method else ""
         rid = f" (request id {request_id})" if request_id else ""
@@ -159,6 +160,9 @@ class StatusError(UpstreamError):
         self.body_excerpt = body_excerpt
         #: Response headers with secrets removed, for classification hooks.
         self.headers = headers
+        #: The full response object (``egress.http.Response``) for adapters that parse error
+        #: bodies; never part of ``str()`` or ``repr()``.
+        self.response = response
 
     def header(self, name: str) -> str | None:
         """The first response header named ``name`` (case-insensitive), if any."""
