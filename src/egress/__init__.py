@@ -6,6 +6,7 @@ so that domain code speaks ``PaymentService``, not HTTP. See ``docs/`` and ``REA
 
 from egress._clock import Clock, SystemClock
 from egress._pipeline import CallContext, Pipeline, Policy, current_context, time_remaining
+from egress._secret import Secret
 from egress.errors import (
     AttemptTimeoutError,
     BulkheadFullError,
@@ -58,6 +59,7 @@ __all__ = [
     "Retry",
     "RetryBudget",
     "RetryBudgetExhaustedError",
+    "Secret",
     "StatusError",
     "Stop",
     "SystemClock",
