@@ -49,5 +49,5 @@ class Secret:
 
     __hash__ = None  # type: ignore[assignment]
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("Secret values cannot be pickled")
