@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from egress._clock import SYSTEM_CLOCK, Clock
-from egress.errors import ConfigurationError
+from egress.errors import ConfigurationError, DeadlineExceededError
 from egress.events import NULL_SINK, EventSink
 
 __all__ = [
@@ -156,6 +156,10 @@ class Pipeline:
         # Retry does not multiply the outer one and inner timeouts never outlive the outer call.
         if parent.deadline is not None and (absolute is None or parent.deadline < absolute):
             absolute = parent.deadline
+        if absolute is not None and absolute <= clock.now():
+            raise DeadlineExceededError(
+                f"{operation}: deadline exceeded (no time left to start this call)"
+            )
         return CallContext(operation, clock, self.sink, absolute, parent.in_retry)
 
     async def execute(
