@@ -270,29 +270,58 @@ class Retry:
         """Whether ``exc`` is one this Retry may retry (before stop, deadline and budget)."""
         return isinstance(exc, Exception) and self._retryable(exc)
 
-    # The drivers below only call and sleep; every decision is in _Attempts.
+    # The drivers below only call and sleep; every decision is in _begin and _Attempts. The
+    # first attempt runs before any per-call state is allocated: the success path stays cheap.
+
+    def _begin(self, ctx: CallContext) -> tuple[float, bool]:
+        now = ctx.clock.now()
+        if ctx.deadline is not None and ctx.deadline <= now:
+            error = DeadlineExceededError(
+                f"{ctx.operation}: deadline exceeded: no time left before the first attempt")
+            ctx.sink.emit(DeadlineExceeded(operation=ctx.operation, at=now, budget=0.0,
+                                           where="retry"))
+            raise error
+        if self._budget_state is not None:
+            self._budget_state.record_call(now)
+        was_in_retry = ctx.in_retry
+        ctx.in_retry = True
+        ctx.attempt = 1
+        return now, was_in_retry
+
+    def _succeeded(self, ctx: CallContext) -> None:
+        if self._budget_state is not None:
+            self._budget_state.record_success(ctx.clock.now(), 0.0)
 
     def wrap_async(self, inner: AsyncStep) -> AsyncStep:
         async def retry_step(ctx: CallContext, op: AsyncOp) -> Any:
             if ctx.in_retry and not self.allow_nested:
                 return await self._single_attempt_async(ctx, op, inner)
-            state = _Attempts(self, ctx)
-            ctx.in_retry = True
+            started, was_in_retry = self._begin(ctx)
             try:
+                try:
+                    result = await inner(ctx, op)
+                except Exception as exc:
+                    state = _Attempts(self, ctx, started)
+                    delay = state.after_failure(exc)
+                    if delay is None:
+                        raise
+                else:
+                    self._succeeded(ctx)
+                    return result
                 while True:
+                    await ctx.clock.sleep(delay)
+                    ctx.attempt += 1
                     try:
                         result = await inner(ctx, op)
                     except Exception as exc:
                         delay = state.after_failure(exc)
                         if delay is None:
                             raise
-                        await ctx.clock.sleep(delay)
-                        state.before_attempt()
                     else:
                         state.after_success()
                         return result
             finally:
-                ctx.in_retry = state.was_in_retry
+                ctx.in_retry = was_in_retry
 
         return retry_step
 
@@ -300,23 +329,32 @@ class Retry:
         def retry_step(ctx: CallContext, op: SyncOp) -> Any:
             if ctx.in_retry and not self.allow_nested:
                 return self._single_attempt_sync(ctx, op, inner)
-            state = _Attempts(self, ctx)
-            ctx.in_retry = True
+            started, was_in_retry = self._begin(ctx)
             try:
+                try:
+                    result = inner(ctx, op)
+                except Exception as exc:
+                    state = _Attempts(self, ctx, started)
+                    delay = state.after_failure(exc)
+                    if delay is None:
+                        raise
+                else:
+                    self._succeeded(ctx)
+                    return result
                 while True:
+                    ctx.clock.sleep_sync(delay)
+                    ctx.attempt += 1
                     try:
                         result = inner(ctx, op)
                     except Exception as exc:
                         delay = state.after_failure(exc)
                         if delay is None:
                             raise
-                        ctx.clock.sleep_sync(delay)
-                        state.before_attempt()
                     else:
                         state.after_success()
                         return result
             finally:
-                ctx.in_retry = state.was_in_retry
+                ctx.in_retry = was_in_retry
 
         return retry_step
 
@@ -341,28 +379,18 @@ class Retry:
 
 
 class _Attempts:
-    """The pure decision state of one call under a Retry."""
+    """The pure decision state of one call under a Retry, created at its first failure."""
 
-    __slots__ = ("budget", "ctx", "delays", "last_cost", "policy", "previous", "started",
-                 "was_in_retry")
+    __slots__ = ("budget", "ctx", "delays", "last_cost", "policy", "previous", "started")
 
-    def __init__(self, policy: Retry, ctx: CallContext) -> None:
+    def __init__(self, policy: Retry, ctx: CallContext, started: float) -> None:
         self.policy = policy
         self.ctx = ctx
-        self.was_in_retry = ctx.in_retry
-        self.started = ctx.clock.now()
+        self.started = started
         self.delays: list[float] = []
         self.previous = policy.backoff.initial
         self.last_cost = 0.0
         self.budget = policy._budget_state
-        if self.budget is not None:
-            self.budget.record_call(self.started)
-        ctx.attempt = 1
-        if ctx.deadline is not None and ctx.deadline <= self.started:
-            raise self._deadline(None, "no time left before the first attempt")
-
-    def before_attempt(self) -> None:
-        self.ctx.attempt += 1
 
     def after_success(self) -> None:
         if self.budget is not None:

@@ -9,21 +9,101 @@ restored, so an outer ``asyncio.timeout`` or a caller's cancel still works). Syn
 pre-empted in Python: there the Timeout narrows the deadline that I/O layers (the HTTP seam) turn
 into socket timeouts, and refuses to start work after it.
 
-The cost is one timer on the event loop (``asyncio.timeout`` also builds a context manager object
-and reschedules it; see ``bench/overhead.py``).
+The cost is kept low by sharing one event-loop timer between all the Timeouts of a loop (see
+``_Watchdog``; ``bench/overhead.py`` measures it against ``asyncio.timeout``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import heapq
 import math
+import weakref
 from typing import Any
 
+from egress._clock import Clock
 from egress._pipeline import AsyncOp, AsyncStep, CallContext, SyncOp, SyncStep
 from egress.errors import AttemptTimeoutError, ConfigurationError, DeadlineExceededError
 from egress.events import AttemptTimedOut, DeadlineExceeded
 
 __all__ = ["Timeout"]
+
+
+class _Watch:
+    __slots__ = ("active", "fired", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.active = True
+        self.fired = False
+
+
+class _Watchdog:
+    """One event-loop timer for every Timeout running on a loop, armed at the earliest deadline.
+
+    A timer per call (``loop.call_later`` + ``cancel``, what ``asyncio.timeout`` does) costs about
+    3 us, most of it in the loop's timer heap filling with cancelled handles. Here a call only
+    pushes a small record on our own heap and flags it done on exit; finished records are
+    dropped from the top as calls complete, so the heap stays as small as the calls in flight.
+    """
+
+    __slots__ = ("_armed_at", "_clock", "_heap", "_seq")
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._armed_at: float | None = None
+        self._seq = 0
+
+    def watch(self, when: float, task: asyncio.Task[Any]) -> _Watch:
+        heap = self._heap
+        while heap and not heap[0][2].active:
+            heapq.heappop(heap)
+        watch = _Watch(task)
+        self._seq += 1
+        heapq.heappush(heap, (when, self._seq, watch))
+        if self._armed_at is None or when < self._armed_at:
+            self._arm(when)
+        return watch
+
+    def _arm(self, when: float) -> None:
+        self._armed_at = when
+        self._clock.call_later(when - self._clock.now(), functools.partial(self._fire, when))
+
+    def _fire(self, when: float) -> None:
+        if self._armed_at != when:
+            return  # superseded by an earlier timer, which re-armed for what remains
+        self._armed_at = None
+        now = self._clock.now()
+        heap = self._heap
+        while heap and (heap[0][0] <= now or not heap[0][2].active):
+            _, _, watch = heapq.heappop(heap)
+            if watch.active:
+                watch.fired = True
+                watch.task.cancel()
+        if heap:
+            self._arm(heap[0][0])
+
+
+_LAST: tuple[object, object, _Watchdog] | None = None
+_WATCHDOGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Watchdog]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _watchdog(clock: Clock) -> _Watchdog:
+    global _LAST
+    loop = asyncio.get_running_loop()
+    last = _LAST
+    if last is not None and last[0] is loop and last[1] is clock:
+        return last[2]
+    per_loop = _WATCHDOGS.setdefault(loop, {})
+    dog = per_loop.get(id(clock))
+    if dog is None or dog._clock is not clock:
+        dog = per_loop[id(clock)] = _Watchdog(clock)
+    _LAST = (loop, clock, dog)
+    return dog
 
 
 def _deadline_error(ctx: CallContext, budget: float, where: str) -> DeadlineExceededError:
@@ -75,21 +155,14 @@ class Timeout:
             now, limit, overall = self._limit(ctx)
             task = asyncio.current_task()
             assert task is not None, "egress.Timeout needs a running task"
-            fired = False
-
-            def expire() -> None:
-                nonlocal fired
-                fired = True
-                task.cancel()
-
-            handle = ctx.clock.call_later(limit - now, expire)
+            watch = _watchdog(ctx.clock).watch(limit, task)
             outer = ctx.deadline
             ctx.deadline = limit
             try:
                 return await inner(ctx, op)
             except asyncio.CancelledError:
-                # Ours only if our timer fired and no one else also asked to cancel this task.
-                if not fired or task.uncancel() > 0:
+                # Ours only if our watch fired and no one else also asked to cancel this task.
+                if not watch.fired or task.uncancel() > 0:
                     raise
                 if overall:
                     raise _deadline_error(ctx, limit - now, "cancelled in flight") from None
@@ -100,7 +173,7 @@ class Timeout:
                     f"{ctx.operation}: attempt {ctx.attempt} timed out after {seconds:.3f}s"
                 ) from None
             finally:
-                handle.cancel()
+                watch.active = False
                 ctx.deadline = outer
 
         return timeout_step
