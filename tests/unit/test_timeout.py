@@ -140,3 +140,32 @@ def test_sync_narrows_the_deadline(clock: FakeClock) -> None:
 def test_invalid_seconds(bad: object) -> None:
     with pytest.raises(ConfigurationError, match="Timeout"):
         Timeout(bad)  # type: ignore[arg-type]
+
+
+async def test_many_concurrent_timeouts_each_fire_at_their_own_limit(clock: FakeClock) -> None:
+    """The shared watchdog must cancel exactly the calls whose own limit passed, at that time."""
+    outcomes: dict[int, tuple[str, float]] = {}
+    start = clock.now()
+
+    async def one(i: int) -> None:
+        limit = 1.0 + (i * 7 % 11)  # limits 1..11 s, in scrambled order
+        duration = 1.0 + (i * 5 % 13)  # durations 1..13 s
+        pipeline = Pipeline(Timeout(limit), clock=clock)
+
+        async def work() -> None:
+            await clock.sleep(duration)
+
+        try:
+            await pipeline.run(work)
+        except DeadlineExceededError:
+            outcomes[i] = ("timeout", clock.now() - start)
+            assert duration >= limit
+            assert clock.now() - start == pytest.approx(limit)
+        else:
+            outcomes[i] = ("done", clock.now() - start)
+            assert duration < limit
+
+    await asyncio.gather(*(one(i) for i in range(60)))
+    kinds = {kind for kind, _ in outcomes.values()}
+    assert kinds == {"timeout", "done"}
+    assert len(outcomes) == 60
