@@ -12,15 +12,20 @@ __all__ = ["main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="egress", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="push payments through a flaky provider and check invariants")
+    demo = sub.add_parser("demo", help="push calls through a flaky upstream and report")
+    demo.add_argument("--calls", type=int, default=1000, help="logical calls to make")
+    demo.add_argument("--failure-rate", type=float, default=0.3,
+                      help="share of attempts that fail (0..1)")
+    demo.add_argument("--seed", type=int, default=7)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
-        print("egress demo: (being built)")
-        return 0
+        from egress._policy_demo import run_policy_demo
+
+        return run_policy_demo(calls=args.calls, failure_rate=args.failure_rate, seed=args.seed)
     return 2
 
 
