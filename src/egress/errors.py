@@ -108,6 +108,12 @@ class DeadlineExceededError(EgressError, TimeoutError):
 class UpstreamError(EgressError):
     """The remote side failed. ``__cause__`` keeps the vendor's own exception when there is one."""
 
+    #: Set by the HTTP seam: whether the request may be sent again without risking a second side
+    #: effect (a safe or idempotent method, or a request carrying an idempotency key).
+    replay_safe: bool | None = None
+    #: Set by the HTTP seam: the ``egress.http.RequestInfo`` of the failed call (no secrets).
+    request_info: object | None = None
+
 
 class TransportError(UpstreamError):
     """The exchange broke below HTTP: refused, reset, timed out, TLS failure.
@@ -174,9 +180,17 @@ class StatusError(UpstreamError):
 
 
 class ResponseError(UpstreamError):
-    """The answer arrived but cannot be used: truncated, malformed, or larger than allowed."""
+    """The answer arrived but cannot be used: truncated, malformed, or larger than allowed.
+
+    ``reason`` is ``"truncated"`` (the answer stopped early: transient), ``"oversized"``,
+    ``"malformed"``, ``"encoding"`` (bad or refused content coding) or ``"redirect"``.
+    """
 
     sent = True
+
+    def __init__(self, message: str, *, reason: str = "malformed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class UnsafeRequestError(EgressError, ValueError):
