@@ -21,6 +21,7 @@ __all__ = [
     "CallbackSink",
     "CircuitRejected",
     "CircuitStateChanged",
+    "CircuitThresholdExceeded",
     "DeadlineExceeded",
     "Event",
     "EventSink",
@@ -132,6 +133,19 @@ class CircuitRejected(Event):
     kind: ClassVar[str] = "circuit.rejected"
     breaker: str
     retry_after: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CircuitThresholdExceeded(Event):
+    """A METRICS_ONLY breaker's rates reached a threshold: a live breaker would have opened.
+
+    Emitted once each time the rates cross from below to above (shadow-mode rollouts).
+    """
+
+    kind: ClassVar[str] = "circuit.threshold_exceeded"
+    breaker: str
+    failure_rate: float | None
+    slow_call_rate: float | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
