@@ -23,7 +23,12 @@ is a policy's decision, never the exception's::
         ├── AuthenticationFailed    the credentials were refused
         ├── ProviderUnavailable     the provider could not be reached or kept failing
         ├── IdempotencyMismatch     a key was reused with different parameters
-        └── OutcomeUnknown          .idempotency_key, .reference: reconcile, do not guess
+        ├── OutcomeUnknown          .idempotency_key, .reference: reconcile, do not guess
+        └── WebhookError            a provider notification was refused; nothing in it is trusted
+            ├── WebhookSignatureMissing    no signature header, or no signature of the scheme
+            ├── WebhookSignatureMalformed  the signature header cannot be parsed
+            ├── WebhookTimestampStale      signed too long ago (a possible replay)
+            └── WebhookSignatureMismatch   no signature matches the payload and the secret(s)
 
 Messages never contain secrets: values that could carry one (header values, bodies, keys) are
 either left out or reduced to a short, redacted excerpt by the code that raises.
@@ -53,6 +58,11 @@ __all__ = [
     "TransportError",
     "UnsafeRequestError",
     "UpstreamError",
+    "WebhookError",
+    "WebhookSignatureMalformed",
+    "WebhookSignatureMismatch",
+    "WebhookSignatureMissing",
+    "WebhookTimestampStale",
 ]
 
 
@@ -258,3 +268,30 @@ class OutcomeUnknown(PaymentError):
         self.idempotency_key = idempotency_key
         self.reference = reference
         self.operation = operation
+
+
+class WebhookError(PaymentError, ValueError):
+    """A provider notification failed verification. Answer it with HTTP 400; trust nothing in it.
+
+    Messages never include the payload, the header's signatures or the secret.
+    """
+
+
+class WebhookSignatureMissing(WebhookError):
+    """The signature header is absent, or holds no signature of the expected scheme."""
+
+
+class WebhookSignatureMalformed(WebhookError):
+    """The signature header cannot be parsed (no timestamp, a bad timestamp, garbage)."""
+
+
+class WebhookTimestampStale(WebhookError):
+    """The signature is valid but older than the tolerance: possibly a replayed notification."""
+
+    def __init__(self, message: str, *, age: float) -> None:
+        super().__init__(message)
+        self.age = age
+
+
+class WebhookSignatureMismatch(WebhookError):
+    """No signature in the header matches the payload under the secret(s)."""
