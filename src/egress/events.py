@@ -26,14 +26,17 @@ __all__ = [
     "Event",
     "EventSink",
     "FanOutSink",
+    "InsecureTransport",
     "NULL_SINK",
     "NestedRetrySuppressed",
     "NullSink",
     "RateLimitPaused",
     "RateLimitRejected",
+    "RedirectFollowed",
     "RetryExhausted",
     "RetryGivenUp",
     "RetryScheduled",
+    "TokenRefreshed",
 ]
 
 
@@ -173,6 +176,33 @@ class RateLimitPaused(Event):
     kind: ClassVar[str] = "ratelimit.paused"
     limiter: str
     until: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InsecureTransport(Event):
+    """An HTTP client was built with certificate verification off (``verify=False``, acknowledged).
+
+    ``operation`` is the client's base URL origin.
+    """
+
+    kind: ClassVar[str] = "http.insecure_transport"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedirectFollowed(Event):
+    """An HTTP client followed a redirect; ``cross_origin`` means credentials were stripped."""
+
+    kind: ClassVar[str] = "http.redirect_followed"
+    status: int
+    cross_origin: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenRefreshed(Event):
+    """An HTTP client fetched a new OAuth2 token; ``after_401`` when the server refused the old."""
+
+    kind: ClassVar[str] = "http.token_refreshed"
+    after_401: bool
 
 
 @runtime_checkable
