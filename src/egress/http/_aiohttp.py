@@ -1,0 +1,162 @@
+"""The aiohttp backend (async): one ``ClientSession`` and connection pool for the client's life.
+
+aiohttp keeps its speed under concurrency (see ``bench/http.py``), which is why it is the default.
+Its ``ClientTimeout.total`` covers the whole exchange, body included, so a dripping server is
+stopped at the attempt's limit. aiohttp has no write timeout: ``total`` bounds a stalled upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from egress.errors import (
+    AttemptTimeoutError,
+    EgressError,
+    ResponseError,
+    TransportError,
+    UnsafeRequestError,
+)
+from egress.http._body import BodyReader
+from egress.http._headers import Headers
+from egress.http._wire import WireOptions, WireRequest, WireResponse
+
+__all__ = ["AiohttpWire"]
+
+_URL_CACHE_LIMIT = 1024
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+def _where(request: WireRequest) -> str:
+    return f"{request.method} {request.url.split('?', 1)[0]}"
+
+
+def _map_error(exc: BaseException, request: WireRequest, reading: bool) -> EgressError:
+    """Every aiohttp failure, translated once. ``reading``: the headers had arrived."""
+    where = _where(request)
+    name = type(exc).__name__
+    if isinstance(exc, EgressError):
+        return exc
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return TransportError(f"{where}: could not connect ({name})", sent=False)
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return AttemptTimeoutError(f"{where}: connect timed out", sent=False)
+    if isinstance(exc, TimeoutError):  # sock_read timeout or the total limit
+        return AttemptTimeoutError(f"{where}: timed out ({name})", sent=True)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return ResponseError(f"{where}: response body incomplete ({name})", reason="truncated")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # Its request_info holds our request headers (credentials): never chain it.
+        return ResponseError(f"{where}: malformed response ({name})", reason="malformed")
+    if isinstance(exc, aiohttp.InvalidURL | ValueError):
+        return UnsafeRequestError(f"{where}: request refused by the HTTP library ({name})")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        if reading:
+            return ResponseError(f"{where}: connection lost while reading the body ({name})",
+                                 reason="truncated")
+        return TransportError(f"{where}: connection failed after sending ({name})", sent=True)
+    return TransportError(f"{where}: unexpected {name}", sent=True)
+
+
+class AiohttpWire:
+    """The aiohttp backend. Build inside or outside a loop; the session opens on first use."""
+
+    name = "aiohttp"
+
+    def __init__(self, options: WireOptions) -> None:
+        self._options = options
+        self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
+        self._cap = options.max_response_bytes
+        self._now = options.clock.now
+        self._ssl: Any = options.ssl_context
+
+    def _open(self) -> aiohttp.ClientSession:
+        options = self._options
+        connector = aiohttp.TCPConnector(
+            limit=options.max_connections,
+            limit_per_host=0,
+            keepalive_timeout=options.keepalive_expiry,
+            ssl=self._ssl,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=options.trust_env,
+            auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(total=None),
+            raise_for_status=False,
+            requote_redirect_url=False,
+            skip_auto_headers=("Accept-Encoding",),
+        )
+        return self._session
+
+    def _url(self, url: str) -> URL:
+        cached = self._urls.get(url)
+        if cached is None:
+            cached = URL(url, encoded=True)
+            if len(self._urls) < _URL_CACHE_LIMIT:
+                self._urls[url] = cached
+        return cached
+
+    async def send(self, request: WireRequest) -> WireResponse:
+        session = self._session or self._open()
+        connect, read, _write, pool, total = request.limits.at(self._now())
+        timeout = aiohttp.ClientTimeout(total=total, connect=min(pool + connect, total),
+                                        sock_connect=connect, sock_read=read)
+        try:
+            response = await session.request(
+                request.method, self._url(request.url), headers=request.headers,
+                data=request.body, timeout=timeout, allow_redirects=False,
+                auto_decompress=False,
+            )
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                raise
+            error = _map_error(exc, request, reading=False)
+            if isinstance(exc, aiohttp.ClientResponseError):
+                raise error from None
+            raise error from exc
+        try:
+            status = response.status
+            raw = response.headers
+            length = response.content_length
+            reader = BodyReader(self._cap, raw.get("Content-Encoding"), length)
+            if request.method == "HEAD" or status in _NO_BODY_STATUSES:
+                content = b""
+            elif length is not None and reader.plain:
+                content = await response.read()
+                reader.feed(content)
+            else:
+                stream = response.content
+                while True:
+                    chunk = await stream.readany()
+                    if not chunk:
+                        break
+                    reader.feed(chunk)
+                content = reader.finish()
+            headers = Headers.from_raw(response.raw_headers)
+        except asyncio.CancelledError:
+            response.close()
+            raise
+        except Exception as exc:
+            response.close()  # never return a half-read connection to the pool
+            error = _map_error(exc, request, reading=True)
+            if error is exc or isinstance(exc, aiohttp.ClientResponseError):
+                raise error from None
+            raise error from exc
+        response.release()
+        return WireResponse(status, headers, content)
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def __repr__(self) -> str:
+        return f"AiohttpWire(open={self._session is not None})"

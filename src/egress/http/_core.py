@@ -1,0 +1,366 @@
+"""The part of ApiClient and SyncApiClient that decides: settings, request preparation, the
+exchange of one attempt (auth, signing, redirects, a 401 refresh), status handling and error facts.
+
+It does no I/O. One attempt is a generator that *yields* what it needs (a :class:`WireRequest` to
+send, or :class:`NeedAuth` for fresh auth headers) and *returns* the :class:`Response`; the async
+and sync clients only pump it, which is how both worlds make the same decisions.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import ssl
+from collections.abc import Generator, Mapping
+from typing import Any
+
+from egress._clock import Clock
+from egress._pipeline import CallContext, Pipeline
+from egress.errors import (
+    AttemptTimeoutError,
+    ConfigurationError,
+    DeadlineExceededError,
+    EgressError,
+    ResponseError,
+    StatusError,
+    UnsafeRequestError,
+    UpstreamError,
+)
+from egress.events import DeadlineExceeded, EventSink, InsecureTransport, RedirectFollowed
+from egress.http._auth import Auth, SignableRequest
+from egress.http._body import _UNSET, encode_body
+from egress.http._headers import (
+    SENSITIVE_REQUEST_HEADERS,
+    Headers,
+    check_header,
+    sanitize_response_headers,
+)
+from egress.http._hints import server_hint
+from egress.http._redact import excerpt
+from egress.http._redirect import REDIRECT_STATUSES, next_hop
+from egress.http._response import Response
+from egress.http._safety import RequestInfo, RetryHook, safety_of
+from egress.http._timeouts import AttemptLimits, Timeouts
+from egress.http._url import BaseURL, Params
+from egress.http._wire import WireOptions, WireRequest, WireResponse
+
+__all__ = ["ClientCore", "NeedAuth", "PreparedCall"]
+
+DEFAULT_DEADLINE = 60.0
+DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_CONNECTIONS = 100
+DEFAULT_KEEPALIVE_EXPIRY = 30.0
+DEFAULT_MAX_REDIRECTS = 5
+DEFAULT_IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY = 255
+_KEYED_METHODS = frozenset({"POST", "PATCH"})
+_LOG = logging.getLogger("egress.http")
+
+
+def _new_key() -> str:
+    raw = os.urandom(16).hex()
+    return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+
+
+class NeedAuth:
+    """Yielded by an attempt: fresh auth headers, ``stale`` being a token the server refused."""
+
+    __slots__ = ("stale",)
+
+    def __init__(self, stale: str | None) -> None:
+        self.stale = stale
+
+
+class PreparedCall:
+    """One logical call, prepared once: every attempt sends these exact bytes."""
+
+    __slots__ = ("body", "headers", "info", "method", "url")
+
+    def __init__(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
+                 info: RequestInfo) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.info = info
+
+    def __repr__(self) -> str:
+        return f"PreparedCall({self.info.operation!r})"
+
+
+def _ssl_context(verify: bool | str | ssl.SSLContext, allow_insecure: bool) -> ssl.SSLContext:
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if verify is True:
+        return ssl.create_default_context()
+    if isinstance(verify, str):
+        try:
+            return ssl.create_default_context(cafile=verify)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(f"verify: cannot load the CA file ({type(exc).__name__})"
+                                     ) from None
+    if verify is False:
+        if not allow_insecure:
+            raise ConfigurationError(
+                "verify=False turns off certificate checks (anyone on the path can read and change "
+                "the traffic); pass allow_insecure=True as well to confirm"
+            )
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    raise ConfigurationError("verify must be True, False, a CA file path or an ssl.SSLContext")
+
+
+def _positive(name: str, value: object, *, integer: bool = False) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+            integer and not isinstance(value, int)):
+        raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{name} must be positive and finite, got {value!r}")
+    return value
+
+
+class ClientCore:
+    """Validated settings plus the pure request/response logic, shared by both clients."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: Auth | None,
+        headers: Mapping[str, str] | None,
+        retry_hook: RetryHook | None,
+        rate_limiter: Any,
+        timeouts: Timeouts,
+        deadline: float | None,
+        max_response_bytes: int,
+        follow_redirects: bool,
+        max_redirects: int,
+        verify: bool | str | ssl.SSLContext,
+        allow_insecure: bool,
+        trust_env: bool,
+        max_connections: int,
+        keepalive_expiry: float,
+        auto_idempotency_key: bool,
+        idempotency_header: str,
+        request_id_headers: tuple[str, ...],
+        user_agent: str | None,
+        clock: Clock,
+        sink: EventSink,
+    ) -> None:
+        self.base = BaseURL(base_url)
+        if auth is not None and not isinstance(auth, Auth):
+            raise ConfigurationError("auth must be an egress.http auth object (BearerAuth, ...)")
+        if not isinstance(timeouts, Timeouts):
+            raise ConfigurationError("timeouts must be an egress.http.Timeouts")
+        if retry_hook is not None and not callable(retry_hook):
+            raise ConfigurationError("retry_hook must be callable")
+        if rate_limiter is not None and not callable(getattr(rate_limiter, "cooldown", None)):
+            raise ConfigurationError("rate_limiter must be a RateLimiter (it needs cooldown())")
+        self.deadline = None if deadline is None else float(_positive("deadline", deadline))
+        self.max_response_bytes = int(_positive("max_response_bytes", max_response_bytes,
+                                                integer=True))
+        self.max_redirects = int(_positive("max_redirects", max_redirects, integer=True))
+        _positive("max_connections", max_connections, integer=True)
+        _positive("keepalive_expiry", keepalive_expiry)
+        check_header(idempotency_header, "", ConfigurationError)
+        self.auth = auth
+        self.retry_hook = retry_hook
+        self.rate_limiter = rate_limiter
+        self.timeouts = timeouts
+        self.follow_redirects = bool(follow_redirects)
+        self.auto_idempotency_key = bool(auto_idempotency_key)
+        self.idempotency_header = idempotency_header
+        self._idem_lower = idempotency_header.lower()
+        self.request_id_headers = tuple(h.lower() for h in request_id_headers)
+        self.clock = clock
+        self.sink = sink
+        self.trust_env = bool(trust_env)
+
+        defaults: dict[str, str] = {"Accept-Encoding": "gzip, deflate"}
+        if user_agent:
+            defaults["User-Agent"] = user_agent
+        for name, value in (headers or {}).items():
+            check_header(name, value, ConfigurationError)
+            _put(defaults, name, value)
+        self.dynamic_auth = False
+        self.signs = False
+        sensitive = set(SENSITIVE_REQUEST_HEADERS) | {self._idem_lower}
+        if auth is not None:
+            for name, value in (auth.static_headers or {}).items():
+                _put(defaults, name, value)
+            self.dynamic_auth = auth.static_headers is None and (
+                type(auth).headers_async is not Auth.headers_async)
+            self.signs = auth.signs
+            sensitive |= auth.header_names
+        self.sensitive = frozenset(sensitive)
+        self.default_headers = defaults
+        self._default_lower = {k.lower() for k in defaults}
+        self.secrets: tuple[str, ...] = auth.secret_values() if auth is not None else ()
+
+        context = _ssl_context(verify, allow_insecure)
+        if verify is False:
+            self.sink.emit(InsecureTransport(operation=self.base.origin, at=clock.now()))
+            _LOG.warning("egress.http: certificate verification is OFF for %s "
+                         "(verify=False, allow_insecure=True)", self.base.origin)
+        self.wire_options = WireOptions(
+            clock=clock, ssl_context=context, trust_env=self.trust_env,
+            max_connections=max_connections, keepalive_expiry=float(keepalive_expiry),
+            max_response_bytes=self.max_response_bytes,
+        )
+        self.base_origin = (self.base.scheme, self.base.host, self.base.port)
+
+    # -- preparing a call (before any I/O) -------------------------------------------------
+
+    def prepare(self, method: str, path: str, *, params: Params | None, json: Any,
+                form: Params | None, content: bytes | None, headers: Mapping[str, str] | None,
+                path_params: Mapping[str, object] | None, idempotency_key: str | None,
+                operation: str | None) -> PreparedCall:
+        method = method.upper()
+        if not method.isalpha() or not method.isascii():
+            raise UnsafeRequestError("method must be an HTTP method name")
+        url = self.base.url(path, path_params, params)
+        if json is _UNSET and form is None and content is None:
+            body, content_type = None, None
+        else:
+            body, content_type = encode_body(json, form, content)
+        merged = self.default_headers
+        if headers or content_type is not None or method in _KEYED_METHODS:
+            merged = dict(merged)
+            if content_type is not None:
+                merged["Content-Type"] = content_type
+            if headers:
+                for name, value in headers.items():
+                    check_header(name, value)
+                    if name.lower() == self._idem_lower:
+                        if idempotency_key is None:
+                            idempotency_key = value
+                        continue
+                    _put(merged, name, value)
+        key = idempotency_key
+        if key is None and method in _KEYED_METHODS and self.auto_idempotency_key:
+            key = _new_key()
+        if key is not None:
+            if not isinstance(key, str) or not key or len(key) > MAX_IDEMPOTENCY_KEY:
+                raise UnsafeRequestError(f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} "
+                                         f"characters")
+            check_header(self.idempotency_header, key)
+            merged[self.idempotency_header] = key
+        info = RequestInfo(method, url.split("?", 1)[0], operation or f"{method} {path}",
+                           safety_of(method, key), key)
+        return PreparedCall(method, url, merged, body, info)
+
+    # -- one attempt --------------------------------------------------------------------------
+
+    def limits(self, ctx: CallContext | None) -> AttemptLimits:
+        return self.timeouts.limits(self.clock.now(), None if ctx is None else ctx.deadline)
+
+    def exchange(self, call: PreparedCall, limits: AttemptLimits,
+                 ) -> Generator[WireRequest | NeedAuth, Any, Response]:
+        """One attempt: yields what to send (or NeedAuth), receives the answers."""
+        method, url, headers, body = call.method, call.url, call.headers, call.body
+        auth = self.auth
+        same_origin = True
+        refreshed = False
+        stale: str | None = None
+        hops = 0
+        while True:
+            sent_headers = headers
+            token: str | None = None
+            if same_origin and auth is not None and (self.dynamic_auth or self.signs):
+                sent_headers = dict(headers)
+                if self.dynamic_auth:
+                    extra: Mapping[str, str] = yield NeedAuth(stale)
+                    for name, value in extra.items():
+                        check_header(name, value)
+                        _put(sent_headers, name, value)
+                    token = extra.get("Authorization")
+                if self.signs:
+                    signable = SignableRequest(method, url, sent_headers, body or b"")
+                    for name, value in auth.sign(signable).items():
+                        check_header(name, value)
+                        _put(sent_headers, name, value)
+            answer: WireResponse = yield WireRequest(method, url, sent_headers, body, limits)
+            status = answer.status
+            if 200 <= status < 300:
+                return Response(status, answer.headers, answer.content, method=method,
+                                url=call.info.url if hops == 0 else url.split("?", 1)[0],
+                                request_id_headers=self.request_id_headers)
+            if (status == 401 and not refreshed and same_origin and auth is not None
+                    and auth.refreshable and token is not None):
+                refreshed = True
+                stale = token.removeprefix("Bearer ")
+                continue
+            location = answer.headers.get("location") if status in REDIRECT_STATUSES else None
+            if self.follow_redirects and location:
+                hops += 1
+                if hops > self.max_redirects:
+                    raise ResponseError(f"{call.info.operation}: more than {self.max_redirects} "
+                                        f"redirects", reason="redirect")
+                method, url, headers, body, same = next_hop(
+                    method, url, headers=headers, body=body, status=status, location=location,
+                    base_origin=self.base_origin, sensitive=self.sensitive)
+                self.sink.emit(RedirectFollowed(operation=call.info.operation,
+                                                at=self.clock.now(), status=status,
+                                                cross_origin=not same))
+                same_origin = same_origin and same
+                continue
+            raise self.status_error(method, url, answer)
+
+    def status_error(self, method: str, url: str, answer: WireResponse) -> StatusError:
+        headers: Headers = answer.headers
+        plain_url = url.split("?", 1)[0]
+        response = Response(answer.status, headers, answer.content, method=method, url=plain_url,
+                            request_id_headers=self.request_id_headers)
+        return StatusError(
+            answer.status, method=method, url=plain_url, request_id=response.request_id,
+            retry_after=server_hint(answer.status, headers, self.clock.wall()),
+            body_excerpt=excerpt(answer.content, self.secret_values()),
+            headers=sanitize_response_headers(headers), response=response,
+        )
+
+    def secret_values(self) -> tuple[str, ...]:
+        return self.auth.secret_values() if self.auth is not None else ()
+
+    def failed(self, exc: EgressError, call: PreparedCall, limits: AttemptLimits,
+               ctx: CallContext | None) -> EgressError:
+        """Attach the facts to an attempt's error; a timeout at the deadline becomes one."""
+        if isinstance(exc, UpstreamError):
+            exc.request_info = call.info
+            exc.replay_safe = call.info.replay_safe
+            if (isinstance(exc, StatusError) and exc.status_code == 429
+                    and exc.retry_after is not None and self.rate_limiter is not None):
+                self.rate_limiter.cooldown(exc.retry_after)
+        if (isinstance(exc, AttemptTimeoutError) and limits.by_deadline
+                and self.clock.now() >= limits.end - 1e-3):
+            now = self.clock.now()
+            if ctx is not None:
+                ctx.sink.emit(DeadlineExceeded(operation=call.info.operation, at=now,
+                                               budget=limits.timeouts.total, where="wire"))
+            error = DeadlineExceededError(
+                f"{call.info.operation}: deadline exceeded during attempt "
+                f"{ctx.attempt if ctx is not None else 1} (sent={exc.sent})")
+            error.__cause__ = exc
+            return error
+        return exc
+
+    def pipeline(self, default: Pipeline | None) -> Pipeline:
+        if default is not None:
+            if not isinstance(default, Pipeline):
+                raise ConfigurationError("pipeline must be an egress.Pipeline")
+            return default
+        from egress.http._defaults import default_pipeline
+
+        return default_pipeline(self)
+
+
+def _put(headers: dict[str, str], name: str, value: str) -> None:
+    """Set ``name`` replacing any existing spelling of it (header names are case-insensitive)."""
+    if name not in headers:
+        lowered = name.lower()
+        for existing in [k for k in headers if k.lower() == lowered]:
+            del headers[existing]
+    headers[name] = value
+

@@ -1,0 +1,122 @@
+"""Headers: a case-insensitive view of response headers, and the checks on request headers.
+
+Request header names must be HTTP tokens and values must not contain CR, LF or NUL (header
+injection); both are checked before any I/O, with errors that name the header but never show the
+value. Response headers are kept as the raw pairs the backend read and turned into a
+case-insensitive mapping only when someone asks (most successful calls never do).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TypeVar, overload
+
+from egress.errors import UnsafeRequestError
+
+__all__ = ["Headers", "check_header", "SENSITIVE_REQUEST_HEADERS", "sanitize_response_headers"]
+
+T = TypeVar("T")
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
+
+#: Request headers that carry credentials or one-call identity: never sent across origins.
+SENSITIVE_REQUEST_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "idempotency-key", "x-api-key"}
+)
+
+# Response headers never copied into an exception (they can carry session secrets).
+_HIDDEN_RESPONSE_HEADERS = frozenset({"set-cookie", "set-cookie2", "authorization",
+                                      "proxy-authenticate", "www-authenticate"})
+
+
+def check_header(name: str, value: str, error: type[Exception] = UnsafeRequestError) -> None:
+    """Refuse a header whose name is not a token or whose value has CR, LF or NUL.
+
+    The error names the header, never the value (it may be a secret, or an attacker's payload).
+    """
+    if not isinstance(name, str) or not _TOKEN.match(name):
+        raise error(f"header name {name[:40]!r} is not a valid HTTP token"
+                    if isinstance(name, str) else "header names must be strings")
+    if not isinstance(value, str):
+        raise error(f"header {name!r}: the value must be a string")
+    if _BAD_VALUE.search(value):
+        raise error(f"header {name!r}: the value contains CR, LF or NUL; refused before sending")
+
+
+def sanitize_response_headers(headers: Headers) -> tuple[tuple[str, str], ...]:
+    """The response headers safe to keep on an exception (no cookies, no auth challenges)."""
+    hidden = _HIDDEN_RESPONSE_HEADERS
+    return tuple((k, v) for k, v in headers.items_all() if k.lower() not in hidden)
+
+
+class Headers(Mapping[str, str]):
+    """Response headers: a read-only, case-insensitive mapping.
+
+    ``headers["content-type"]`` gives the first value; :meth:`get_all` gives every value of a
+    repeated header. Built from the raw pairs the backend read (bytes are decoded as Latin-1, as
+    HTTP/1.1 specifies), lazily.
+    """
+
+    __slots__ = ("_index", "_pairs", "_raw")
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        self._raw: tuple[tuple[bytes, bytes], ...] | None = None
+        self._pairs: list[tuple[str, str]] | None = list(pairs)
+        self._index: dict[str, list[str]] | None = None
+
+    @classmethod
+    def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+        """From byte pairs, decoded only when first read."""
+        headers = cls.__new__(cls)
+        headers._raw = tuple(raw)
+        headers._pairs = None
+        headers._index = None
+        return headers
+
+    def items_all(self) -> list[tuple[str, str]]:
+        """Every (name, value) pair in the order received, names as sent."""
+        if self._pairs is None:
+            self._pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._raw or ()]
+        return self._pairs
+
+    def _lookup(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for key, value in self.items_all():
+                index.setdefault(key.lower(), []).append(value)
+            self._index = index
+        return index
+
+    def __getitem__(self, name: str) -> str:
+        return self._lookup()[name.lower()][0]
+
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+
+    @overload
+    def get(self, name: str, default: str, /) -> str: ...
+
+    @overload
+    def get(self, name: str, default: T, /) -> str | T: ...
+
+    def get(self, name: str, default: object = None, /) -> object:
+        values = self._lookup().get(name.lower())
+        return values[0] if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name`` (case-insensitive), in order; empty if absent."""
+        return list(self._lookup().get(name.lower(), ()))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._lookup()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._lookup())
+
+    def __len__(self) -> int:
+        return len(self._lookup())
+
+    def __repr__(self) -> str:
+        return f"Headers({len(self)} fields)"

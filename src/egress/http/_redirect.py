@@ -1,0 +1,54 @@
+"""Redirects, when the caller turned them on: where the next hop goes and what it may carry.
+
+* Only http/https targets; an https → http downgrade is refused.
+* 303, and 301/302 after a POST, become a GET without a body (and without body headers).
+* 307/308 keep the method and body; sending a body of an unsafe method to another origin is
+  refused (it would replay a side effect somewhere the caller never named).
+* A hop to another origin than the client's base carries no Authorization, API-key, Cookie,
+  Proxy-Authorization or Idempotency-Key header (CVE-2018-20060, CVE-2023-43804, CVE-2024-37891).
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin
+
+from egress.errors import UnsafeRequestError
+from egress.http._url import origin_of
+
+__all__ = ["REDIRECT_STATUSES", "next_hop"]
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding",
+                           "transfer-encoding"})
+_CONTROL = re.compile(r"[\x00-\x20\x7f\\]")
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+def next_hop(method: str, url: str, *, headers: dict[str, str], body: bytes | None,
+             status: int, location: str, base_origin: tuple[str, str, int],
+             sensitive: frozenset[str]) -> tuple[str, str, dict[str, str], bytes | None, bool]:
+    """(method, url, headers, body, same_origin_as_base) of the next hop, or refuse it."""
+    if _CONTROL.search(location.strip()):
+        raise UnsafeRequestError("redirect Location has control characters; refused")
+    target = urljoin(url, location.strip())
+    target = target.split("#", 1)[0]
+    scheme, host, port = origin_of(target)
+    if scheme not in ("http", "https") or not host:
+        raise UnsafeRequestError("redirect to a non-HTTP URL refused")
+    if origin_of(url)[0] == "https" and scheme == "http":
+        raise UnsafeRequestError("redirect from https to http refused (it would expose the "
+                                 "request in clear text)")
+    same = (scheme, host, port) == base_origin
+    new_headers = dict(headers)
+    if status == 303 or (status in (301, 302) and method == "POST"):
+        method = "GET" if method != "HEAD" else method
+        body = None
+        new_headers = {k: v for k, v in new_headers.items()
+                       if k.lower() not in _BODY_HEADERS and k.lower() != "idempotency-key"}
+    elif not same and body is not None and method not in _SAFE_METHODS:
+        raise UnsafeRequestError(f"redirect {status} would resend a {method} body to another "
+                                 f"origin; refused")
+    if not same:
+        new_headers = {k: v for k, v in new_headers.items() if k.lower() not in sensitive}
+    return method, target, new_headers, body, same

@@ -1,0 +1,77 @@
+"""The response object: status, headers, the whole body as bytes, and strict JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from egress.errors import ResponseError
+from egress.http._body import parse_json
+from egress.http._headers import Headers
+
+__all__ = ["Response", "REQUEST_ID_HEADERS"]
+
+#: Where a request id is looked for, in order.
+REQUEST_ID_HEADERS = ("request-id", "x-request-id", "x-amzn-requestid", "x-correlation-id")
+
+
+class Response:
+    """An answer read in full (the body was read inside the attempt, under its time limit).
+
+    ``headers`` is a case-insensitive mapping; ``content`` the decoded body; ``json()`` parses it
+    strictly (no NaN, no duplicate keys) and raises :class:`~egress.errors.ResponseError` on bad
+    input. ``url`` has no query string.
+    """
+
+    __slots__ = ("_request_id_names", "content", "headers", "method", "status_code", "url")
+
+    def __init__(self, status_code: int, headers: Headers, content: bytes, *, method: str = "",
+                 url: str = "", request_id_headers: tuple[str, ...] = REQUEST_ID_HEADERS) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self.method = method
+        self.url = url
+        self._request_id_names = request_id_headers
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's request id (``Request-Id``, ``X-Request-Id``, ...), if it sent one."""
+        headers = self.headers
+        for name in self._request_id_names:
+            value = headers.get(name)
+            if value:
+                return value[:200]
+        return None
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def text(self) -> str:
+        """The body decoded with the charset of ``Content-Type`` (UTF-8 by default)."""
+        charset = "utf-8"
+        ctype = self.headers.get("content-type") or ""
+        for param in ctype.split(";")[1:]:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "charset" and value.strip():
+                charset = value.strip().strip('"')
+        try:
+            return self.content.decode(charset, errors="replace")
+        except LookupError:
+            return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON. Raises :class:`ResponseError` if it is not strict, valid JSON."""
+        return parse_json(self.content)
+
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object (a ``dict``); anything else raises :class:`ResponseError`."""
+        value = self.json()
+        if not isinstance(value, dict):
+            raise ResponseError(f"expected a JSON object, got {type(value).__name__}",
+                                reason="malformed")
+        return value
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status_code} {self.method} {self.url}>"

@@ -1,0 +1,266 @@
+"""The stdlib backend (sync): ``http.client`` connections in a small thread-safe pool.
+
+The fastest sync wire measured (``bench/http.py``): it skips the layers urllib3 and httpx add,
+which the client already does its own way (URL safety, decoding, caps, errors). Every socket read
+gets ``min(read timeout, time left in the attempt)``, so the attempt's total limit holds even
+against a server that drips its headers or body one byte at a time. An idle pooled connection that
+the server has closed is detected before reuse (a zero-timeout readability check), which avoids
+most stale keep-alive failures. No proxy support: ``trust_env=True`` needs the httpx backend.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import select
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from egress.errors import (
+    AttemptTimeoutError,
+    ConfigurationError,
+    EgressError,
+    ResponseError,
+    TransportError,
+    UnsafeRequestError,
+)
+from egress.http._body import BodyReader
+from egress.http._headers import Headers
+from egress.http._wire import WireOptions, WireRequest, WireResponse
+
+__all__ = ["StdlibWire"]
+
+_CHUNK = 65536
+_NO_BODY_STATUSES = frozenset({204, 304})
+_URL_CACHE_LIMIT = 1024
+
+Target = tuple[str, str, int, str]  # scheme, host, port, request target
+
+
+class _Budget:
+    """The running attempt's time limits, read by every socket read on a connection."""
+
+    __slots__ = ("end", "now", "read")
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self.now = now
+        self.end = 0.0
+        self.read = 0.0
+
+    def timeout(self) -> float:
+        left = self.end - self.now()
+        if left <= 0:
+            raise TimeoutError("the attempt's total time limit passed")
+        return min(self.read, left)
+
+
+class _DeadlineRaw(io.RawIOBase):
+    """Raw socket reads, each with the timeout the attempt still allows."""
+
+    def __init__(self, sock: socket.socket, budget: _Budget) -> None:
+        super().__init__()
+        self._sock = sock
+        self._budget = budget
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self._sock.settimeout(self._budget.timeout())
+        return self._sock.recv_into(buffer)
+
+
+class _Response(http.client.HTTPResponse):
+    def __init__(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None,
+                 url: str | None = None, *, budget: _Budget) -> None:
+        super().__init__(sock, debuglevel, method, url)
+        self.fp.close()  # the plain makefile(); reads go through the deadline-aware reader
+        self.fp = io.BufferedReader(_DeadlineRaw(sock, budget), _CHUNK)
+
+
+class _Connection:
+    __slots__ = ("budget", "conn", "key")
+
+    def __init__(self, key: tuple[str, str, int], conn: http.client.HTTPConnection,
+                 budget: _Budget) -> None:
+        self.key = key
+        self.conn = conn
+        self.budget = budget
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """Whether an idle connection was closed by the server (readable = EOF or junk)."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def _where(request: WireRequest) -> str:
+    return f"{request.method} {request.url.split('?', 1)[0]}"
+
+
+def _map_error(exc: Exception, request: WireRequest, phase: str) -> EgressError:
+    """Every stdlib failure, translated once. ``phase``: connect, send or read."""
+    if isinstance(exc, EgressError):
+        return exc
+    where = _where(request)
+    name = type(exc).__name__
+    if phase == "connect":
+        if isinstance(exc, TimeoutError):
+            return AttemptTimeoutError(f"{where}: connect timed out", sent=False)
+        return TransportError(f"{where}: could not connect ({name})", sent=False)
+    if isinstance(exc, TimeoutError):
+        return AttemptTimeoutError(f"{where}: timed out ({name})", sent=True)
+    if isinstance(exc, http.client.InvalidURL | ValueError) and phase == "send":
+        return UnsafeRequestError(f"{where}: request refused by the HTTP library ({name})")
+    if phase == "read" and isinstance(exc, http.client.HTTPException | OSError):
+        return ResponseError(f"{where}: response body incomplete ({name})", reason="truncated")
+    if isinstance(exc, http.client.HTTPException) and not isinstance(
+            exc, http.client.RemoteDisconnected):
+        return ResponseError(f"{where}: malformed response ({name})", reason="malformed")
+    return TransportError(f"{where}: connection failed after connecting ({name})", sent=True)
+
+
+class StdlibWire:
+    """The ``http.client`` backend, thread-safe, at most ``max_connections`` sockets."""
+
+    name = "stdlib"
+
+    def __init__(self, options: WireOptions) -> None:
+        if options.trust_env:
+            raise ConfigurationError(
+                "trust_env=True (environment proxies) needs backend='httpx'; the stdlib backend "
+                "connects directly"
+            )
+        self._options = options
+        self._now = options.clock.now
+        self._cap = options.max_response_bytes
+        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(options.max_connections)
+        self._targets: dict[str, Target] = {}
+        self._closed = False
+
+    def _target(self, url: str) -> Target:
+        found = self._targets.get(url)
+        if found is None:
+            parts = urlsplit(url)
+            scheme = parts.scheme
+            port = parts.port or (443 if scheme == "https" else 80)
+            path = parts.path or "/"
+            target = f"{path}?{parts.query}" if parts.query else path
+            found = (scheme, parts.hostname or "", port, target)
+            if len(self._targets) < _URL_CACHE_LIMIT:
+                self._targets[url] = found
+        return found
+
+    def _checkout(self, key: tuple[str, str, int], connect: float) -> tuple[_Connection, bool]:
+        with self._lock:
+            idle = self._idle.get(key)
+            while idle:
+                entry = idle.pop()
+                if not _dropped(entry.conn):
+                    return entry, True
+                entry.conn.close()
+        scheme, host, port = key
+        conn: http.client.HTTPConnection
+        if scheme == "https":
+            conn = http.client.HTTPSConnection(host, port, timeout=connect,
+                                               context=self._options.ssl_context)
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=connect)
+        budget = _Budget(self._now)
+        conn.response_class = _bind_response(budget)  # type: ignore[assignment]
+        return _Connection(key, conn, budget), False
+
+    def _checkin(self, entry: _Connection) -> None:
+        with self._lock:
+            if self._closed:
+                entry.conn.close()
+                return
+            self._idle.setdefault(entry.key, []).append(entry)
+
+    def send(self, request: WireRequest) -> WireResponse:
+        scheme, host, port, target = self._target(request.url)
+        connect, read, write, pool, _total = request.limits.at(self._now())
+        if not self._slots.acquire(timeout=pool):
+            raise AttemptTimeoutError(f"{_where(request)}: no free connection within the pool "
+                                      f"timeout", sent=False)
+        entry: _Connection | None = None
+        keep = False
+        phase = "connect"
+        try:
+            entry, reused = self._checkout((scheme, host, port), connect)
+            conn = entry.conn
+            budget = entry.budget
+            budget.end = request.limits.end
+            budget.read = read
+            if not reused:
+                conn.connect()
+            phase = "send"
+            assert conn.sock is not None
+            conn.sock.settimeout(write)
+            conn.request(request.method, target, body=request.body, headers=request.headers)
+            response = conn.getresponse()
+            phase = "read"
+            status = response.status
+            message = response.msg
+            length = response.length if response.chunked is False else None
+            reader = BodyReader(self._cap, message.get("content-encoding"), length)
+            if request.method == "HEAD" or status in _NO_BODY_STATUSES:
+                content = b""
+                response.read()
+            elif reader.plain and length is not None:
+                content = response.read()
+                reader.feed(content)
+            else:
+                while True:
+                    chunk = response.read1(_CHUNK)
+                    if not chunk:
+                        break
+                    reader.feed(chunk)
+                content = reader.finish()
+            keep = not response.will_close
+            headers = Headers(message.items())
+        except Exception as exc:
+            error = _map_error(exc, request, phase)
+            if error is exc:
+                raise
+            raise error from exc
+        finally:
+            if entry is not None:
+                if keep:
+                    self._checkin(entry)
+                else:
+                    entry.conn.close()
+            self._slots.release()
+        return WireResponse(status, headers, content)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, {}
+        for entries in idle.values():
+            for entry in entries:
+                entry.conn.close()
+
+    def __repr__(self) -> str:
+        return "StdlibWire()"
+
+
+def _bind_response(budget: _Budget) -> Callable[..., http.client.HTTPResponse]:
+    def make(sock: socket.socket, debuglevel: int = 0, method: str | None = None,
+             url: str | None = None) -> http.client.HTTPResponse:
+        return _Response(sock, debuglevel, method, url, budget=budget)
+
+    return make
+
+

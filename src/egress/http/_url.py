@@ -1,0 +1,197 @@
+"""URL safety: every request stays under the client's base URL.
+
+* ``base_url`` is parsed once: scheme http/https, a host, no credentials, query or fragment.
+* A path that is an absolute or scheme-relative URL (``https://evil/x``, ``//evil/x``,
+  ``mailto:x``) or holds a backslash, control character, ``?`` or ``#`` is refused before any I/O.
+* ``{name}`` placeholders take ``path_params`` values, each encoded as exactly one segment (``/``,
+  ``?``, ``%`` and ``.`` included); empty, ``.`` and ``..`` values are refused.
+* Dot segments in the literal path are resolved and can never climb above the base path.
+* Paths are joined *under* the base path: with ``https://api/v1``, ``"/x"`` is ``/v1/x``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote, unquote, urlencode, urlsplit
+
+from egress._secret import Secret
+from egress.errors import ConfigurationError, UnsafeRequestError
+
+__all__ = ["BaseURL", "Params", "encode_pairs", "encode_query", "origin_of"]
+
+Scalar = str | int | float | bool | None
+Params = Mapping[str, Scalar | Sequence[Scalar]] | Iterable[tuple[str, Scalar]]
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+_FORBIDDEN = re.compile(r"[\x00-\x20\x7f\\?#]")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# pchar (RFC 3986) plus "%" so pre-encoded literals stay as written.
+_LITERAL_SAFE = "!$&'()*+,;=:@-._~%"
+_CACHE_LIMIT = 512
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an absolute URL, normalised (lower case, default ports)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port or _DEFAULT_PORTS.get(scheme, 0)
+    return scheme, host, port
+
+
+class BaseURL:
+    """A parsed, validated base URL that builds request URLs safely."""
+
+    __slots__ = ("_cache", "host", "origin", "path", "port", "scheme", "segments")
+
+    def __init__(self, url: str) -> None:
+        if not isinstance(url, str):
+            raise ConfigurationError("base_url must be a string")
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigurationError(f"base_url is not a valid URL: {exc}") from None
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS:
+            raise ConfigurationError("base_url must start with http:// or https://")
+        if not parts.hostname:
+            raise ConfigurationError("base_url has no host")
+        if parts.username is not None or parts.password is not None:
+            raise ConfigurationError("base_url must not carry credentials; use auth=")
+        if parts.query or parts.fragment:
+            raise ConfigurationError("base_url must not have a query or a fragment; use params=")
+        if _FORBIDDEN.search(parts.path.replace("?", "")):
+            raise ConfigurationError("base_url path has forbidden characters")
+        self.scheme = scheme
+        self.host = parts.hostname.lower()
+        self.port = port or _DEFAULT_PORTS[scheme]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = port is None or port == _DEFAULT_PORTS[scheme]
+        self.origin = f"{scheme}://{host}" if default else f"{scheme}://{host}:{self.port}"
+        self.segments: tuple[str, ...] = tuple(
+            quote(s, safe=_LITERAL_SAFE) for s in parts.path.split("/") if s and s != "."
+        )
+        if ".." in self.segments:
+            raise ConfigurationError("base_url path must not contain '..'")
+        self.path = "/" + "/".join(self.segments) if self.segments else ""
+        self._cache: dict[str, str] = {}
+
+    def url(self, path: str, path_params: Mapping[str, object] | None = None,
+            params: Params | None = None) -> str:
+        """The absolute URL for ``path`` under this base. Raises :class:`UnsafeRequestError`."""
+        if path_params is None:
+            url = self._cache.get(path)
+            if url is None:
+                url = self._build(path, None)
+                if len(self._cache) < _CACHE_LIMIT:
+                    self._cache[path] = url
+        else:
+            url = self._build(path, path_params)
+        if params:
+            query = encode_query(params)
+            if query:
+                return f"{url}?{query}"
+        return url
+
+    def _build(self, path: str, path_params: Mapping[str, object] | None) -> str:
+        if not isinstance(path, str):
+            raise UnsafeRequestError("path must be a string")
+        if _SCHEME.match(path) or path.startswith("//"):
+            raise UnsafeRequestError(
+                "path is an absolute or scheme-relative URL; only paths under base_url are allowed"
+            )
+        if _FORBIDDEN.search(path):
+            raise UnsafeRequestError(
+                "path contains a backslash, a control character, whitespace, '?' or '#'; "
+                "pass query parameters with params="
+            )
+        used: set[str] = set()
+        out = list(self.segments)
+        floor = len(out)
+        for raw in path.split("/"):
+            if not raw:
+                continue
+            if "{" in raw or "}" in raw:
+                out.append(_substitute(raw, path_params, used))
+                continue
+            decoded = unquote(raw)
+            if decoded == ".":
+                continue
+            if decoded == "..":
+                if len(out) <= floor:
+                    raise UnsafeRequestError("path climbs above the base path with '..'")
+                out.pop()
+                continue
+            out.append(quote(raw, safe=_LITERAL_SAFE))
+        if path_params:
+            extra = set(path_params) - used
+            if extra:
+                raise UnsafeRequestError(f"path_params not used by the path: {sorted(extra)}")
+        trailing = "/" if path.endswith("/") and out else ""
+        return f"{self.origin}/{'/'.join(out)}{trailing}"
+
+    def __repr__(self) -> str:
+        return f"BaseURL({self.origin}{self.path})"
+
+
+def _substitute(segment: str, path_params: Mapping[str, object] | None, used: set[str]) -> str:
+    pieces = _PLACEHOLDER.split(segment)  # literal, name, literal, name, ..., literal
+    if any("{" in p or "}" in p for p in pieces[::2]):
+        raise UnsafeRequestError("path has an unbalanced '{' or '}'")
+    out: list[str] = []
+    for index, piece in enumerate(pieces):
+        if index % 2 == 0:
+            if piece:
+                out.append(quote(piece, safe=_LITERAL_SAFE))
+            continue
+        if path_params is None or piece not in path_params:
+            raise UnsafeRequestError(f"path parameter {{{piece}}} has no value in path_params")
+        used.add(piece)
+        value = path_params[piece]
+        if isinstance(value, Secret):
+            raise UnsafeRequestError(f"path parameter {{{piece}}}: secrets never go into URLs")
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise UnsafeRequestError(f"path parameter {{{piece}}} must be a str or an int")
+        text = str(value)
+        if text in ("", ".", ".."):
+            raise UnsafeRequestError(f"path parameter {{{piece}}} is empty or a dot segment")
+        # One segment, whatever it holds: "/", "?", "%" and "." are all encoded.
+        out.append(quote(text, safe="").replace(".", "%2E"))
+    return "".join(out)
+
+
+def _scalar(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, Secret):
+        raise UnsafeRequestError(f"parameter {name!r}: secrets never go into URLs or forms")
+    raise UnsafeRequestError(f"parameter {name!r}: unsupported value type {type(value).__name__}")
+
+
+def encode_pairs(data: Params) -> list[tuple[str, str]]:
+    """Flatten a mapping (lists repeat the key) or a sequence of pairs; ``None`` values dropped."""
+    items: Iterable[tuple[str, Any]] = data.items() if isinstance(data, Mapping) else data
+    pairs: list[tuple[str, str]] = []
+    for key, value in items:
+        if not isinstance(key, str):
+            raise UnsafeRequestError("parameter names must be strings")
+        if value is None:
+            continue
+        if isinstance(value, list | tuple):
+            pairs.extend((key, _scalar(key, v)) for v in value if v is not None)
+        else:
+            pairs.append((key, _scalar(key, value)))
+    return pairs
+
+
+def encode_query(params: Params) -> str:
+    """``params`` as a query string (``%20`` for spaces, every reserved character encoded)."""
+    return urlencode(encode_pairs(params), quote_via=quote)
