@@ -61,6 +61,15 @@ def _map_error(exc: BaseException, request: WireRequest, reading: bool) -> Egres
     return TransportError(f"{where}: unexpected {name}", sent=True)
 
 
+def _timeout(connect: float, read: float, total: float) -> aiohttp.ClientTimeout:
+    """aiohttp timers cost time on every request: only those that can fire before ``total``.
+
+    The wait for a pooled connection is bounded by ``total`` (and by the client's bulkhead).
+    """
+    return aiohttp.ClientTimeout(total=total, sock_connect=min(connect, total),
+                                 sock_read=read if read < total else None)
+
+
 class AiohttpWire:
     """The aiohttp backend. Build inside or outside a loop; the session opens on first use."""
 
@@ -73,6 +82,8 @@ class AiohttpWire:
         self._cap = options.max_response_bytes
         self._now = options.clock.now
         self._ssl: Any = options.ssl_context
+        # One ClientTimeout per Timeouts object when the deadline does not cap it (the usual case).
+        self._timeouts: dict[int, aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         options = self._options
@@ -104,9 +115,16 @@ class AiohttpWire:
 
     async def send(self, request: WireRequest) -> WireResponse:
         session = self._session or self._open()
-        connect, read, _write, pool, total = request.limits.at(self._now())
-        timeout = aiohttp.ClientTimeout(total=total, connect=min(pool + connect, total),
-                                        sock_connect=connect, sock_read=read)
+        limits = request.limits
+        cached = None if limits.by_deadline else self._timeouts.get(id(limits.timeouts))
+        if cached is not None:
+            timeout = cached
+        elif limits.by_deadline:
+            connect, read, _write, _pool, total = limits.at(self._now())
+            timeout = _timeout(connect, read, total)
+        else:
+            t = limits.timeouts
+            timeout = self._timeouts[id(t)] = _timeout(t.connect, t.read, t.total)
         try:
             response = await session.request(
                 request.method, self._url(request.url), headers=request.headers,

@@ -34,6 +34,7 @@ from egress.http._wire import WireOptions, WireRequest, WireResponse
 __all__ = ["StdlibWire"]
 
 _CHUNK = 65536
+_SLACK = 0.005  # seconds a socket timeout may exceed what the attempt allows
 _NO_BODY_STATUSES = frozenset({204, 304})
 _URL_CACHE_LIMIT = 1024
 
@@ -41,20 +42,29 @@ Target = tuple[str, str, int, str]  # scheme, host, port, request target
 
 
 class _Budget:
-    """The running attempt's time limits, read by every socket read on a connection."""
+    """The running attempt's time limits, read by every socket read on a connection.
 
-    __slots__ = ("end", "now", "read")
+    Setting a socket timeout costs two system calls, so it is only changed when it is off by more
+    than :data:`_SLACK` from what the attempt allows now.
+    """
+
+    __slots__ = ("current", "end", "now", "read")
 
     def __init__(self, now: Callable[[], float]) -> None:
         self.now = now
         self.end = 0.0
         self.read = 0.0
+        self.current = -1.0
 
-    def timeout(self) -> float:
+    def apply(self, sock: socket.socket, limit: float) -> None:
+        """Give ``sock`` the timeout ``min(limit, time left)``."""
         left = self.end - self.now()
         if left <= 0:
             raise TimeoutError("the attempt's total time limit passed")
-        return min(self.read, left)
+        want = limit if limit < left else left
+        if abs(self.current - want) > _SLACK:
+            sock.settimeout(want)
+            self.current = want
 
 
 class _DeadlineRaw(io.RawIOBase):
@@ -69,7 +79,8 @@ class _DeadlineRaw(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        self._sock.settimeout(self._budget.timeout())
+        budget = self._budget
+        budget.apply(self._sock, budget.read)
         return self._sock.recv_into(buffer)
 
 
@@ -205,16 +216,18 @@ class StdlibWire:
             budget.read = read
             if not reused:
                 conn.connect()
+                budget.current = connect
             phase = "send"
             assert conn.sock is not None
-            conn.sock.settimeout(write)
+            budget.apply(conn.sock, write)
             conn.request(request.method, target, body=request.body, headers=request.headers)
             response = conn.getresponse()
             phase = "read"
             status = response.status
             message = response.msg
             length = response.length if response.chunked is False else None
-            reader = BodyReader(self._cap, message.get("content-encoding"), length)
+            headers = Headers(getattr(message, "_headers", None) or message.items())
+            reader = BodyReader(self._cap, headers.get("content-encoding"), length)
             if request.method == "HEAD" or status in _NO_BODY_STATUSES:
                 content = b""
                 response.read()
@@ -229,7 +242,6 @@ class StdlibWire:
                     reader.feed(chunk)
                 content = reader.finish()
             keep = not response.will_close
-            headers = Headers(message.items())
         except Exception as exc:
             error = _map_error(exc, request, phase)
             if error is exc:
