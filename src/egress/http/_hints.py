@@ -34,11 +34,11 @@ def parse_retry_after(value: str | None, wall: float) -> float | None:
     if value is None:
         return None
     text = value.strip()
-    if not text or len(text) > _MAX_FIELD:
-        return None
     if text.isascii() and text.isdigit():
         # Digit-count check first: int() of thousands of digits is refused by CPython anyway.
         return MAX_HINT if len(text) > 9 else min(float(int(text)), MAX_HINT)
+    if not text or len(text) > _MAX_FIELD:
+        return None
     if not any(c.isalpha() for c in text):
         return None  # "-1", "1.0", "+5", "²": not delay-seconds, not a date
     try:
@@ -88,7 +88,7 @@ def _number(text: str) -> float | None:
 
 
 def _fields(value: str) -> dict[str, float]:
-    """Numbers from a structured-field or ``key=value`` list; the first item that has them wins."""
+    """Numbers from a structured-field or ``key=value`` list; the first value of each key wins."""
     found: dict[str, float] = {}
     for item in value[: _MAX_FIELD * 4].split(","):
         for param in item.split(";"):
@@ -99,8 +99,6 @@ def _fields(value: str) -> dict[str, float]:
             number = _number(raw)
             if name is not None and number is not None and name not in found:
                 found[name] = number
-        if "remaining" in found or "reset" in found:
-            break
     return found
 
 
