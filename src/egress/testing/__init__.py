@@ -4,12 +4,14 @@ from typing import TYPE_CHECKING, Any
 
 from egress.testing._clock import FakeClock
 from egress.testing._sink import RecordingSink
+from egress.testing.payments import InMemoryPayments, PaymentFault
 
 if TYPE_CHECKING:
     from egress.testing.fake_stripe import FakeStripe
     from egress.testing.fake_stripe.pytest_plugin import fake_stripe_fixture
 
-__all__ = ["FakeClock", "FakeStripe", "RecordingSink", "fake_stripe_fixture"]
+__all__ = ["FakeClock", "FakeStripe", "InMemoryPayments", "PaymentFault", "RecordingSink",
+           "fake_stripe_fixture"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,270 @@
+"""The driver of durable idempotency, shared by every implementation of the payment port.
+
+An adapter describes one logical operation as a :class:`KeyedOperation` (how to send it with a
+key, how to fetch its result by id, how to ask the provider whether it happened); the
+:class:`IdempotencyKeeper` reserves the record before anything is sent, applies
+:func:`~egress.payments.idempotency.decide`, and records the outcome. It never retries: retries
+of one attempt belong to the HTTP pipeline, under the same key.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import Generic, Protocol, TypeVar
+
+from egress._clock import SYSTEM_CLOCK, Clock
+from egress.errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    InvalidPaymentRequest,
+    OutcomeUnknown,
+    PaymentDeclined,
+)
+from egress.events import NULL_SINK, EventSink
+from egress.payments.idempotency import (
+    DEFAULT_MAX_KEY_AGE,
+    DEFAULT_SETTLE_AFTER,
+    PROVIDER_KEY_LIFETIME,
+    IdempotencyKeyRenewed,
+    IdempotencyKeyReused,
+    IdempotencyRecord,
+    IdempotencyStore,
+    OutcomeUnknownRaised,
+    RecordState,
+    Step,
+    decide,
+)
+
+__all__ = ["IdempotencyKeeper", "KeyedCall", "KeyedOperation"]
+
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+# Errors that prove the provider did nothing: the next call may use a new key.
+_NO_EFFECT = (PaymentDeclined, InvalidPaymentRequest, AuthenticationFailed)
+# How many times a reservation is re-read when another worker renews it concurrently.
+_MAX_RACES = 5
+
+
+class KeyedOperation(Protocol[R]):
+    """One logical operation, as an adapter describes it to the keeper."""
+
+    @property
+    def operation(self) -> str: ...
+
+    @property
+    def reference(self) -> str: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    async def send(self, key: str, *, resumed: bool) -> R:
+        """Send the request with idempotency key ``key``; map failures to domain errors.
+
+        ``resumed`` says the key was reserved by an earlier call that may have sent it: a
+        failure now that proves nothing about that earlier attempt must be
+        :class:`OutcomeUnknown`, as must a call whose every attempt ended ambiguously.
+        """
+        ...
+
+    async def fetch(self, result_id: str) -> R:
+        """Read the current state of a result this operation made before."""
+        ...
+
+    async def settle(self, record: IdempotencyRecord) -> R | None:
+        """Ask the provider whether the operation happened: its result, or ``None`` if not."""
+        ...
+
+    def result_id(self, result: R) -> str: ...
+
+
+class KeyedCall(Generic[R]):
+    """A :class:`KeyedOperation` assembled from functions: what adapters usually build."""
+
+    __slots__ = ("_fetch", "_result_id", "_send", "_settle", "fingerprint", "operation",
+                 "reference")
+
+    def __init__(
+        self,
+        *,
+        operation: str,
+        reference: str,
+        fingerprint: str,
+        send: Callable[[str, bool], Awaitable[R]],
+        fetch: Callable[[str], Awaitable[R]],
+        settle: Callable[[IdempotencyRecord], Awaitable[R | None]],
+        result_id: Callable[[R], str],
+    ) -> None:
+        self.operation = operation
+        self.reference = reference
+        self.fingerprint = fingerprint
+        self._send = send
+        self._fetch = fetch
+        self._settle = settle
+        self._result_id = result_id
+
+    async def send(self, key: str, *, resumed: bool) -> R:
+        return await self._send(key, resumed)
+
+    async def fetch(self, result_id: str) -> R:
+        return await self._fetch(result_id)
+
+    async def settle(self, record: IdempotencyRecord) -> R | None:
+        return await self._settle(record)
+
+    def result_id(self, result: R) -> str:
+        return self._result_id(result)
+
+    def __repr__(self) -> str:
+        return f"KeyedCall({self.operation!r})"
+
+
+class IdempotencyKeeper(Generic[R_co]):
+    """Reserve, decide, send, record. One instance per adapter; safe to share across tasks.
+
+    ==================  ===========  ===================================================
+    setting             default      meaning
+    ==================  ===========  ===================================================
+    ``scope``           (required)   namespace of the keys (one per provider account)
+    ``max_age``         82800.0      a key older than this (23 h) is never re-sent blindly
+    ``settle_after``    600.0        absence is trusted only this long after the last try
+    ==================  ===========  ===================================================
+    """
+
+    def __init__(
+        self,
+        store: IdempotencyStore,
+        *,
+        scope: str,
+        clock: Clock = SYSTEM_CLOCK,
+        sink: EventSink = NULL_SINK,
+        max_age: float = DEFAULT_MAX_KEY_AGE,
+        settle_after: float = DEFAULT_SETTLE_AFTER,
+    ) -> None:
+        if not isinstance(scope, str) or not scope:
+            raise ConfigurationError("IdempotencyKeeper: scope must be a non-empty string")
+        if not (isinstance(max_age, int | float) and math.isfinite(max_age)
+                and 0 < max_age <= PROVIDER_KEY_LIFETIME):
+            raise ConfigurationError(
+                f"IdempotencyKeeper: max_age must be in (0, {PROVIDER_KEY_LIFETIME:.0f}] "
+                f"seconds, got {max_age!r}")
+        if not (isinstance(settle_after, int | float) and math.isfinite(settle_after)
+                and settle_after >= 0):
+            raise ConfigurationError(
+                f"IdempotencyKeeper: settle_after must be >= 0, got {settle_after!r}")
+        self.store = store
+        self.scope = scope
+        self.clock = clock
+        self.sink = sink
+        self.max_age = float(max_age)
+        self.settle_after = float(settle_after)
+
+    def __repr__(self) -> str:
+        return f"IdempotencyKeeper(scope={self.scope!r}, store={self.store!r})"
+
+    async def run(self, op: KeyedOperation[R]) -> R:
+        """Run ``op`` exactly once at the provider, however often it is called."""
+        now = self.clock.wall()
+        record, inserted = await self.store.reserve(
+            IdempotencyRecord.new(self.scope, op.operation, op.reference, op.fingerprint, now))
+        for _ in range(_MAX_RACES):
+            if inserted:
+                return await self._send(op, record, resumed=False)
+            step = decide(record, fingerprint=op.fingerprint, now=now, max_age=self.max_age)
+            if step is Step.RETURN and record.result_id is not None:
+                return await op.fetch(record.result_id)
+            if step is Step.SETTLE:
+                found = await self._settle(op, record)
+                if found is not None:
+                    return found
+                step = Step.RENEW
+            if step is Step.RENEW:
+                successor = record.renewed(op.fingerprint, self.clock.wall())
+            else:
+                # Same key again. updated_at doubles as "an attempt may have been sent then".
+                successor = record.with_state(RecordState.PENDING, self.clock.wall())
+            if await self.store.replace(successor, expected_key=record.key):
+                if step is Step.RENEW:
+                    self.sink.emit(IdempotencyKeyRenewed(
+                        operation=op.operation, at=self.clock.now(),
+                        generation=successor.generation, reason=record.state.value))
+                else:
+                    self.sink.emit(IdempotencyKeyReused(
+                        operation=op.operation, at=self.clock.now(), state=record.state.value,
+                        age=record.age(now)))
+                return await self._send(op, successor, resumed=step is Step.SEND)
+            # Another worker changed the record first: read it again and decide again.
+            again = await self.store.get(*record.ident)
+            if again is None:
+                record, inserted = await self.store.reserve(
+                    IdempotencyRecord.new(self.scope, op.operation, op.reference,
+                                          op.fingerprint, self.clock.wall()))
+            else:
+                record, inserted = again, False
+        raise OutcomeUnknown(
+            f"{op.operation}: the idempotency record kept changing under concurrent callers",
+            idempotency_key=record.key, reference=op.reference, operation=op.operation)
+
+    async def _send(self, op: KeyedOperation[R], record: IdempotencyRecord, *,
+                    resumed: bool) -> R:
+        try:
+            result = await op.send(record.key, resumed=resumed)
+        except _NO_EFFECT:
+            await self._mark(record, RecordState.FAILED)
+            raise
+        except OutcomeUnknown:
+            await self._mark(record, RecordState.UNKNOWN)
+            self.sink.emit(OutcomeUnknownRaised(operation=op.operation, at=self.clock.now()))
+            raise
+        await self._mark(record, RecordState.SUCCEEDED, op.result_id(result))
+        return result
+
+    async def _mark(self, record: IdempotencyRecord, state: RecordState,
+                    result_id: str | None = None) -> None:
+        await self.store.replace(record.with_state(state, self.clock.wall(), result_id),
+                                 expected_key=record.key)
+
+    async def _settle(self, op: KeyedOperation[R], record: IdempotencyRecord) -> R | None:
+        """Ask the provider. Found: record it and return it. Proven absent: ``None``.
+
+        Raises :class:`OutcomeUnknown` when absence cannot be trusted yet (the last attempt may
+        still be in flight).
+        """
+        found = await op.settle(record)
+        if found is not None:
+            await self._mark(record, RecordState.SUCCEEDED, op.result_id(found))
+            return found
+        quiet_for = self.clock.wall() - record.updated_at
+        if quiet_for < self.settle_after:
+            raise OutcomeUnknown(
+                f"{op.operation}: the provider shows no result yet, but the last attempt was "
+                f"{max(quiet_for, 0.0):.0f}s ago; absence is trusted after "
+                f"{self.settle_after:.0f}s (or call {op.operation} again: same key, no double "
+                f"effect)",
+                idempotency_key=record.key, reference=op.reference, operation=op.operation)
+        await self._mark(record, RecordState.FAILED)
+        return None
+
+    async def reconcile(self, op: KeyedOperation[R]) -> R | None:
+        """Settle a logical operation by asking the provider; never sends the operation itself.
+
+        Returns the result if it happened (recording it), ``None`` if the provider proves it
+        did not (the next call then uses a new key) or if nothing was ever recorded and the
+        provider knows nothing either. Raises :class:`OutcomeUnknown` while that cannot be
+        proven yet.
+        """
+        record = await self.store.get(self.scope, op.operation, op.reference)
+        if record is None:
+            return await op.settle(_phantom(self.scope, op, self.clock.wall()))
+        if record.state is RecordState.SUCCEEDED and record.result_id is not None:
+            return await op.fetch(record.result_id)
+        if record.state is RecordState.FAILED:
+            return None
+        return await self._settle(op, record)
+
+
+def _phantom(scope: str, op: KeyedOperation[R], now: float) -> IdempotencyRecord:
+    # No local record: ask the provider about the reference over the whole key lifetime.
+    return IdempotencyRecord.new(scope, op.operation, op.reference, op.fingerprint,
+                                 now - PROVIDER_KEY_LIFETIME)

@@ -1,0 +1,273 @@
+"""The port's value types: what domain code sends (PaymentRequest) and gets back (Payment, Refund).
+
+Every type is frozen and validated when built, so an invalid request never reaches an adapter.
+None of them holds card data: a payment method is referred to by the provider's id
+(``pm_...``), never by a card number; a ``payment_method`` or ``customer`` that looks like a card
+number is refused without being echoed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from types import MappingProxyType
+
+from egress.errors import InvalidPaymentRequest
+from egress.payments.money import Money
+
+__all__ = [
+    "MAX_REFERENCE_LENGTH",
+    "CancellationReason",
+    "Payment",
+    "PaymentRequest",
+    "PaymentStatus",
+    "Refund",
+    "RefundReason",
+    "RefundStatus",
+    "latest_for_reference",
+    "looks_like_card_number",
+    "request_fingerprint",
+]
+
+#: The longest ``reference`` accepted (it travels in provider metadata).
+MAX_REFERENCE_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 1000
+
+_PAN = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+
+
+def looks_like_card_number(text: str) -> bool:
+    """Whether ``text`` holds a run of 13 to 19 digits (optionally spaced): a possible PAN."""
+    return _PAN.search(text) is not None
+
+
+class PaymentStatus(Enum):
+    """Where a payment stands. The same seven states every PaymentIntent-style provider uses."""
+
+    REQUIRES_PAYMENT_METHOD = "requires_payment_method"
+    REQUIRES_CONFIRMATION = "requires_confirmation"
+    REQUIRES_ACTION = "requires_action"
+    PROCESSING = "processing"
+    REQUIRES_CAPTURE = "requires_capture"
+    CANCELED = "canceled"
+    SUCCEEDED = "succeeded"
+
+    @property
+    def is_final(self) -> bool:
+        """Succeeded or canceled: nothing more will happen to this payment."""
+        return self in (PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED)
+
+
+class CancellationReason(Enum):
+    DUPLICATE = "duplicate"
+    FRAUDULENT = "fraudulent"
+    REQUESTED_BY_CUSTOMER = "requested_by_customer"
+    ABANDONED = "abandoned"
+
+
+class RefundStatus(Enum):
+    PENDING = "pending"
+    REQUIRES_ACTION = "requires_action"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class RefundReason(Enum):
+    DUPLICATE = "duplicate"
+    FRAUDULENT = "fraudulent"
+    REQUESTED_BY_CUSTOMER = "requested_by_customer"
+
+
+def check_reference(reference: object, what: str = "reference") -> str:
+    """Validate a caller's reference (an order id, a refund id): 1-200 printable characters."""
+    if not isinstance(reference, str) or not reference:
+        raise InvalidPaymentRequest(f"{what} must be a non-empty string", param=what)
+    if len(reference) > MAX_REFERENCE_LENGTH:
+        raise InvalidPaymentRequest(f"{what} is longer than {MAX_REFERENCE_LENGTH} characters",
+                                    param=what)
+    if not reference.isprintable():
+        raise InvalidPaymentRequest(f"{what} contains control characters", param=what)
+    return reference
+
+
+def _check_id(value: str | None, what: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not value or len(value) > 255 or not value.isprintable():
+        raise InvalidPaymentRequest(f"{what} must be a provider id (1-255 printable characters)",
+                                    param=what)
+    if looks_like_card_number(value) or any(c.isspace() for c in value):
+        # Never echo it: it may be card data typed into the wrong field.
+        raise InvalidPaymentRequest(f"{what} must be a provider id such as 'pm_...', not card "
+                                    f"data", param=what)
+
+
+def _freeze_metadata(metadata: Mapping[str, str]) -> Mapping[str, str]:
+    if not isinstance(metadata, Mapping):
+        raise InvalidPaymentRequest("metadata must be a mapping of str to str", param="metadata")
+    items: dict[str, str] = {}
+    for key in sorted(metadata):
+        value = metadata[key]
+        if not isinstance(key, str) or not key or not isinstance(value, str):
+            raise InvalidPaymentRequest("metadata keys must be non-empty str and values str",
+                                        param="metadata")
+        items[key] = value
+    return MappingProxyType(items)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PaymentRequest:
+    """A payment to make.
+
+    ``reference`` is the caller's own id for this payment (an order id). It makes ``create``
+    idempotent: the same reference is the same payment, however often (and in however many
+    processes) it is asked for, and a different request under the same reference is refused.
+
+    ``confirm=True`` (the default) creates and confirms in one call, which needs a
+    ``payment_method``. ``capture=False`` only authorizes: the payment ends in
+    ``REQUIRES_CAPTURE`` and :meth:`PaymentService.capture` takes the money later.
+    """
+
+    amount: Money
+    reference: str
+    customer: str | None = None
+    payment_method: str | None = None
+    description: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
+    confirm: bool = True
+    capture: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount, Money):
+            raise InvalidPaymentRequest("amount must be a Money", param="amount")
+        if self.amount.is_zero():
+            raise InvalidPaymentRequest("amount must be greater than zero", param="amount")
+        check_reference(self.reference)
+        _check_id(self.customer, "customer")
+        _check_id(self.payment_method, "payment_method")
+        if self.description is not None:
+            if not isinstance(self.description, str):
+                raise InvalidPaymentRequest("description must be a string", param="description")
+            if len(self.description) > MAX_DESCRIPTION_LENGTH:
+                raise InvalidPaymentRequest(
+                    f"description is longer than {MAX_DESCRIPTION_LENGTH} characters",
+                    param="description")
+        object.__setattr__(self, "metadata", _freeze_metadata(self.metadata))
+        if not isinstance(self.confirm, bool) or not isinstance(self.capture, bool):
+            raise InvalidPaymentRequest("confirm and capture must be bool")
+        if self.confirm and self.payment_method is None:
+            raise InvalidPaymentRequest("confirm=True needs a payment_method",
+                                        param="payment_method")
+
+    def canonical(self) -> bytes:
+        """A canonical, provider-neutral encoding: the same request always gives the same bytes.
+
+        Used to fingerprint the request for idempotency (see :func:`request_fingerprint`).
+        """
+        doc = {
+            "amount": str(self.amount.amount),
+            "currency": self.amount.currency,
+            "reference": self.reference,
+            "customer": self.customer,
+            "payment_method": self.payment_method,
+            "description": self.description,
+            "metadata": dict(self.metadata),
+            "confirm": self.confirm,
+            "capture": self.capture,
+        }
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=True).encode("ascii")
+
+
+def request_fingerprint(operation: str, *parts: object) -> str:
+    """SHA-256 (hex) of an operation and its canonical parameters.
+
+    ``parts`` are bytes (a :meth:`PaymentRequest.canonical`) or JSON-encodable values. Two calls
+    with the same fingerprint are the same logical request.
+    """
+    digest = hashlib.sha256(operation.encode("utf-8"))
+    for part in parts:
+        digest.update(b"\x00")
+        if isinstance(part, bytes):
+            digest.update(part)
+        else:
+            digest.update(json.dumps(part, sort_keys=True, separators=(",", ":"),
+                                     default=str).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _check_created(created: datetime) -> None:
+    if not isinstance(created, datetime) or created.tzinfo is None:
+        raise ValueError("created must be an aware datetime")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Payment:
+    """A payment as the provider sees it. ``created`` is an aware UTC datetime."""
+
+    id: str
+    status: PaymentStatus
+    amount: Money
+    created: datetime
+    reference: str | None = None
+    amount_received: Money | None = None
+    amount_capturable: Money | None = None
+    customer: str | None = None
+    payment_method: str | None = None
+    description: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: The decline code of the last failed attempt (``"insufficient_funds"``), if any.
+    decline_code: str | None = None
+    cancellation_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_created(self.created)
+        object.__setattr__(self, "created", self.created.astimezone(UTC))
+        object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+
+    @property
+    def is_failed_attempt(self) -> bool:
+        """A confirmation was declined and nothing else happened: no money moved."""
+        return (self.status is PaymentStatus.REQUIRES_PAYMENT_METHOD
+                and self.decline_code is not None)
+
+
+def latest_for_reference(payments: Iterable[Payment], reference: str, *,
+                         skip_failed: bool = False) -> Payment | None:
+    """The newest payment carrying ``reference`` (optionally ignoring declined attempts).
+
+    After a decline and a successful retry under the same reference, the newest is the retry.
+    Reconciliation uses ``skip_failed=True``: a declined attempt is proof that no money moved.
+    Ties on ``created`` go to the payment met first (providers list newest first).
+    """
+    best: Payment | None = None
+    for payment in payments:
+        if payment.reference != reference or (skip_failed and payment.is_failed_attempt):
+            continue
+        if best is None or payment.created > best.created:
+            best = payment
+    return best
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refund:
+    """Money returned for a payment. ``reference`` is the caller's id for this refund."""
+
+    id: str
+    payment_id: str
+    amount: Money
+    status: RefundStatus
+    created: datetime
+    reference: str | None = None
+    reason: RefundReason | None = None
+    failure_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_created(self.created)
+        object.__setattr__(self, "created", self.created.astimezone(UTC))
