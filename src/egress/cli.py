@@ -17,6 +17,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--failure-rate", type=float, default=0.3,
                       help="share of attempts that fail (0..1)")
     demo.add_argument("--seed", type=int, default=7)
+    from egress.testing.fake_stripe._cli import add_parser as add_fake_stripe_parser
+
+    add_fake_stripe_parser(sub)
     return parser
 
 
@@ -26,6 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from egress._policy_demo import run_policy_demo
 
         return run_policy_demo(calls=args.calls, failure_rate=args.failure_rate, seed=args.seed)
+    if args.command == "fake-stripe":
+        from egress.testing.fake_stripe._cli import run as run_fake_stripe
+
+        return run_fake_stripe(args)
     return 2
 
 
