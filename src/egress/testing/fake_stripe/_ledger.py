@@ -74,7 +74,7 @@ class Ledger:
 
     def record_charge(self, charge: Charge) -> None:
         with self._lock:
-            if charge.id in self._charges:  # pragma: no cover - a state machine bug
+            if charge.id in self._charges:  # a state machine bug, never a client error
                 raise AssertionError(f"charge {charge.id} recorded twice")
             self._charges[charge.id] = charge
 
