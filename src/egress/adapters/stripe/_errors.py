@@ -1,0 +1,247 @@
+"""Stripe's failures, classified and translated in ONE place.
+
+Two decisions live here and nowhere else:
+
+* :func:`stripe_retry_hook`: which failed attempt is tried again, under the same idempotency key
+  and the same body bytes. Network errors (the seam's defaults), 409 (a concurrent request with
+  the same key), 5xx, 429 ``lock_timeout``; ``Stripe-Should-Retry`` overrides both ways; every
+  other 4xx, and declines above all, never.
+* :func:`to_domain_error`: the exception the caller gets once the attempts are over. A failure
+  that may have reached Stripe's endpoint on a request that changes something is
+  :class:`~egress.errors.OutcomeUnknown`, never a guess.
+
+Messages carry Stripe's ``type``, ``code``, ``decline_code`` and ``param``, and its ``message``
+only after redaction (no card numbers, keys or client secrets survive); never the request body.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from egress.errors import (
+    AuthenticationFailed,
+    DeadlineExceededError,
+    EgressError,
+    IdempotencyMismatch,
+    InvalidPaymentRequest,
+    OutcomeUnknown,
+    PaymentDeclined,
+    PaymentError,
+    ProviderUnavailable,
+    RejectedError,
+    ResponseError,
+    StatusError,
+    TransportError,
+    UpstreamError,
+)
+
+__all__ = [
+    "AttemptLog",
+    "StripeError",
+    "attempt_log",
+    "parse_stripe_error",
+    "redact_message",
+    "stripe_retry_hook",
+    "to_domain_error",
+]
+
+_MESSAGE_LIMIT = 300
+_SECRETISH = (
+    re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]+"),
+    re.compile(r"\bwhsec_[A-Za-z0-9]+"),
+    re.compile(r"\b[A-Za-z0-9]+_[A-Za-z0-9]+_secret_[A-Za-z0-9]+"),  # client secrets
+    re.compile(r"(?<![A-Za-z0-9])\d(?:[ -]?\d){11,18}(?![A-Za-z0-9])"),  # card-number shaped
+)
+
+
+def redact_message(text: str) -> str:
+    """Stripe's human message, with anything secret-shaped masked and its length bounded."""
+    for pattern in _SECRETISH:
+        text = pattern.sub("[redacted]", text)
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return text[:_MESSAGE_LIMIT]
+
+
+@dataclass(frozen=True, slots=True)
+class StripeError:
+    """The safe facts of a Stripe error response."""
+
+    status: int
+    type: str | None = None
+    code: str | None = None
+    decline_code: str | None = None
+    param: str | None = None
+    message: str | None = None
+    request_id: str | None = None
+    should_retry: bool | None = None
+
+    def describe(self) -> str:
+        parts = [f"Stripe {self.status}"]
+        for label, value in (("type", self.type), ("code", self.code),
+                             ("decline_code", self.decline_code), ("param", self.param)):
+            if value:
+                parts.append(f"{label}={value}")
+        text = " ".join(parts)
+        if self.message:
+            text += f": {self.message}"
+        if self.request_id:
+            text += f" (request {self.request_id})"
+        return text
+
+
+def _safe_token(value: Any) -> str | None:
+    # Codes, types and params are identifiers: keep them only if they look like one.
+    if isinstance(value, str) and 0 < len(value) <= 100 and re.fullmatch(r"[\w.\[\]-]+", value):
+        return value
+    return None
+
+
+def parse_stripe_error(exc: StatusError) -> StripeError:
+    """The facts of a Stripe error response (tolerant: a non-JSON body gives just the status)."""
+    body: Mapping[str, Any] = {}
+    content = getattr(exc.response, "content", None)
+    if isinstance(content, bytes | bytearray):
+        try:
+            doc = json.loads(content)
+        except (ValueError, RecursionError):
+            doc = None
+        if isinstance(doc, Mapping) and isinstance(doc.get("error"), Mapping):
+            body = doc["error"]
+    header = exc.header("stripe-should-retry")
+    should_retry = {"true": True, "false": False}.get((header or "").strip().lower())
+    message = body.get("message")
+    return StripeError(
+        status=exc.status_code,
+        type=_safe_token(body.get("type")),
+        code=_safe_token(body.get("code")),
+        decline_code=_safe_token(body.get("decline_code")),
+        param=_safe_token(body.get("param")),
+        message=redact_message(message) if isinstance(message, str) else None,
+        request_id=exc.request_id,
+        should_retry=should_retry,
+    )
+
+
+# -- attempts of one logical call --------------------------------------------------------------
+
+
+class AttemptLog:
+    """What the attempts of one call showed: did any possibly reach Stripe's endpoint?"""
+
+    __slots__ = ("ambiguous", "attempts")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.ambiguous = False
+
+    def note(self, exc: UpstreamError) -> None:
+        self.attempts += 1
+        if _maybe_processed(exc):
+            self.ambiguous = True
+
+
+attempt_log: ContextVar[AttemptLog | None] = ContextVar("egress_stripe_attempts", default=None)
+
+
+def _maybe_processed(exc: BaseException) -> bool:
+    """Whether Stripe may have executed the request despite this failure."""
+    if isinstance(exc, TransportError):
+        return exc.sent
+    if isinstance(exc, ResponseError | DeadlineExceededError):
+        return True
+    if isinstance(exc, StatusError):
+        # 5xx can be replayed-and-saved failures of an executed request; 409 means a request
+        # with this key is executing right now. 4xx answers come before execution or are final.
+        return exc.status_code >= 500 or exc.status_code == 409
+    return False
+
+
+def stripe_retry_hook(exc: UpstreamError, info: Any) -> bool | None:
+    """Stripe's retry rules for :class:`egress.http.ApiClient` (``retry_hook=``).
+
+    ``True`` retries, ``False`` never, ``None`` leaves the seam's defaults (transport errors:
+    retried when nothing was sent, or when the request is replay-safe, i.e. carries a key).
+    """
+    log = attempt_log.get()
+    if log is not None:
+        log.note(exc)
+    replay_safe = bool(getattr(info, "replay_safe", False))
+    if not isinstance(exc, StatusError):
+        return None
+    error = parse_stripe_error(exc)
+    status = exc.status_code
+    if status != 409 and (status == 402 or error.type in ("card_error", "idempotency_error")):
+        return False  # a decline, or a key reused with other parameters: never again
+    verdict: bool
+    if error.should_retry is not None:
+        verdict = error.should_retry
+    elif status == 409:
+        # A request with this key is running (Stripe types it idempotency_error too).
+        verdict = True
+    elif status == 429:
+        verdict = error.code == "lock_timeout"
+    else:
+        verdict = status >= 500
+    if verdict and not replay_safe:
+        return None  # without a key a resend could act twice: leave it to the safe defaults
+    return verdict
+
+
+# -- the caller's exception --------------------------------------------------------------------
+
+
+def to_domain_error(exc: BaseException, *, operation: str, changes_state: bool,
+                    reference: str = "", idempotency_key: str | None = None,
+                    ambiguous: bool = False) -> PaymentError:
+    """Translate the final failure of a call into the port's error (``raise ... from exc``).
+
+    ``changes_state`` is true for POSTs; ``ambiguous`` says an earlier attempt of the same
+    logical call may have reached Stripe (a retried timeout, or a key reused from a previous
+    call), so a last failure that proves nothing about it still ends in ``OutcomeUnknown``.
+    """
+    if isinstance(exc, PaymentError):
+        return exc
+    retry_after = exc.retry_after if isinstance(exc, EgressError) else None
+
+    def unknown(why: str) -> PaymentError:
+        if changes_state and idempotency_key is not None:
+            return OutcomeUnknown(
+                f"{operation}: {why}; the request may have been processed. Call it again with "
+                f"the same reference (same key: no double effect) or reconcile",
+                idempotency_key=idempotency_key, reference=reference, operation=operation)
+        return ProviderUnavailable(f"{operation}: {why}", retry_after=retry_after)
+
+    if isinstance(exc, StatusError):
+        error = parse_stripe_error(exc)
+        text = f"{operation}: {error.describe()}"
+        status = exc.status_code
+        if error.type == "idempotency_error" and status != 409:
+            return IdempotencyMismatch(text)
+        if status == 402 or error.type == "card_error":
+            return PaymentDeclined(text, decline_code=error.decline_code, code=error.code)
+        if status >= 500 or status == 409:
+            return unknown(error.describe())
+        if ambiguous and status in (401, 403, 429):
+            # Refused before execution, but an earlier attempt of this call may have executed.
+            return unknown(error.describe())
+        if status in (401, 403):
+            return AuthenticationFailed(text)
+        if status == 429:
+            return ProviderUnavailable(text, retry_after=exc.retry_after)
+        return InvalidPaymentRequest(text, param=error.param)
+    if isinstance(exc, RejectedError):
+        # A local policy refused the attempt: this one was never sent.
+        if ambiguous:
+            return unknown(f"{type(exc).__name__} after an earlier attempt may have been sent")
+        return ProviderUnavailable(f"{operation}: {type(exc).__name__}: nothing was sent",
+                                   retry_after=exc.retry_after)
+    if isinstance(exc, TransportError) and not exc.sent and not ambiguous:
+        return ProviderUnavailable(f"{operation}: {type(exc).__name__}: nothing was sent")
+    if isinstance(exc, TransportError | ResponseError | DeadlineExceededError):
+        return unknown(f"{type(exc).__name__}, no usable answer")
+    return unknown(f"unexpected {type(exc).__name__}")

@@ -1,0 +1,177 @@
+"""Stripe's JSON objects -> domain values, strictly.
+
+JSON is parsed with duplicate keys, ``NaN``/``Infinity`` and absurd nesting refused; amounts must
+be integers; an unknown ``status`` is an error rather than a guess. Every failure is a
+:class:`ValueError` whose message names the field but never echoes a value (it could be anything
+the server sent); the adapter turns it into :class:`~egress.errors.ResponseError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from egress.adapters.stripe._amounts import from_stripe_amount
+from egress.payments.models import (
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundReason,
+    RefundStatus,
+)
+
+__all__ = [
+    "parse_json",
+    "parse_list",
+    "parse_payment_intent",
+    "parse_refund",
+    "unix_to_datetime",
+]
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"JSON constant {name} is not allowed")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError("duplicate key in JSON object")
+        result[key] = value
+    return result
+
+
+def parse_json(content: bytes) -> dict[str, Any]:
+    """Parse a Stripe response body: a JSON object, strictly."""
+    try:
+        doc = json.loads(content, object_pairs_hook=_unique_keys,
+                         parse_constant=_no_constants)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"response is not JSON ({type(exc).__name__})") from None
+    except RecursionError:
+        raise ValueError("response JSON is nested too deeply") from None
+    if not isinstance(doc, dict):
+        raise ValueError("response is not a JSON object")
+    return doc
+
+
+def _str(obj: Mapping[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"field {name!r} is missing or not a string")
+    return value
+
+
+def _opt_str(obj: Mapping[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and isinstance(value.get("id"), str):
+        return str(value["id"])  # an expanded object: keep its id
+    raise ValueError(f"field {name!r} is not a string")
+
+
+def _int(obj: Mapping[str, Any], name: str) -> int:
+    value = obj.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"field {name!r} is missing or not an integer")
+    return value
+
+
+def unix_to_datetime(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _metadata(obj: Mapping[str, Any]) -> dict[str, str]:
+    metadata = obj.get("metadata")
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise ValueError("field 'metadata' is not a map of strings")
+    return dict(metadata)
+
+
+def _object(obj: Mapping[str, Any], expected: str) -> None:
+    if obj.get("object") != expected:
+        raise ValueError(f"expected a {expected} object")
+
+
+def parse_payment_intent(obj: Mapping[str, Any], *, reference_key: str) -> Payment:
+    """A ``payment_intent`` object as a :class:`Payment`."""
+    _object(obj, "payment_intent")
+    currency = obj.get("currency")
+    try:
+        status = PaymentStatus(obj.get("status"))
+    except ValueError:
+        raise ValueError("field 'status' holds an unknown payment status") from None
+    metadata = _metadata(obj)
+    error = obj.get("last_payment_error")
+    decline_code = None
+    if isinstance(error, Mapping):
+        code = error.get("decline_code") or error.get("code")
+        decline_code = code if isinstance(code, str) else None
+    optional_amounts = {}
+    for name in ("amount_received", "amount_capturable"):
+        if obj.get(name) is not None:
+            optional_amounts[name] = from_stripe_amount(_int(obj, name), currency)
+    return Payment(
+        id=_str(obj, "id"),
+        status=status,
+        amount=from_stripe_amount(_int(obj, "amount"), currency),
+        created=unix_to_datetime(_int(obj, "created")),
+        reference=metadata.get(reference_key),
+        customer=_opt_str(obj, "customer"),
+        payment_method=_opt_str(obj, "payment_method"),
+        description=_opt_str(obj, "description"),
+        metadata=metadata,
+        decline_code=decline_code,
+        cancellation_reason=_opt_str(obj, "cancellation_reason"),
+        **optional_amounts,
+    )
+
+
+def parse_refund(obj: Mapping[str, Any], *, reference_key: str) -> Refund:
+    """A ``refund`` object as a :class:`Refund` (``payment_id`` falls back to the charge id)."""
+    _object(obj, "refund")
+    raw_status = obj.get("status")
+    try:
+        status = RefundStatus(raw_status if raw_status is not None else "pending")
+    except ValueError:
+        raise ValueError("field 'status' holds an unknown refund status") from None
+    raw_reason = obj.get("reason")
+    try:
+        reason = None if raw_reason is None else RefundReason(raw_reason)
+    except ValueError:
+        reason = None  # e.g. "expired_uncaptured_charge": set by Stripe, not by callers
+    payment_id = _opt_str(obj, "payment_intent") or _opt_str(obj, "charge")
+    if payment_id is None:
+        raise ValueError("refund names neither a payment_intent nor a charge")
+    return Refund(
+        id=_str(obj, "id"),
+        payment_id=payment_id,
+        amount=from_stripe_amount(_int(obj, "amount"), obj.get("currency")),
+        status=status,
+        created=unix_to_datetime(_int(obj, "created")),
+        reference=_metadata(obj).get(reference_key),
+        reason=reason,
+        failure_reason=_opt_str(obj, "failure_reason"),
+    )
+
+
+def parse_list(obj: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], bool, str | None]:
+    """A ``list`` or ``search_result``: its objects, ``has_more`` and the next search page."""
+    if obj.get("object") not in ("list", "search_result"):
+        raise ValueError("expected a list object")
+    data = obj.get("data")
+    if not isinstance(data, list) or not all(isinstance(item, Mapping) for item in data):
+        raise ValueError("field 'data' is not a list of objects")
+    has_more = obj.get("has_more")
+    if not isinstance(has_more, bool):
+        raise ValueError("field 'has_more' is not a boolean")
+    next_page = obj.get("next_page")
+    return data, has_more, next_page if isinstance(next_page, str) else None

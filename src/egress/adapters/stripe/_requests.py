@@ -1,0 +1,209 @@
+"""The requests StripePayments sends, built by pure functions from domain values.
+
+Each builder returns a :class:`WireRequest`: the OpenAPI ``operationId`` it implements, the
+method and path, and the parameters as ordered ``(name, value)`` pairs. The same domain values
+always give the same pairs (and so the same body bytes), which the idempotency layer needs; the
+unit tests check every builder's output against Stripe's OpenAPI description of the operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from egress.adapters.stripe._amounts import to_stripe_amount, to_stripe_currency
+from egress.adapters.stripe._form import FormValue, encode_form
+from egress.errors import InvalidPaymentRequest
+from egress.payments.models import CancellationReason, PaymentRequest, RefundReason
+from egress.payments.money import Money
+
+__all__ = [
+    "DEFAULT_PAYMENT_METHOD_TYPES",
+    "DEFAULT_REFERENCE_KEY",
+    "LIST_PAGE_SIZE",
+    "WireRequest",
+    "cancel_intent",
+    "capture_intent",
+    "confirm_intent",
+    "create_intent",
+    "create_refund",
+    "list_intents",
+    "list_refunds",
+    "retrieve_intent",
+    "retrieve_refund",
+    "search_intents",
+]
+
+#: The metadata key that carries the caller's reference on every object the adapter creates.
+DEFAULT_REFERENCE_KEY: Final = "reference"
+#: Stripe's metadata limits: 50 keys, keys up to 40 characters, values up to 500.
+MAX_METADATA_KEYS: Final = 50
+MAX_METADATA_KEY_LENGTH: Final = 40
+MAX_METADATA_VALUE_LENGTH: Final = 500
+LIST_PAGE_SIZE: Final = 100
+#: The payment method types a PaymentIntent accepts unless configured otherwise.
+DEFAULT_PAYMENT_METHOD_TYPES: Final = ("card",)
+
+
+@dataclass(frozen=True, slots=True)
+class WireRequest:
+    """One Stripe API request, before any I/O. ``params`` are the body (POST) or query (GET)."""
+
+    operation_id: str
+    method: str
+    path: str
+    path_params: Mapping[str, str]
+    params: tuple[tuple[str, str], ...]
+
+    @property
+    def url_path(self) -> str:
+        """The path with its parameters filled in (for logs and tests; the client escapes)."""
+        return self.path.format(**self.path_params)
+
+
+def _post(operation_id: str, path: str, params: Mapping[str, FormValue],
+          **path_params: str) -> WireRequest:
+    return WireRequest(operation_id, "POST", path, path_params, tuple(encode_form(params)))
+
+
+def _get(operation_id: str, path: str, params: Mapping[str, FormValue],
+         **path_params: str) -> WireRequest:
+    return WireRequest(operation_id, "GET", path, path_params, tuple(encode_form(params)))
+
+
+def _metadata(metadata: Mapping[str, str], reference_key: str,
+              reference: str) -> dict[str, str]:
+    existing = metadata.get(reference_key)
+    if existing is not None and existing != reference:
+        raise InvalidPaymentRequest(
+            f"metadata[{reference_key}] is reserved for the reference; it holds another value",
+            param="metadata")
+    merged = dict(metadata)
+    merged[reference_key] = reference
+    if len(merged) > MAX_METADATA_KEYS:
+        raise InvalidPaymentRequest(
+            f"metadata has more than {MAX_METADATA_KEYS} keys (the reference takes one)",
+            param="metadata")
+    for key, value in merged.items():
+        if len(key) > MAX_METADATA_KEY_LENGTH or "[" in key or "]" in key:
+            raise InvalidPaymentRequest(
+                f"metadata keys must be at most {MAX_METADATA_KEY_LENGTH} characters without "
+                f"square brackets", param="metadata")
+        if len(value) > MAX_METADATA_VALUE_LENGTH:
+            raise InvalidPaymentRequest(
+                f"metadata values must be at most {MAX_METADATA_VALUE_LENGTH} characters",
+                param="metadata")
+    return {key: merged[key] for key in sorted(merged)}
+
+
+def _check_id(value: str, what: str) -> str:
+    if not value or len(value) > 255 or not value.isprintable() or "/" in value:
+        raise InvalidPaymentRequest(f"{what} is not a valid Stripe id", param=what)
+    return value
+
+
+# -- PaymentIntents ----------------------------------------------------------------------------
+
+
+def create_intent(request: PaymentRequest, *,
+                  reference_key: str = DEFAULT_REFERENCE_KEY,
+                  payment_method_types: tuple[str, ...] = DEFAULT_PAYMENT_METHOD_TYPES,
+                  ) -> WireRequest:
+    """``POST /v1/payment_intents``: create (and, with ``confirm``, confirm) a PaymentIntent.
+
+    ``payment_method_types`` is always sent: with it, a server-side confirmation never needs a
+    ``return_url`` for a redirect-based method the account happens to have enabled.
+    """
+    params: dict[str, FormValue] = {
+        "amount": to_stripe_amount(request.amount),
+        "currency": to_stripe_currency(request.amount),
+        "capture_method": "automatic" if request.capture else "manual",
+        "confirm": request.confirm,
+        "customer": request.customer,
+        "description": request.description,
+        "metadata": _metadata(request.metadata, reference_key, request.reference),
+        "payment_method": request.payment_method,
+        "payment_method_types": list(payment_method_types),
+    }
+    return _post("PostPaymentIntents", "/v1/payment_intents", params)
+
+
+def confirm_intent(payment_id: str, *, payment_method: str | None = None) -> WireRequest:
+    return _post("PostPaymentIntentsIntentConfirm", "/v1/payment_intents/{intent}/confirm",
+                 {"payment_method": payment_method},
+                 intent=_check_id(payment_id, "payment_id"))
+
+
+def capture_intent(payment_id: str, *, amount: Money | None = None) -> WireRequest:
+    params: dict[str, FormValue] = {
+        "amount_to_capture": None if amount is None else to_stripe_amount(
+            amount, param="amount_to_capture"),
+    }
+    return _post("PostPaymentIntentsIntentCapture", "/v1/payment_intents/{intent}/capture",
+                 params, intent=_check_id(payment_id, "payment_id"))
+
+
+def cancel_intent(payment_id: str, *,
+                  reason: CancellationReason | None = None) -> WireRequest:
+    return _post("PostPaymentIntentsIntentCancel", "/v1/payment_intents/{intent}/cancel",
+                 {"cancellation_reason": None if reason is None else reason.value},
+                 intent=_check_id(payment_id, "payment_id"))
+
+
+def retrieve_intent(payment_id: str) -> WireRequest:
+    return _get("GetPaymentIntentsIntent", "/v1/payment_intents/{intent}", {},
+                intent=_check_id(payment_id, "payment_id"))
+
+
+def _quote(value: str) -> str:
+    # Search query language: single-quoted strings, backslash escapes.
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def search_intents(reference: str, *, reference_key: str = DEFAULT_REFERENCE_KEY,
+                   page: str | None = None) -> WireRequest:
+    """``GET /v1/payment_intents/search`` by the reference kept in metadata.
+
+    Stripe's search index lags writes (usually by seconds, up to about a minute), so an empty
+    answer is not proof of absence; :func:`list_intents` is.
+    """
+    query = f"metadata[{_quote(reference_key)}]:{_quote(reference)}"
+    return _get("GetPaymentIntentsSearch", "/v1/payment_intents/search",
+                {"query": query, "limit": LIST_PAGE_SIZE, "page": page})
+
+
+def list_intents(*, created_gte: int, starting_after: str | None = None) -> WireRequest:
+    """``GET /v1/payment_intents``, newest first, created at or after ``created_gte``.
+
+    Listing is strongly consistent: a full scan of the window proves absence.
+    """
+    return _get("GetPaymentIntents", "/v1/payment_intents",
+                {"created": {"gte": created_gte}, "limit": LIST_PAGE_SIZE,
+                 "starting_after": starting_after})
+
+
+# -- Refunds (not in the PaymentIntents OpenAPI subset; shapes from Stripe's API reference) ----
+
+
+def create_refund(payment_id: str, *, reference: str, amount: Money | None = None,
+                  reason: RefundReason | None = None,
+                  reference_key: str = DEFAULT_REFERENCE_KEY) -> WireRequest:
+    params: dict[str, FormValue] = {
+        "payment_intent": _check_id(payment_id, "payment_id"),
+        "amount": None if amount is None else to_stripe_amount(amount),
+        "reason": None if reason is None else reason.value,
+        "metadata": {reference_key: reference},
+    }
+    return _post("PostRefunds", "/v1/refunds", params)
+
+
+def retrieve_refund(refund_id: str) -> WireRequest:
+    return _get("GetRefundsRefund", "/v1/refunds/{refund}", {},
+                refund=_check_id(refund_id, "refund_id"))
+
+
+def list_refunds(payment_id: str, *, starting_after: str | None = None) -> WireRequest:
+    return _get("GetRefunds", "/v1/refunds",
+                {"payment_intent": _check_id(payment_id, "payment_id"),
+                 "limit": LIST_PAGE_SIZE, "starting_after": starting_after})
