@@ -117,3 +117,32 @@ def test_ledger_refuses_to_record_a_charge_twice() -> None:
     with pytest.raises(AssertionError):
         ledger.record_charge(charge)
     assert repr(ledger) == "Ledger(charges=1, refunds=0)"
+
+
+def test_verify_compares_the_clients_account_with_the_money(api: httpx.Client,
+                                                            fake_stripe: FakeStripe) -> None:
+    for ref in ("a", "b", "c", "d"):
+        pay(api, ref)
+    pay(api, "b")
+    pay(api, "e", payment_method="pm_card_chargeDeclined")
+    check = fake_stripe.ledger.verify(["a", "b", "x"], unknown=["c", "e"])
+    assert not check.ok
+    assert list(check.double_charged) == ["b"]
+    assert check.missing == {"x"}
+    assert check.unexpected == {"d"}
+    assert (check.paid, check.charged, check.unreferenced) == (3, 4, 0)
+    assert str(check).startswith("ledger FAILED: 3 reported paid, 4 charged, 1 double-charged")
+    clean = FakeStripe().ledger.verify([])
+    assert clean.ok
+    assert str(clean).startswith("ledger OK")
+
+
+def test_verify_passes_when_every_payment_was_charged_once(api: httpx.Client,
+                                                           fake_stripe: FakeStripe) -> None:
+    pay(api, "a", key="ka")
+    pay(api, "a", key="ka")
+    pay(api, "b", payment_method="pm_card_chargeDeclined")
+    assert fake_stripe.ledger.verify(["a"], unknown=["b"]).ok
+    api.post("/v1/payment_intents", data={"amount": "1000", "currency": "usd",
+                                          "payment_method": "pm_card_visa", "confirm": "true"})
+    assert fake_stripe.ledger.verify(["a"]).unreferenced == 1

@@ -26,7 +26,7 @@ from egress.testing.fake_stripe._faults import (
     parse_rules,
 )
 from egress.testing.fake_stripe._idempotency import DEFAULT_IDEMPOTENCY_TTL
-from egress.testing.fake_stripe._ledger import Charge, Ledger, RefundRecord
+from egress.testing.fake_stripe._ledger import Charge, Ledger, LedgerCheck, RefundRecord
 from egress.testing.fake_stripe._server import DEFAULT_API_KEY, FakeStripe
 from egress.testing.fake_stripe._state import API_VERSION
 from egress.testing.fake_stripe._webhooks import (
@@ -50,6 +50,7 @@ __all__ = [
     "FaultPlan",
     "FaultRule",
     "Ledger",
+    "LedgerCheck",
     "ROUTES",
     "RateLimit",
     "RefundRecord",

@@ -111,6 +111,14 @@ class Core:
         self.counters: Counter[str] = Counter()
         self.closing = False
 
+    def counter_snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.counters)
+
+    def clear_counters(self) -> None:
+        with self._lock:
+            self.counters.clear()
+
     def count(self, *names: str) -> None:
         with self._lock:
             for name in names:
@@ -513,8 +521,7 @@ class _Control:
         return _json({"data": events})
 
     async def stats(self, _request: web.Request) -> web.Response:
-        with self.core._lock:
-            counters = dict(self.core.counters)
+        counters = self.core.counter_snapshot()
         return _json({"counters": counters, "faults_injected": dict(self.core.faults.injected)})
 
     async def reset(self, _request: web.Request) -> web.Response:

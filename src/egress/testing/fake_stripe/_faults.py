@@ -236,10 +236,14 @@ class Fault:
             parts.append(f"{key}={self.retry_after:g}")
         if self.retry_after_raw is not None:
             parts.append(f"retry-after-raw={self.retry_after_raw}")
-        if self.should_retry is not None and self.kind in (FaultKind.STATUS,
-                                                           FaultKind.RATE_LIMITED):
-            parts.append(f"should-retry={'true' if self.should_retry else 'false'}")
+        if self.should_retry != _DEFAULT_SHOULD_RETRY.get(self.kind):
+            flag = {None: "none", True: "true", False: "false"}[self.should_retry]
+            parts.append(f"should-retry={flag}")
         return " ".join(parts)
+
+
+_DEFAULT_SHOULD_RETRY = {FaultKind.STORED_500: False, FaultKind.COMMIT_THEN_500: False,
+                         FaultKind.LOCK_TIMEOUT: True}
 
 
 def _flag(value: str, key: str) -> bool:
@@ -299,7 +303,7 @@ def parse_fault(text: str) -> Fault:
         elif key == "retry-after-raw":
             changes["retry_after_raw"] = value
         elif key == "should-retry":
-            changes["should_retry"] = _flag(value, key)
+            changes["should_retry"] = None if value == "none" else _flag(value, key)
         elif key == "commit":
             changes["commit"] = _flag(value, key)
         else:
@@ -463,7 +467,7 @@ class FaultPlan:
         self._now = now
         self._rules: list[_RuleState] = []
         self._first: float | None = None
-        self.injected: Counter[str] = Counter()
+        self._injected: Counter[str] = Counter()
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -505,7 +509,13 @@ class FaultPlan:
 
     def reset_counters(self) -> None:
         with self._lock:
-            self.injected.clear()
+            self._injected.clear()
+
+    @property
+    def injected(self) -> Counter[str]:
+        """How many times each fault was acted out, by spec name (a snapshot)."""
+        with self._lock:
+            return Counter(self._injected)
 
     @property
     def rules(self) -> tuple[FaultRule, ...]:
@@ -549,7 +559,7 @@ class FaultPlan:
     def _count(self, fault: Fault) -> Fault | None:
         if fault.kind is FaultKind.OK:
             return None
-        self.injected[fault.name] += 1
+        self._injected[fault.name] += 1
         return fault
 
 

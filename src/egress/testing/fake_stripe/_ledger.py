@@ -15,11 +15,11 @@ read returns immutable snapshots.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-__all__ = ["Charge", "Ledger", "RefundRecord"]
+__all__ = ["Charge", "Ledger", "LedgerCheck", "RefundRecord"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +59,29 @@ class RefundRecord:
     currency: str
     reference: str | None
     created: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerCheck:
+    """What :meth:`Ledger.verify` found; ``ok`` when the client's view matches the money."""
+
+    paid: int
+    charged: int
+    double_charged: Mapping[str, tuple[Charge, ...]]
+    missing: frozenset[str]
+    unexpected: frozenset[str]
+    unreferenced: int
+
+    @property
+    def ok(self) -> bool:
+        return not (self.double_charged or self.missing or self.unexpected or self.unreferenced)
+
+    def __str__(self) -> str:
+        verdict = "OK" if self.ok else "FAILED"
+        return (f"ledger {verdict}: {self.paid} reported paid, {self.charged} charged, "
+                f"{len(self.double_charged)} double-charged, {len(self.missing)} paid but not "
+                f"charged, {len(self.unexpected)} charged but not reported paid, "
+                f"{self.unreferenced} charges without a reference")
 
 
 class Ledger:
@@ -155,6 +178,24 @@ class Ledger:
         """References charged more than once (live charges only): should be empty."""
         return {ref: charges for ref, charges in self.charges_by_reference().items()
                 if ref is not None and len(charges) > 1}
+
+    def verify(self, paid: Iterable[str], *, unknown: Iterable[str] = ()) -> LedgerCheck:
+        """Compare the client's account with the money: "charges equal succeeded payments".
+
+        ``paid`` are the references the client reports as paid; ``unknown`` those whose outcome
+        it could not establish (each may have been charged once, or not at all). The check
+        fails on a double charge, a reference reported paid without a live charge (a lost
+        payment), a live charge the client does not know as paid (money taken for a payment
+        reported failed), or a live charge without a reference.
+        """
+        paid_set = frozenset(paid)
+        allowed = paid_set | frozenset(unknown)
+        by_ref = self.charges_by_reference()
+        charged = frozenset(ref for ref in by_ref if ref is not None)
+        return LedgerCheck(
+            paid=len(paid_set), charged=len(charged), double_charged=self.double_charges(),
+            missing=paid_set - charged, unexpected=charged - allowed,
+            unreferenced=len(by_ref.get(None, ())))
 
     def total(self, currency: str) -> int:
         """Net money taken in ``currency`` (captured minus refunded), in minor units."""

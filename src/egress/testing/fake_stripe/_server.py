@@ -225,8 +225,7 @@ class FakeStripe:
         ``idempotency_key_in_use``, ``idempotency_mismatch``, ``rate_limited``, and
         ``fault.<name>`` for every fault acted out."""
         core = self._core
-        with core._lock:
-            counters = dict(core.counters)
+        counters = core.counter_snapshot()
         counters.update({f"fault.{k}": v for k, v in core.faults.injected.items()})
         return counters
 
@@ -247,8 +246,7 @@ class FakeStripe:
         core.faults.use_profile(self.profile)
         if core.webhooks is not None:
             core.webhooks.clear()
-        with core._lock:
-            core.counters.clear()
+        core.clear_counters()
 
     def _flush_events(self) -> None:
         events = self._core.state.take_events()
