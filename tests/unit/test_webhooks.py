@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from egress import Secret
 from egress.adapters.stripe import (
@@ -303,3 +305,18 @@ def test_bad_configuration() -> None:
         StripeWebhooks(secret=[], store=MemoryIdempotencyStore())
     with pytest.raises(ConfigurationError):
         StripeWebhooks(secret=SECRET, store=MemoryIdempotencyStore(), tolerance=-1)
+
+
+@given(header=st.text(max_size=300))
+def test_any_header_fails_only_with_a_typed_error(header: str) -> None:
+    with pytest.raises(WebhookError):
+        verify_signature(event(), header, SECRET, now=NOW)
+
+
+@given(body=st.binary(max_size=500), t=st.integers(min_value=0, max_value=2**40),
+       secret=st.text(min_size=1, max_size=40))
+def test_what_is_signed_verifies_and_nothing_else(body: bytes, t: int, secret: str) -> None:
+    header = sign_payload(body, secret, t)
+    assert verify_signature(body, header, secret, tolerance=None) == t
+    with pytest.raises(WebhookSignatureMismatch):
+        verify_signature(body + b"x", header, secret, tolerance=None)
