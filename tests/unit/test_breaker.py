@@ -314,7 +314,7 @@ async def test_exactly_n_probes_pass_when_50_callers_race_in_half_open() -> None
     assert reached == 3
     assert breaker.state is HALF_OPEN
     release.set()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5.0)
     assert results.count("ok") == 3
     assert all(isinstance(r, CircuitOpenError) for r in results if r != "ok")
     assert breaker.state is CLOSED

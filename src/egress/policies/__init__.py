@@ -10,6 +10,8 @@ from egress.policies.breaker import (
     default_failure,
 )
 from egress.policies.budget import RetryBudget, TokenRetryBudget
+from egress.policies.bulkhead import Bulkhead
+from egress.policies.ratelimit import RateLimiter, server_pause_hint
 from egress.policies.retry import Backoff, Jitter, Retry, Stop, attempts, elapsed
 from egress.policies.timeout import Timeout
 
@@ -17,10 +19,12 @@ __all__ = [
     "Backoff",
     "BreakerRegistry",
     "BreakerSnapshot",
+    "Bulkhead",
     "CircuitBreaker",
     "CircuitState",
     "CountWindow",
     "Jitter",
+    "RateLimiter",
     "Retry",
     "RetryBudget",
     "Stop",
@@ -30,4 +34,5 @@ __all__ = [
     "attempts",
     "default_failure",
     "elapsed",
+    "server_pause_hint",
 ]

@@ -1,0 +1,295 @@
+"""Bulkhead: at most N calls in flight, a short fair queue, and a clear refusal beyond it.
+
+One bulkhead per upstream keeps a slow upstream from taking every connection, task or thread of
+the process. A call that finds every slot taken waits in a FIFO queue (at most ``max_queue``
+callers, each at most ``max_wait`` seconds and never past its deadline); beyond that it fails at
+once with :class:`~egress.errors.BulkheadFullError`, and nothing is sent.
+
+Fairness is strict first come, first served: a freed slot is handed to the oldest waiter, never
+taken by a newcomer. The slot is released on every exit path, including cancellation, and a
+waiter cancelled just as it was handed a slot passes it on.
+
+Decisions live in :class:`BulkheadState` (one lock, no I/O); the async driver waits on a future
+woken by the releasing caller (thread-safe, and timed by the call's clock), the sync driver on a
+``threading.Event`` (timed in real time: threads cannot share a fake clock's virtual time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from collections import deque
+from typing import Any
+
+from egress._pipeline import AsyncOp, AsyncStep, CallContext, SyncOp, SyncStep
+from egress.errors import BulkheadFullError, ConfigurationError
+from egress.events import BulkheadRejected
+from egress.stores import MEMORY_STORE, StateStore
+
+__all__ = ["Bulkhead", "BulkheadState"]
+
+DEFAULT_MAX_QUEUE = 0
+DEFAULT_MAX_WAIT = 1.0
+
+_WAITING, _GRANTED, _GONE = 0, 1, 2
+_FULL, _QUEUED, _ENTERED = 0, 1, 2
+
+
+class _Waiter:
+    """One queued caller. ``wake`` is called (outside the lock) once it has been granted."""
+
+    __slots__ = ("status",)
+
+    def __init__(self) -> None:
+        self.status = _WAITING
+
+    def wake(self) -> None:
+        raise NotImplementedError
+
+
+class _TaskWaiter(_Waiter):
+    __slots__ = ("future", "loop", "thread")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.get_running_loop()
+        self.future: asyncio.Future[bool] = self.loop.create_future()
+        self.thread = threading.get_ident()
+
+    def settle(self, granted: bool) -> None:
+        if not self.future.done():
+            self.future.set_result(granted)
+
+    def wake(self) -> None:
+        if threading.get_ident() == self.thread:
+            self.settle(True)
+        else:
+            self.loop.call_soon_threadsafe(self.settle, True)
+
+
+class _ThreadWaiter(_Waiter):
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.event = threading.Event()
+
+    def wake(self) -> None:
+        self.event.set()
+
+
+class BulkheadState:
+    """Slots in use and the queue of waiters. Every method is O(1) but :meth:`abandon`,
+    which is O(``max_queue``)."""
+
+    __slots__ = ("_active", "_lock", "_queue", "max_concurrent", "max_queue", "settings")
+
+    def __init__(self, max_concurrent: int, max_queue: int) -> None:
+        self.max_concurrent = max_concurrent
+        self.max_queue = max_queue
+        self.settings = (max_concurrent, max_queue)
+        self._active = 0
+        self._queue: deque[_Waiter] = deque()
+        self._lock = threading.Lock()
+
+    def try_enter(self) -> bool:
+        """Take a free slot if there is one and nobody is queued before us."""
+        with self._lock:
+            if self._active < self.max_concurrent and not self._queue:
+                self._active += 1
+                return True
+            return False
+
+    def enter_or_queue(self, waiter: _Waiter, may_queue: bool) -> int:
+        """``_ENTERED`` (slot taken), ``_QUEUED`` (wait for ``waiter.wake``) or ``_FULL``."""
+        with self._lock:
+            if self._active < self.max_concurrent and not self._queue:
+                self._active += 1
+                return _ENTERED
+            if not may_queue or len(self._queue) >= self.max_queue:
+                return _FULL
+            self._queue.append(waiter)
+            return _QUEUED
+
+    def release(self) -> _Waiter | None:
+        """Free a slot: hand it to the oldest waiter (returned, to be woken) or put it back."""
+        with self._lock:
+            while self._queue:
+                waiter = self._queue.popleft()
+                if waiter.status == _WAITING:
+                    waiter.status = _GRANTED
+                    return waiter
+            self._active -= 1
+            return None
+
+    def abandon(self, waiter: _Waiter) -> bool:
+        """A waiter gives up (timeout, cancellation). ``True``: it was granted a slot meanwhile,
+        which it now owns and must :meth:`release`."""
+        with self._lock:
+            if waiter.status == _GRANTED:
+                return True
+            if waiter.status == _WAITING:
+                waiter.status = _GONE
+                self._queue.remove(waiter)
+            return False
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
+
+
+class Bulkhead:
+    """Limit concurrent calls, with a bounded, fair queue.
+
+    ==================  ============  ===================================================
+    setting             default       meaning
+    ==================  ============  ===================================================
+    ``max_concurrent``  (required)    calls allowed in flight at once
+    ``max_queue``       0             callers allowed to wait for a slot (0: none wait)
+    ``max_wait``        1.0           longest wait in the queue (s); also the deadline's
+    ``name``            None          names it in events; shares the state by name
+    ``store``           memory        where named state lives
+    ==================  ============  ===================================================
+    """
+
+    __slots__ = ("_label", "_state", "max_concurrent", "max_queue", "max_wait", "name", "store")
+
+    kind = "bulkhead"
+
+    def __init__(self, max_concurrent: int, *, max_queue: int = DEFAULT_MAX_QUEUE,
+                 max_wait: float = DEFAULT_MAX_WAIT, name: str | None = None,
+                 store: StateStore = MEMORY_STORE) -> None:
+        for setting, value, low in (("max_concurrent", max_concurrent, 1),
+                                    ("max_queue", max_queue, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigurationError(f"Bulkhead: {setting} must be an integer >= {low}, "
+                                         f"got {value!r}")
+        if (isinstance(max_wait, bool) or not isinstance(max_wait, int | float)
+                or not math.isfinite(max_wait) or max_wait < 0):
+            raise ConfigurationError(f"Bulkhead: max_wait must be a finite number >= 0, "
+                                     f"got {max_wait!r}")
+        self.max_concurrent = max_concurrent
+        self.max_queue = max_queue
+        self.max_wait = float(max_wait)
+        self.name = name
+        self.store = store
+        self._label = name or "bulkhead"
+        if name is None:
+            self._state = BulkheadState(max_concurrent, max_queue)
+        else:
+            self._state = store.shared(self.kind, name,
+                                       lambda: BulkheadState(max_concurrent, max_queue))
+            if self._state.settings != (max_concurrent, max_queue):
+                raise ConfigurationError(f"Bulkhead: a bulkhead named {name!r} already lives in "
+                                         f"this store with other settings")
+
+    def __repr__(self) -> str:
+        return (f"Bulkhead({self.max_concurrent}, max_queue={self.max_queue}, "
+                f"max_wait={self.max_wait}, name={self.name!r})")
+
+    @property
+    def active(self) -> int:
+        """Calls in flight now."""
+        return self._state.active
+
+    @property
+    def waiting(self) -> int:
+        """Callers queued now."""
+        return self._state.waiting
+
+    # -- shared decisions ------------------------------------------------------------------------
+
+    def _wait_limit(self, ctx: CallContext) -> float:
+        remaining = ctx.remaining()
+        return self.max_wait if remaining is None else min(self.max_wait, remaining)
+
+    def _reject(self, ctx: CallContext, reason: str) -> BulkheadFullError:
+        ctx.sink.emit(BulkheadRejected(operation=ctx.operation, at=ctx.clock.now(),
+                                       bulkhead=self._label, reason=reason))
+        if reason == "full":
+            why = f"{self.max_concurrent} calls in flight and {self.max_queue} queued"
+        else:
+            why = "no slot freed in time"
+        return BulkheadFullError(f"bulkhead {self._label!r} is full ({why})")
+
+    def _release(self) -> None:
+        waiter = self._state.release()
+        if waiter is not None:
+            waiter.wake()
+
+    # -- drivers ---------------------------------------------------------------------------------
+
+    def wrap_async(self, inner: AsyncStep) -> AsyncStep:
+        state = self._state
+        release = self._release
+
+        async def bulkhead_step(ctx: CallContext, op: AsyncOp) -> Any:
+            if not state.try_enter():
+                await self._queue_async(ctx)
+            try:
+                return await inner(ctx, op)
+            finally:
+                release()
+
+        return bulkhead_step
+
+    async def _queue_async(self, ctx: CallContext) -> None:
+        limit = self._wait_limit(ctx)
+        waiter = _TaskWaiter()
+        outcome = self._state.enter_or_queue(waiter, limit > 0)
+        if outcome == _ENTERED:
+            return
+        if outcome == _FULL:
+            raise self._reject(ctx, "full")
+
+        def expire() -> None:
+            if not self._state.abandon(waiter):
+                waiter.settle(False)
+
+        timer = ctx.clock.call_later(limit, expire)
+        try:
+            granted = await waiter.future
+        except BaseException:  # cancelled while queued, or just as the slot arrived
+            if self._state.abandon(waiter):
+                self._release()
+            raise
+        finally:
+            timer.cancel()
+        if not granted:
+            raise self._reject(ctx, "timeout")
+
+    def wrap_sync(self, inner: SyncStep) -> SyncStep:
+        state = self._state
+        release = self._release
+
+        def bulkhead_step(ctx: CallContext, op: SyncOp) -> Any:
+            if not state.try_enter():
+                self._queue_sync(ctx)
+            try:
+                return inner(ctx, op)
+            finally:
+                release()
+
+        return bulkhead_step
+
+    def _queue_sync(self, ctx: CallContext) -> None:
+        limit = self._wait_limit(ctx)
+        waiter = _ThreadWaiter()
+        outcome = self._state.enter_or_queue(waiter, limit > 0)
+        if outcome == _ENTERED:
+            return
+        if outcome == _FULL:
+            raise self._reject(ctx, "full")
+        try:
+            waiter.event.wait(limit)
+        except BaseException:  # interrupted while queued, or just as the slot arrived
+            if self._state.abandon(waiter):
+                self._release()
+            raise
+        if not self._state.abandon(waiter):  # woken or timed out: the state says which
+            raise self._reject(ctx, "timeout")
