@@ -12,6 +12,8 @@ EXPECTED = {
     "RetryBudget", "RetryBudgetExhaustedError", "Secret", "StatusError", "Stop", "SystemClock",
     "Timeout", "TokenRetryBudget", "TransportError", "UnsafeRequestError", "UpstreamError",
     "__version__", "attempts", "current_context", "elapsed", "time_remaining",
+    "BreakerRegistry", "Bulkhead", "CircuitBreaker", "CircuitState", "CountWindow", "RateLimiter",
+    "TimeWindow",
 }
 
 
