@@ -32,6 +32,7 @@ from typing import TypeVar
 
 from egress._clock import SYSTEM_CLOCK, Clock
 from egress.errors import (
+    AuthenticationFailed,
     IdempotencyMismatch,
     InvalidPaymentRequest,
     OutcomeUnknown,
@@ -328,16 +329,22 @@ class _Provider:
                 raise ProviderUnavailable(f"{operation}: provider unavailable (scripted)")
             if fault is PaymentFault.LOST_REQUEST:
                 raise unknown("request lost (scripted)")
-            if isinstance(fault, BaseException):
+            if isinstance(fault, BaseException) and not isinstance(fault, PaymentDeclined):
+                # Refused before the provider's idempotency layer, like an HTTP 401: after an
+                # earlier attempt that may have gone through, that proves nothing.
+                if resumed and isinstance(fault, AuthenticationFailed):
+                    raise unknown(f"{type(fault).__name__} after an earlier attempt")
                 raise fault
             self.calls.append(operation)
             replay = self.replays.get(key)
             if replay is not None:
                 if replay[0] != fingerprint:
                     raise IdempotencyMismatch(f"{operation}: key reused with other parameters")
-                outcome = replay[1]
+                outcome = replay[1]  # a scripted decline cannot change what the key did
             else:
                 try:
+                    if isinstance(fault, PaymentDeclined):
+                        raise fault  # executed, and declined: saved under the key
                     outcome = action()
                 except PaymentDeclined as exc:
                     outcome = exc
