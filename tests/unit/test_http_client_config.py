@@ -31,6 +31,7 @@ from egress.http import (
     SyncApiClient,
     retry_on,
 )
+from egress.http._body import _UNSET
 from egress.policies import Backoff
 from egress.testing import FakeClock, RecordingSink
 
@@ -229,3 +230,19 @@ async def test_resilient_transport_caps_timeouts_by_the_deadline() -> None:
     with pytest.raises(ConfigurationError):
         ResilientTransport(deadline=0)
     assert DeadlineExceededError  # exported for callers of the transport
+
+
+def test_per_call_headers_never_leak_into_the_defaults() -> None:
+    client = SyncApiClient("https://api.example.com")
+    core = client._core
+    before = dict(core.default_headers)
+    call = core.prepare("DELETE", "/x/{id}", params=None, json=_UNSET, form=None, content=None,
+                        headers=None, path_params={"id": "1"}, idempotency_key="k-1",
+                        operation=None)
+    assert call.headers["Idempotency-Key"] == "k-1"
+    core.prepare("PUT", "/y", params=None, json=_UNSET, form=None, content=None,
+                 headers={"X-Extra": "1"}, path_params=None, idempotency_key=None,
+                 operation=None)
+    assert core.default_headers == before
+    assert call.info.operation == "DELETE /x/{id}" and call.info.safety.value == "idempotent"
+    client.close()

@@ -55,6 +55,8 @@ DEFAULT_MAX_REDIRECTS = 5
 DEFAULT_IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 255
 _KEYED_METHODS = frozenset({"POST", "PATCH"})
+_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
+_NAME_CACHE_LIMIT = 1024
 _LOG = logging.getLogger("egress.http")
 
 
@@ -75,18 +77,30 @@ class NeedAuth:
 class PreparedCall:
     """One logical call, prepared once: every attempt sends these exact bytes."""
 
-    __slots__ = ("body", "headers", "info", "method", "url")
+    __slots__ = ("_info", "body", "headers", "key", "method", "operation", "url")
 
     def __init__(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
-                 info: RequestInfo) -> None:
+                 *, key: str | None, operation: str) -> None:
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
-        self.info = info
+        self.key = key
+        self.operation = operation
+        self._info: RequestInfo | None = None
+
+    @property
+    def info(self) -> RequestInfo:
+        """Built only when someone needs it (an error, a hook): most calls never do."""
+        info = self._info
+        if info is None:
+            info = self._info = RequestInfo(self.method, self.url.split("?", 1)[0],
+                                            self.operation, safety_of(self.method, self.key),
+                                            self.key)
+        return info
 
     def __repr__(self) -> str:
-        return f"PreparedCall({self.info.operation!r})"
+        return f"PreparedCall({self.operation!r})"
 
 
 def _ssl_context(verify: bool | str | ssl.SSLContext, allow_insecure: bool) -> ssl.SSLContext:
@@ -174,6 +188,7 @@ class ClientCore:
         self.auto_idempotency_key = bool(auto_idempotency_key)
         self.idempotency_header = idempotency_header
         self._idem_lower = idempotency_header.lower()
+        self._operations: dict[tuple[str, str], str] = {}
         self.request_id_headers = tuple(h.lower() for h in request_id_headers)
         self.clock = clock
         self.sink = sink
@@ -218,16 +233,16 @@ class ClientCore:
                 form: Params | None, content: bytes | None, headers: Mapping[str, str] | None,
                 path_params: Mapping[str, object] | None, idempotency_key: str | None,
                 operation: str | None) -> PreparedCall:
-        method = method.upper()
-        if not method.isalpha() or not method.isascii():
-            raise UnsafeRequestError("method must be an HTTP method name")
+        if method not in _METHODS:
+            method = _check_method(method)
         url = self.base.url(path, path_params, params)
         if json is _UNSET and form is None and content is None:
             body, content_type = None, None
         else:
             body, content_type = encode_body(json, form, content)
         merged = self.default_headers
-        if headers or content_type is not None or method in _KEYED_METHODS:
+        if (headers or content_type is not None or idempotency_key is not None
+                or method in _KEYED_METHODS):
             merged = dict(merged)
             if content_type is not None:
                 merged["Content-Type"] = content_type
@@ -248,9 +263,14 @@ class ClientCore:
                                          f"characters")
             check_header(self.idempotency_header, key)
             merged[self.idempotency_header] = key
-        info = RequestInfo(method, url.split("?", 1)[0], operation or f"{method} {path}",
-                           safety_of(method, key), key)
-        return PreparedCall(method, url, merged, body, info)
+        if operation is None:
+            names = self._operations
+            operation = names.get((method, path))
+            if operation is None:
+                operation = f"{method} {path}"
+                if len(names) < _NAME_CACHE_LIMIT:
+                    names[(method, path)] = operation
+        return PreparedCall(method, url, merged, body, key=key, operation=operation)
 
     # -- one attempt --------------------------------------------------------------------------
 
@@ -286,7 +306,7 @@ class ClientCore:
             status = answer.status
             if 200 <= status < 300:
                 return Response(status, answer.headers, answer.content, method=method,
-                                url=call.info.url if hops == 0 else url.split("?", 1)[0],
+                                url=url.split("?", 1)[0],
                                 request_id_headers=self.request_id_headers)
             if (status == 401 and not refreshed and same_origin and auth is not None
                     and auth.refreshable and token is not None):
@@ -297,12 +317,12 @@ class ClientCore:
             if self.follow_redirects and location:
                 hops += 1
                 if hops > self.max_redirects:
-                    raise ResponseError(f"{call.info.operation}: more than {self.max_redirects} "
+                    raise ResponseError(f"{call.operation}: more than {self.max_redirects} "
                                         f"redirects", reason="redirect")
                 method, url, headers, body, same = next_hop(
                     method, url, headers=headers, body=body, status=status, location=location,
                     base_origin=self.base_origin, sensitive=self.sensitive)
-                self.sink.emit(RedirectFollowed(operation=call.info.operation,
+                self.sink.emit(RedirectFollowed(operation=call.operation,
                                                 at=self.clock.now(), status=status,
                                                 cross_origin=not same))
                 same_origin = same_origin and same
@@ -337,10 +357,10 @@ class ClientCore:
                 and self.clock.now() >= limits.end - 1e-3):
             now = self.clock.now()
             if ctx is not None:
-                ctx.sink.emit(DeadlineExceeded(operation=call.info.operation, at=now,
+                ctx.sink.emit(DeadlineExceeded(operation=call.operation, at=now,
                                                budget=limits.timeouts.total, where="wire"))
             error = DeadlineExceededError(
-                f"{call.info.operation}: deadline exceeded during attempt "
+                f"{call.operation}: deadline exceeded during attempt "
                 f"{ctx.attempt if ctx is not None else 1} (sent={exc.sent})")
             error.__cause__ = exc
             return error
@@ -354,6 +374,15 @@ class ClientCore:
         from egress.http._defaults import default_pipeline
 
         return default_pipeline(self)
+
+
+def _check_method(method: str) -> str:
+    if not isinstance(method, str):
+        raise UnsafeRequestError("method must be a string")
+    upper = method.upper()
+    if not upper.isascii() or not upper.isalpha():
+        raise UnsafeRequestError("method must be an HTTP method name")
+    return upper
 
 
 def _put(headers: dict[str, str], name: str, value: str) -> None:

@@ -195,7 +195,7 @@ class ApiClient(_ClientBase):
                                   content=content, headers=headers, path_params=path_params,
                                   idempotency_key=idempotency_key, operation=operation)
         return await (pipeline or self._pipeline).execute(
-            call.info.operation, functools.partial(self._attempt, call),
+            call.operation, functools.partial(self._attempt, call),
             deadline=self._deadline if deadline is None else deadline)
 
     async def _attempt(self, call: PreparedCall) -> Response:
@@ -349,7 +349,7 @@ class SyncApiClient(_ClientBase):
                                   content=content, headers=headers, path_params=path_params,
                                   idempotency_key=idempotency_key, operation=operation)
         return (pipeline or self._pipeline).execute_sync(
-            call.info.operation, functools.partial(self._attempt, call),
+            call.operation, functools.partial(self._attempt, call),
             deadline=self._deadline if deadline is None else deadline)
 
     def _attempt(self, call: PreparedCall) -> Response:

@@ -1,0 +1,295 @@
+"""HTTP clients against a local nginx: requests/s, p50 and p99. Prints a table.
+
+    uv run python bench/http.py [--count 20000] [--rounds 4] [--max-seconds 45]
+
+Starts its own nginx (Debian: ``apt-get install -y nginx-light``) on a free 127.0.0.1 port with a
+temporary config (one worker, keep-alive, a fixed 11-byte JSON answer), and stops it at the end.
+Every case makes ``count`` GETs; cases are interleaved in ``rounds`` so that a noisy machine
+penalises them alike. A case that would run past ``max-seconds`` stops early and reports what it
+did (the table says so). Async cases run at concurrency 1 and 64; sync cases at 1.
+
+Cases: raw httpx (pooled AsyncClient), raw aiohttp (one session), httpx + tenacity + aiobreaker
+(what people assemble today), httpx-retries, egress ApiClient with its default pipeline on each
+backend; sync: raw httpx.Client, urllib3, SyncApiClient (default backend, and httpx).
+"""
+
+# ruff: noqa: E402
+from __future__ import annotations
+
+import os
+import sys
+
+# This file is named http.py: keep its folder off sys.path so that "import http" is the stdlib's.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import argparse
+import asyncio
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiobreaker
+import aiohttp
+import httpx
+import tenacity
+import urllib3
+from httpx_retries import Retry as HttpxRetry
+from httpx_retries import RetryTransport
+
+from egress.http import ApiClient, SyncApiClient
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ default_type application/json; return 200 '{{"ok":true}}'; }}
+  }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def nginx() -> Iterator[str]:
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(binary).exists():
+        sys.exit("nginx not found: apt-get install -y nginx-light")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="egress-bench-") as tmp:
+        conf = Path(tmp) / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=tmp, port=port))
+        proc = subprocess.Popen([binary, "-c", str(conf), "-p", tmp],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            for _ in range(100):
+                with contextlib.suppress(OSError), socket.create_connection(
+                        ("127.0.0.1", port), timeout=0.1):
+                    break
+                time.sleep(0.05)
+            else:
+                raise RuntimeError("nginx did not start")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+@dataclass
+class Result:
+    name: str
+    concurrency: int
+    latencies: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+    truncated: bool = False
+
+    @property
+    def count(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.elapsed if self.elapsed else 0.0
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000.0
+
+
+AsyncCall = Callable[[], Awaitable[Any]]
+
+
+async def run_async(call: AsyncCall, n: int, concurrency: int, result: Result) -> None:
+    per_worker = max(1, n // concurrency)
+    latencies = result.latencies
+    clock = time.perf_counter
+
+    async def worker() -> None:
+        for _ in range(per_worker):
+            started = clock()
+            await call()
+            latencies.append(clock() - started)
+
+    started = clock()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.elapsed += clock() - started
+
+
+def run_sync(call: Callable[[], Any], n: int, result: Result) -> None:
+    latencies = result.latencies
+    clock = time.perf_counter
+    started = clock()
+    for _ in range(n):
+        begin = clock()
+        call()
+        latencies.append(clock() - begin)
+    result.elapsed += clock() - started
+
+
+async def async_cases(url: str, stack: contextlib.AsyncExitStack) -> dict[str, AsyncCall]:
+    target = url + "/x"
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    raw_httpx = await stack.enter_async_context(httpx.AsyncClient(limits=limits))
+    session = await stack.enter_async_context(aiohttp.ClientSession())
+    assembled = await stack.enter_async_context(httpx.AsyncClient(limits=limits))
+    breaker = aiobreaker.CircuitBreaker(fail_max=5, timeout_duration=timedelta(seconds=60))
+    retries = await stack.enter_async_context(httpx.AsyncClient(
+        limits=limits,
+        transport=RetryTransport(retry=HttpxRetry(total=3, backoff_factor=0.1))))
+    egress_aiohttp = await stack.enter_async_context(ApiClient(url, backend="aiohttp"))
+    egress_httpx = await stack.enter_async_context(ApiClient(url, backend="httpx"))
+
+    async def httpx_raw() -> bytes:
+        return (await raw_httpx.get(target)).content
+
+    async def aiohttp_raw() -> bytes:
+        async with session.get(target) as response:
+            return await response.read()
+
+    async def fetch() -> bytes:
+        response = await assembled.get(target)
+        response.raise_for_status()
+        return response.content
+
+    @tenacity.retry(stop=tenacity.stop_after_attempt(3),
+                    wait=tenacity.wait_random_exponential(multiplier=0.1, max=10),
+                    retry=tenacity.retry_if_exception_type(httpx.TransportError), reraise=True)
+    async def httpx_tenacity_aiobreaker() -> bytes:
+        return await breaker.call_async(fetch)  # type: ignore[no-any-return]
+
+    async def httpx_retries() -> bytes:
+        return (await retries.get(target)).content
+
+    async def egress_default_aiohttp() -> bytes:
+        return (await egress_aiohttp.get("/x")).content
+
+    async def egress_default_httpx() -> bytes:
+        return (await egress_httpx.get("/x")).content
+
+    return {
+        "raw httpx AsyncClient": httpx_raw,
+        "raw aiohttp session": aiohttp_raw,
+        "httpx + tenacity + aiobreaker": httpx_tenacity_aiobreaker,
+        "httpx-retries": httpx_retries,
+        "egress ApiClient (aiohttp, default)": egress_default_aiohttp,
+        "egress ApiClient (httpx)": egress_default_httpx,
+    }
+
+
+def sync_cases(url: str, stack: contextlib.ExitStack) -> dict[str, Callable[[], Any]]:
+    target = url + "/x"
+    client = stack.enter_context(httpx.Client())
+    host, port = url.removeprefix("http://").split(":")
+    pool = urllib3.HTTPConnectionPool(host, int(port), maxsize=4)
+    stack.callback(pool.close)
+    egress_stdlib = stack.enter_context(SyncApiClient(url))
+    egress_httpx = stack.enter_context(SyncApiClient(url, backend="httpx"))
+    return {
+        "raw httpx.Client": lambda: client.get(target).content,
+        "urllib3 pool": lambda: pool.request("GET", "/x").data,
+        "egress SyncApiClient (stdlib, default)": lambda: egress_stdlib.get("/x").content,
+        "egress SyncApiClient (httpx)": lambda: egress_httpx.get("/x").content,
+    }
+
+
+async def bench_async(url: str, count: int, rounds: int, max_seconds: float,
+                      concurrency: int) -> list[Result]:
+    async with contextlib.AsyncExitStack() as stack:
+        cases = await async_cases(url, stack)
+        results = {name: Result(name, concurrency) for name in cases}
+        for call in cases.values():  # warm every pool up
+            await run_async(call, 200, min(concurrency, 64), Result("warmup", concurrency))
+        per_round = count // rounds
+        for _ in range(rounds):
+            for name, call in cases.items():
+                result = results[name]
+                if result.elapsed > max_seconds * (1 - 1 / rounds):
+                    result.truncated = True
+                    continue
+                await run_async(call, per_round, concurrency, result)
+        return list(results.values())
+
+
+def bench_sync(url: str, count: int, rounds: int, max_seconds: float) -> list[Result]:
+    with contextlib.ExitStack() as stack:
+        cases = sync_cases(url, stack)
+        results = {name: Result(name, 1) for name in cases}
+        for call in cases.values():
+            run_sync(call, 200, Result("warmup", 1))
+        per_round = count // rounds
+        for _ in range(rounds):
+            for name, call in cases.items():
+                result = results[name]
+                if result.elapsed > max_seconds * (1 - 1 / rounds):
+                    result.truncated = True
+                    continue
+                run_sync(call, per_round, result)
+        return list(results.values())
+
+
+def table(title: str, results: list[Result], reference: str) -> str:
+    base = next((r.rate for r in results if r.name == reference), 0.0) or 1.0
+    lines = [f"\n{title}", "",
+             f"| {'client':40s} | {'conc':>4s} | {'requests':>8s} | {'req/s':>8s} | "
+             f"{'p50 ms':>7s} | {'p99 ms':>7s} | {'vs ' + reference:>28s} |",
+             f"|{'-' * 42}|{'-' * 6}|{'-' * 10}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 30}|"]
+    for r in results:
+        note = "*" if r.truncated else ""
+        lines.append(f"| {r.name:40s} | {r.concurrency:4d} | {r.count:>7d}{note:1s} | "
+                     f"{r.rate:8.0f} | {r.percentile(0.5):7.3f} | {r.percentile(0.99):7.3f} | "
+                     f"{r.rate / base:27.2f}x |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--max-seconds", type=float, default=45.0,
+                        help="time bound per case and concurrency (stops early, marked *)")
+    args = parser.parse_args()
+    import sniffio  # noqa: F401  (httpx is much slower without it; make sure it is there)
+
+    with nginx() as url:
+        print(f"nginx on {url}; {args.count} GETs per case in {args.rounds} interleaved rounds; "
+              f"python {sys.version.split()[0]}, httpx {httpx.__version__}, "
+              f"aiohttp {aiohttp.__version__}, urllib3 {urllib3.__version__}")
+        for concurrency in (1, 64):
+            results = asyncio.run(bench_async(url, args.count, args.rounds, args.max_seconds,
+                                              concurrency))
+            print(table(f"Async, concurrency {concurrency}", results, "raw aiohttp session"))
+        results = bench_sync(url, args.count, args.rounds, args.max_seconds)
+        fastest = max((r for r in results if not r.name.startswith("egress")),
+                      key=lambda r: r.rate)
+        print(table("Sync, concurrency 1", results, fastest.name))
+        print("\n* stopped early by --max-seconds")
+
+
+if __name__ == "__main__":
+    main()
