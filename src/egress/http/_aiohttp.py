@@ -131,26 +131,21 @@ class AiohttpWire:
                 data=request.body, timeout=timeout, allow_redirects=False,
                 auto_decompress=False,
             )
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            if not isinstance(exc, Exception):
-                raise
+        except Exception as exc:
             error = _map_error(exc, request, reading=False)
             if isinstance(exc, aiohttp.ClientResponseError):
                 raise error from None
             raise error from exc
         try:
             status = response.status
-            raw = response.headers
+            encoding = response.headers.get("Content-Encoding")
             length = response.content_length
-            reader = BodyReader(self._cap, raw.get("Content-Encoding"), length)
             if request.method == "HEAD" or status in _NO_BODY_STATUSES:
                 content = b""
-            elif length is not None and reader.plain:
-                content = await response.read()
-                reader.feed(content)
+            elif encoding is None and length is not None and length <= self._cap:
+                content = await response.read()  # aiohttp reads exactly the declared length
             else:
+                reader = BodyReader(self._cap, encoding, length)
                 stream = response.content
                 while True:
                     chunk = await stream.readany()
