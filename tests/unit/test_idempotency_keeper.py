@@ -120,12 +120,12 @@ def unknown(key: str = "k") -> OutcomeUnknown:
 
 
 @pytest.fixture
-def keeper() -> IdempotencyKeeper[str]:
+def keeper() -> IdempotencyKeeper:
     return IdempotencyKeeper(MemoryIdempotencyStore(), scope="s",
                              clock=FakeClock(wall=NOW, auto_advance=False), sink=RecordingSink())
 
 
-async def test_first_call_reserves_before_sending(keeper: IdempotencyKeeper[str]) -> None:
+async def test_first_call_reserves_before_sending(keeper: IdempotencyKeeper) -> None:
     seen: list[IdempotencyRecord | None] = []
 
     class Checking(ScriptedOp):
@@ -142,7 +142,7 @@ async def test_first_call_reserves_before_sending(keeper: IdempotencyKeeper[str]
     assert stored.result_id == "pi_1"
 
 
-async def test_second_call_fetches_without_sending(keeper: IdempotencyKeeper[str]) -> None:
+async def test_second_call_fetches_without_sending(keeper: IdempotencyKeeper) -> None:
     provider: dict[str, str] = {}
     await keeper.run(ScriptedOp(provider))
     again = ScriptedOp(provider)
@@ -150,7 +150,7 @@ async def test_second_call_fetches_without_sending(keeper: IdempotencyKeeper[str
     assert again.sent == []
 
 
-async def test_unknown_outcome_then_same_key_again(keeper: IdempotencyKeeper[str]) -> None:
+async def test_unknown_outcome_then_same_key_again(keeper: IdempotencyKeeper) -> None:
     provider: dict[str, str] = {}
     op = ScriptedOp(provider, failures=[unknown()], commit_before_failing=True)
     with pytest.raises(OutcomeUnknown):
@@ -167,7 +167,7 @@ async def test_unknown_outcome_then_same_key_again(keeper: IdempotencyKeeper[str
 
 
 async def test_decline_allows_a_new_key_and_new_parameters(
-        keeper: IdempotencyKeeper[str]) -> None:
+        keeper: IdempotencyKeeper) -> None:
     provider: dict[str, str] = {}
     op = ScriptedOp(provider, failures=[PaymentDeclined("no", decline_code="generic_decline")])
     with pytest.raises(PaymentDeclined):
@@ -183,7 +183,7 @@ async def test_decline_allows_a_new_key_and_new_parameters(
     assert sink.of(IdempotencyKeyRenewed)[0].generation == 1
 
 
-async def test_provider_unavailable_keeps_the_key(keeper: IdempotencyKeeper[str]) -> None:
+async def test_provider_unavailable_keeps_the_key(keeper: IdempotencyKeeper) -> None:
     provider: dict[str, str] = {}
     op = ScriptedOp(provider, failures=[ProviderUnavailable("down")])
     with pytest.raises(ProviderUnavailable):
@@ -192,7 +192,7 @@ async def test_provider_unavailable_keeps_the_key(keeper: IdempotencyKeeper[str]
     assert op.sent[0][0] == op.sent[1][0]
 
 
-async def test_mismatch_sends_nothing(keeper: IdempotencyKeeper[str]) -> None:
+async def test_mismatch_sends_nothing(keeper: IdempotencyKeeper) -> None:
     provider: dict[str, str] = {}
     await keeper.run(ScriptedOp(provider))
     other = ScriptedOp(provider, fingerprint="different amount")
@@ -202,7 +202,7 @@ async def test_mismatch_sends_nothing(keeper: IdempotencyKeeper[str]) -> None:
 
 
 async def test_crash_leaves_a_pending_record_that_is_resumed(
-        keeper: IdempotencyKeeper[str]) -> None:
+        keeper: IdempotencyKeeper) -> None:
     provider: dict[str, str] = {}
     op = ScriptedOp(provider, failures=[KeyboardInterrupt()], commit_before_failing=True)
     with pytest.raises(KeyboardInterrupt):
@@ -215,7 +215,7 @@ async def test_crash_leaves_a_pending_record_that_is_resumed(
 
 async def test_stale_record_is_settled_found() -> None:
     clock = FakeClock(wall=NOW, auto_advance=False)
-    keeper: IdempotencyKeeper[str] = IdempotencyKeeper(MemoryIdempotencyStore(), scope="s",
+    keeper: IdempotencyKeeper = IdempotencyKeeper(MemoryIdempotencyStore(), scope="s",
                                                        clock=clock)
     provider: dict[str, str] = {}
     op = ScriptedOp(provider, failures=[unknown()], commit_before_failing=True)
@@ -229,7 +229,7 @@ async def test_stale_record_is_settled_found() -> None:
 
 async def test_stale_record_proven_absent_gets_a_new_key() -> None:
     clock = FakeClock(wall=NOW, auto_advance=False)
-    keeper: IdempotencyKeeper[str] = IdempotencyKeeper(MemoryIdempotencyStore(), scope="s",
+    keeper: IdempotencyKeeper = IdempotencyKeeper(MemoryIdempotencyStore(), scope="s",
                                                        clock=clock)
     provider: dict[str, str] = {}
     op = ScriptedOp(provider, failures=[unknown()])
@@ -242,7 +242,7 @@ async def test_stale_record_proven_absent_gets_a_new_key() -> None:
 
 async def test_reconcile_trusts_absence_only_after_settle_after() -> None:
     clock = FakeClock(wall=NOW, auto_advance=False)
-    keeper: IdempotencyKeeper[str] = IdempotencyKeeper(MemoryIdempotencyStore(), scope="s",
+    keeper: IdempotencyKeeper = IdempotencyKeeper(MemoryIdempotencyStore(), scope="s",
                                                        clock=clock, settle_after=600)
     op = ScriptedOp({}, failures=[unknown()])
     with pytest.raises(OutcomeUnknown):
@@ -256,7 +256,7 @@ async def test_reconcile_trusts_absence_only_after_settle_after() -> None:
     assert stored is not None and stored.state is RecordState.FAILED
 
 
-async def test_reconcile_finds_and_records(keeper: IdempotencyKeeper[str]) -> None:
+async def test_reconcile_finds_and_records(keeper: IdempotencyKeeper) -> None:
     provider: dict[str, str] = {}
     op = ScriptedOp(provider, failures=[unknown()], commit_before_failing=True)
     with pytest.raises(OutcomeUnknown):
@@ -270,12 +270,12 @@ async def test_reconcile_finds_and_records(keeper: IdempotencyKeeper[str]) -> No
 
 
 async def test_reconcile_without_a_record_asks_the_provider(
-        keeper: IdempotencyKeeper[str]) -> None:
+        keeper: IdempotencyKeeper) -> None:
     assert await keeper.reconcile(ScriptedOp({})) is None
     assert await keeper.reconcile(ScriptedOp({}, found="pi_9")) == "pi_9"
 
 
-async def test_lost_renewal_race_decides_again(keeper: IdempotencyKeeper[str]) -> None:
+async def test_lost_renewal_race_decides_again(keeper: IdempotencyKeeper) -> None:
     provider: dict[str, str] = {}
     op = ScriptedOp(provider, failures=[PaymentDeclined("no")])
     with pytest.raises(PaymentDeclined):

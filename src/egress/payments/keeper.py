@@ -39,7 +39,6 @@ from egress.payments.idempotency import (
 __all__ = ["IdempotencyKeeper", "KeyedCall", "KeyedOperation"]
 
 R = TypeVar("R")
-R_co = TypeVar("R_co", covariant=True)
 
 # Errors that prove the provider did nothing: the next call may use a new key.
 _NO_EFFECT = (PaymentDeclined, InvalidPaymentRequest, AuthenticationFailed)
@@ -120,7 +119,7 @@ class KeyedCall(Generic[R]):
         return f"KeyedCall({self.operation!r})"
 
 
-class IdempotencyKeeper(Generic[R_co]):
+class IdempotencyKeeper:
     """Reserve, decide, send, record. One instance per adapter; safe to share across tasks.
 
     ==================  ===========  ===================================================

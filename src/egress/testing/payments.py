@@ -129,7 +129,7 @@ class InMemoryPayments:
     ) -> None:
         self.clock = clock
         self.store = store if store is not None else MemoryIdempotencyStore()
-        self.keeper: IdempotencyKeeper[object] = IdempotencyKeeper(
+        self.keeper: IdempotencyKeeper = IdempotencyKeeper(
             self.store, scope=scope, clock=clock, sink=sink, max_age=max_age,
             settle_after=settle_after)
         #: The provider side: shared by instances that stand for restarts of one process.

@@ -195,7 +195,7 @@ class StripePayments:
             rate, burst=max(1, int(rate)), name=f"stripe-{mode}", clock=clock, sink=sink)
         self.rate_limiter = limiter
         self.store = _store(store)
-        self._keeper: IdempotencyKeeper[object] = IdempotencyKeeper(
+        self._keeper: IdempotencyKeeper = IdempotencyKeeper(
             self.store, scope=scope or f"stripe-{mode}", clock=clock, sink=sink,
             max_age=max_key_age, settle_after=settle_after)
         self._client = ApiClient(
