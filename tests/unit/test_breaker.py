@@ -156,6 +156,51 @@ def test_slow_calls_open_it_even_when_they_succeed() -> None:
     assert change.failure_rate == 0.0
 
 
+def test_with_slow_call_detection_off_nothing_is_slow_and_failures_still_count() -> None:
+    h = Harness(window=CountWindow(4), minimum_calls=4, slow_call_duration=None,
+                slow_call_rate_threshold=0.25)
+    h.ok(3, duration=3600.0)
+    h.fail(1, duration=3600.0)
+    assert h.breaker.state is CLOSED
+    assert h.breaker.snapshot().slow_calls == 0
+    h.ok(1)  # the window is quiet only once full of successes: still recorded here
+    h.fail(1)
+    assert h.breaker.state is OPEN
+    assert h.rejected().retry_after == pytest.approx(60.0)
+
+
+async def test_untimed_drivers_record_like_the_timed_ones() -> None:
+    clock = FakeClock(auto_advance=False)
+    sink = RecordingSink()
+    breaker = CircuitBreaker("untimed", window=CountWindow(2), minimum_calls=2,
+                             slow_call_duration=None, failure_rate_threshold=1.0,
+                             wait_in_open=5.0, half_open_calls=1, store=None, clock=clock,
+                             sink=sink)
+    pipeline = Pipeline(breaker, clock=clock, sink=sink)
+
+    @breaker
+    async def fail_async() -> None:
+        raise refused()
+
+    async def ok_async() -> str:
+        return "ok"
+
+    guarded_ok = breaker(ok_async)
+    assert await guarded_ok() == "ok"
+    assert pipeline.run_sync(lambda: "ok") == "ok"
+    assert breaker(lambda: "ok")() == "ok"
+    assert breaker.snapshot().calls == 2
+    for _ in range(2):
+        with pytest.raises(TransportError):
+            await fail_async()
+    assert breaker.state is OPEN
+    clock.advance(5.0)
+    assert await pipeline.run(ok_async) == "ok"  # the probe, recorded with the clock's time
+    assert breaker.state is CLOSED
+    assert [e.at for e in sink.of(CircuitStateChanged)] == [clock.now() - 5.0, clock.now(),
+                                                            clock.now()]
+
+
 @pytest.mark.parametrize("error", [
     lambda: StatusError(400), lambda: StatusError(402), lambda: StatusError(404),
     lambda: StatusError(409), lambda: StatusError(429, retry_after=1.0),

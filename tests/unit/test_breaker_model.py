@@ -130,21 +130,22 @@ class BreakerMachine(RuleBasedStateMachine):
         size=st.integers(1, 6), min_calls=st.integers(1, 8),
         fthr=st.sampled_from([0.25, 0.5, 0.75, 1.0]), sthr=st.sampled_from([0.5, 1.0]),
         wait=st.sampled_from([1.0, 2.5]), mult=st.sampled_from([1.0, 2.0]),
-        probes=st.integers(1, 3), ho_max=st.sampled_from([None, 3.0]))
+        probes=st.integers(1, 3), ho_max=st.sampled_from([None, 3.0]),
+        slow=st.sampled_from([1.0, 1.0, None]))
     def build(self, size: int, min_calls: int, fthr: float, sthr: float, wait: float,
-              mult: float, probes: int, ho_max: float | None) -> None:
+              mult: float, probes: int, ho_max: float | None, slow: float | None) -> None:
         self.clock = FakeClock(auto_advance=False)
         self.sink = RecordingSink()
         self.breaker = CircuitBreaker(
             "model", window=CountWindow(size), minimum_calls=min_calls,
-            failure_rate_threshold=fthr, slow_call_rate_threshold=sthr, slow_call_duration=1.0,
+            failure_rate_threshold=fthr, slow_call_rate_threshold=sthr, slow_call_duration=slow,
             wait_in_open=wait, wait_multiplier=mult, max_wait_in_open=8.0,
             half_open_calls=probes, max_wait_in_half_open=ho_max, store=None,
             clock=self.clock, sink=self.sink)
         self.state = self.breaker._state
         self.ctx = self.breaker._own
-        self.model = Model(size, min(min_calls, size), fthr, sthr, 1.0, wait, mult, 8.0, probes,
-                           ho_max)
+        self.model = Model(size, min(min_calls, size), fthr, sthr,
+                           float("inf") if slow is None else slow, wait, mult, 8.0, probes, ho_max)
 
     @rule()
     def start(self) -> None:
@@ -175,7 +176,7 @@ class BreakerMachine(RuleBasedStateMachine):
             self.state.release(gen)
             return
         failed = outcome == "failure"
-        self.model.record(epoch, now, failed, now - start >= 1.0)
+        self.model.record(epoch, now, failed, now - start >= self.model.slow)
         if failed:
             self.state.on_failure(gen, start, now, self.ctx)
         else:

@@ -10,7 +10,9 @@ How a call travels::
     gen = state.fast_gen                    # >= 0: calls pass without asking (CLOSED, ...)
     if gen < 0: gen = state.acquire(now)    # OPEN/HALF_OPEN/FORCED_OPEN: may raise
     ... call ...
-    state.on_success(gen, start, end) / state.on_failure(...) / state.release(gen)
+    if gen != state.quiet_gen or end - start >= slow_call_duration:   # else: nothing to record
+        state.on_success(gen, start, end)
+    # or state.on_failure(...) / state.release(gen)
 
 ``gen`` is the *generation*: it changes on every transition, and an outcome reported with a stale
 generation is ignored. So a slow call that started while CLOSED cannot count as a half-open
@@ -95,7 +97,7 @@ class BreakerState:
         "_failed", "_fast_rec", "_fthr", "_gen", "_ho_done", "_ho_failed", "_ho_slots",
         "_ho_slow", "_ho_until", "_lock", "_min_calls", "_mode", "_n", "_name", "_open_until",
         "_opens", "_over", "_rec", "_rejected", "_slow", "_slow_dur", "_sthr", "fast_gen",
-        "settings",
+        "quiet_gen", "settings",
     )
 
     def __init__(self, settings: BreakerSettings) -> None:
@@ -110,6 +112,9 @@ class BreakerState:
         self._gen = 0
         #: generation callers may use without asking, or -1 (then they call acquire()).
         self.fast_gen = 0
+        #: generation whose fast successes change nothing (a count window full of them), so
+        #: drivers need not report them; _NEVER otherwise.
+        self.quiet_gen = _NEVER
         self._rec = 0  # generation whose outcomes are recorded
         self._fast_rec = 0  # generation whose outcomes take the CLOSED fast path
         self._n = self._failed = self._slow = 0
@@ -286,22 +291,20 @@ class BreakerState:
 class CountBreakerState(BreakerState):
     """The last ``window_size`` calls, one byte each in a ring (``_SLOW`` | failed)."""
 
-    __slots__ = ("_buf", "_clean", "_i", "_size")
+    __slots__ = ("_buf", "_i", "_size")
 
     def __init__(self, settings: BreakerSettings) -> None:
         super().__init__(settings)
         self._size = settings.window_size
         self._buf = bytearray(self._size)
         self._i = 0
-        #: the CLOSED generation while the window is full of fast successes, else _NEVER.
-        self._clean = _NEVER
 
     def on_success(self, gen: int, start: float, end: float, ctx: CallContext) -> None:
         # The hot path. A full window of fast successes is unchanged by one more (it evicts an
         # identical entry, and where the ring starts does not matter when all entries are
-        # equal), so the common case returns without the lock. Reading ``_clean`` unlocked is
+        # equal), so the common case returns without the lock. Reading ``quiet_gen`` unlocked is
         # safe: a racing failure is then simply ordered after this success.
-        if gen == self._clean and end - start < self._slow_dur:
+        if gen == self.quiet_gen and end - start < self._slow_dur:
             return
         lock = self._lock
         lock.acquire()
@@ -321,7 +324,7 @@ class CountBreakerState(BreakerState):
                     if n == self._min_calls:
                         self._judge(end, ctx)
                 if n == self._size and not self._failed and not self._slow:
-                    self._clean = gen
+                    self.quiet_gen = gen
             elif gen == self._rec:
                 self._record(end, False, end - start >= self._slow_dur, ctx)
         finally:
@@ -338,12 +341,12 @@ class CountBreakerState(BreakerState):
         self._i = 0 if i == self._size else i
         if self._n < self._size:
             self._n += 1
-        self._clean = _NEVER  # a failure or a slow call, or METRICS_ONLY: not clean
+        self.quiet_gen = _NEVER  # a failure or a slow call, or METRICS_ONLY: not clean
 
     def _window_reset(self) -> None:
         self._buf[:] = bytes(self._size)
         self._i = self._n = self._failed = self._slow = 0
-        self._clean = _NEVER
+        self.quiet_gen = _NEVER
 
     def _window_totals(self, now: float) -> tuple[int, int, int]:
         return self._n, self._failed, self._slow

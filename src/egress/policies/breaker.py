@@ -204,7 +204,7 @@ class CircuitBreaker:
     ===========================  ===================  ==========================================
     ``name``                     (required)           names the breaker in events; shares state
     ``failure_rate_threshold``   0.5                  open when failed/calls reaches this
-    ``slow_call_duration``       60.0                 a call this long (s) or longer is slow
+    ``slow_call_duration``       60.0                 a call this long (s) is slow; None: off
     ``slow_call_rate_threshold`` 1.0                  open when slow/calls reaches this
     ``window``                   ``CountWindow(100)`` or ``TimeWindow(seconds=60.0)``
     ``minimum_calls``            100                  no verdict with fewer calls in the window
@@ -233,7 +233,7 @@ class CircuitBreaker:
         name: str,
         *,
         failure_rate_threshold: float = DEFAULT_FAILURE_RATE_THRESHOLD,
-        slow_call_duration: float = DEFAULT_SLOW_CALL_DURATION,
+        slow_call_duration: float | None = DEFAULT_SLOW_CALL_DURATION,
         slow_call_rate_threshold: float = DEFAULT_SLOW_CALL_RATE_THRESHOLD,
         window: CountWindow | TimeWindow | None = None,
         minimum_calls: int = DEFAULT_MINIMUM_CALLS,
@@ -270,8 +270,10 @@ class CircuitBreaker:
             failure_rate_threshold=_number(owner, "failure_rate_threshold",
                                            failure_rate_threshold, low=0.0, high=1.0,
                                            open_low=True),
-            slow_call_duration=_number(owner, "slow_call_duration", slow_call_duration, low=0.0,
-                                       open_low=True),
+            slow_call_duration=(
+                math.inf if slow_call_duration is None else
+                _number(owner, "slow_call_duration", slow_call_duration, low=0.0,
+                        open_low=True)),
             slow_call_rate_threshold=_number(owner, "slow_call_rate_threshold",
                                              slow_call_rate_threshold, low=0.0, high=1.0,
                                              open_low=True),
@@ -360,6 +362,15 @@ class CircuitBreaker:
         self._state.transition(CircuitState.CLOSED, self.clock.now(), self._own)
 
     # -- drivers: read the clock, call, report. Every decision is in the state. ----------------
+    #
+    # The four drivers (async/sync x pipeline step/decorator) are the same statements around a
+    # different call; they are written out because this is the hot path: a fast success in a
+    # quiet window costs two clock reads and three comparisons, and no clock read at all when
+    # slow-call detection is off (``timed`` is False).
+
+    def _after_success(self, gen: int, ctx: CallContext) -> None:
+        now = ctx.clock.now()
+        self._state.on_success(gen, now, now, ctx)
 
     def _after_error(self, gen: int, start: float, exc: BaseException, ctx: CallContext) -> None:
         verdict = self._classify_exc(exc)
@@ -373,40 +384,54 @@ class CircuitBreaker:
 
     def wrap_async(self, inner: AsyncStep) -> AsyncStep:
         state = self._state
-        after_error = self._after_error
+        after_error, after_success = self._after_error, self._after_success
+        slow = self.settings.slow_call_duration
+        timed = slow != math.inf
 
         async def circuit_breaker_step(ctx: CallContext, op: AsyncOp) -> Any:
             now = ctx.clock.now
             gen = state.fast_gen
             if gen < 0:
                 gen = state.acquire(now(), ctx)
-            start = now()
+            start = now() if timed else 0.0
             try:
                 result = await inner(ctx, op)
             except BaseException as exc:
                 after_error(gen, start, exc, ctx)
                 raise
-            state.on_success(gen, start, now(), ctx)
+            if timed:
+                end = now()
+                if gen != state.quiet_gen or end - start >= slow:
+                    state.on_success(gen, start, end, ctx)
+            elif gen != state.quiet_gen:
+                after_success(gen, ctx)
             return result
 
         return circuit_breaker_step
 
     def wrap_sync(self, inner: SyncStep) -> SyncStep:
         state = self._state
-        after_error = self._after_error
+        after_error, after_success = self._after_error, self._after_success
+        slow = self.settings.slow_call_duration
+        timed = slow != math.inf
 
         def circuit_breaker_step(ctx: CallContext, op: SyncOp) -> Any:
             now = ctx.clock.now
             gen = state.fast_gen
             if gen < 0:
                 gen = state.acquire(now(), ctx)
-            start = now()
+            start = now() if timed else 0.0
             try:
                 result = inner(ctx, op)
             except BaseException as exc:
                 after_error(gen, start, exc, ctx)
                 raise
-            state.on_success(gen, start, now(), ctx)
+            if timed:
+                end = now()
+                if gen != state.quiet_gen or end - start >= slow:
+                    state.on_success(gen, start, end, ctx)
+            elif gen != state.quiet_gen:
+                after_success(gen, ctx)
             return result
 
         return circuit_breaker_step
@@ -434,7 +459,9 @@ def _guard_async(breaker: CircuitBreaker, fn: Callable[..., Any]) -> Callable[..
     partial: that saves two frames and an allocation per call, most of a breaker's own cost.
     """
     state = breaker._state
-    after_error = breaker._after_error
+    after_error, after_success = breaker._after_error, breaker._after_success
+    slow = breaker.settings.slow_call_duration
+    timed = slow != math.inf
     own = breaker._own
     now = breaker.clock.now
 
@@ -443,13 +470,18 @@ def _guard_async(breaker: CircuitBreaker, fn: Callable[..., Any]) -> Callable[..
         gen = state.fast_gen
         if gen < 0:
             gen = state.acquire(now(), own)
-        start = now()
+        start = now() if timed else 0.0
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
             after_error(gen, start, exc, own)
             raise
-        state.on_success(gen, start, now(), own)
+        if timed:
+            end = now()
+            if gen != state.quiet_gen or end - start >= slow:
+                state.on_success(gen, start, end, own)
+        elif gen != state.quiet_gen:
+            after_success(gen, own)
         return result
 
     return guarded
@@ -458,7 +490,9 @@ def _guard_async(breaker: CircuitBreaker, fn: Callable[..., Any]) -> Callable[..
 def _guard_sync(breaker: CircuitBreaker, fn: Callable[..., Any]) -> Callable[..., Any]:
     """The sync twin of :func:`_guard_async`."""
     state = breaker._state
-    after_error = breaker._after_error
+    after_error, after_success = breaker._after_error, breaker._after_success
+    slow = breaker.settings.slow_call_duration
+    timed = slow != math.inf
     own = breaker._own
     now = breaker.clock.now
 
@@ -467,13 +501,18 @@ def _guard_sync(breaker: CircuitBreaker, fn: Callable[..., Any]) -> Callable[...
         gen = state.fast_gen
         if gen < 0:
             gen = state.acquire(now(), own)
-        start = now()
+        start = now() if timed else 0.0
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             after_error(gen, start, exc, own)
             raise
-        state.on_success(gen, start, now(), own)
+        if timed:
+            end = now()
+            if gen != state.quiet_gen or end - start >= slow:
+                state.on_success(gen, start, end, own)
+        elif gen != state.quiet_gen:
+            after_success(gen, own)
         return result
 
     return guarded

@@ -69,8 +69,9 @@ class LimiterState:
         self._paused_until = -math.inf
         self._lock = threading.Lock()
 
-    def reserve(self, now: float, max_wait: float) -> float:
-        """Reserve the next slot if it starts within ``max_wait``: the seconds to wait (>= 0).
+    def reserve(self, now: float, max_wait: float, deadline: float | None = None) -> float:
+        """Reserve the next slot if it starts within ``max_wait`` and by ``deadline`` (clock
+        time): the seconds to wait (>= 0).
 
         Otherwise reserve nothing and return ``-retry_after`` (< 0): minus the seconds until a
         slot would be free.
@@ -84,7 +85,7 @@ class LimiterState:
             paused = self._paused_until
             allow = paused if allow < paused else allow
             wait = allow - now
-            if wait > max_wait:
+            if wait > max_wait or (deadline is not None and allow > deadline):
                 return -wait if wait > 0 else -math.ulp(0.0)
             self._tat = (tat if tat > allow else allow) + self._interval
             return wait
@@ -197,12 +198,6 @@ class RateLimiter:
 
     # -- shared decisions ------------------------------------------------------------------------
 
-    def _budget(self, ctx: CallContext, now: float) -> float:
-        deadline = ctx.deadline
-        if deadline is None or deadline - now >= self.max_wait:
-            return self.max_wait
-        return deadline - now
-
     def _reject(self, ctx: CallContext, now: float, retry_after: float) -> RateLimitedError:
         ctx.sink.emit(RateLimitRejected(operation=ctx.operation, at=now, limiter=self._label,
                                         retry_after=retry_after))
@@ -212,19 +207,16 @@ class RateLimiter:
         error.limiter = self._label  # type: ignore[attr-defined]  # marks a local refusal
         return error
 
-    def _reserve(self, ctx: CallContext, now: float, until: float) -> float:
-        """Reserve a slot starting no later than ``until`` (clock time): the wait, or raise."""
-        wait = self._state.reserve(now, min(self._budget(ctx, now), until - now))
-        if wait < 0:
-            raise self._reject(ctx, now, -wait)
-        return wait
-
     def _after_sleep(self, ctx: CallContext, until: float) -> float:
-        """After a sleep: 0.0 to go now, or the wait of a fresh slot if a pause came meanwhile."""
+        """After a sleep: 0.0 to go now, or the wait of a fresh slot if a pause came meanwhile
+        (one starting by ``until``, the latest this call was willing to start)."""
         now = ctx.clock.now()
         if self._state.paused_for(now) <= 0:
             return 0.0
-        return self._reserve(ctx, now, until)
+        wait = self._state.reserve(now, until - now, ctx.deadline)
+        if wait < 0:
+            raise self._reject(ctx, now, -wait)
+        return wait
 
     def _observe(self, ctx: CallContext, exc: BaseException) -> None:
         pause_on = self.pause_on
@@ -236,13 +228,13 @@ class RateLimiter:
     # -- drivers: sleep and call; decisions above ------------------------------------------------
 
     def wrap_async(self, inner: AsyncStep) -> AsyncStep:
-        state = self._state
-        budget = self._budget
+        reserve = self._state.reserve
+        max_wait = self.max_wait
         observe = self._observe
 
         async def rate_limiter_step(ctx: CallContext, op: AsyncOp) -> Any:
             now = ctx.clock.now()
-            wait = state.reserve(now, budget(ctx, now))
+            wait = reserve(now, max_wait, ctx.deadline)
             if wait != 0.0:
                 await self._wait_async(ctx, now, wait)
             try:
@@ -256,7 +248,7 @@ class RateLimiter:
     async def _wait_async(self, ctx: CallContext, now: float, wait: float) -> None:
         if wait < 0:
             raise self._reject(ctx, now, -wait)
-        until = now + self._budget(ctx, now)  # the latest this call may start
+        until = now + self.max_wait  # the latest this call is willing to start
         while wait > 0:
             try:
                 await ctx.clock.sleep(wait)
@@ -267,13 +259,13 @@ class RateLimiter:
             now = ctx.clock.now()
 
     def wrap_sync(self, inner: SyncStep) -> SyncStep:
-        state = self._state
-        budget = self._budget
+        reserve = self._state.reserve
+        max_wait = self.max_wait
         observe = self._observe
 
         def rate_limiter_step(ctx: CallContext, op: SyncOp) -> Any:
             now = ctx.clock.now()
-            wait = state.reserve(now, budget(ctx, now))
+            wait = reserve(now, max_wait, ctx.deadline)
             if wait != 0.0:
                 self._wait_sync(ctx, now, wait)
             try:
@@ -287,7 +279,7 @@ class RateLimiter:
     def _wait_sync(self, ctx: CallContext, now: float, wait: float) -> None:
         if wait < 0:
             raise self._reject(ctx, now, -wait)
-        until = now + self._budget(ctx, now)
+        until = now + self.max_wait
         while wait > 0:
             try:
                 ctx.clock.sleep_sync(wait)
