@@ -3,32 +3,72 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 
 __all__ = ["main"]
+
+_CHAOS = ("none", "flaky", "outage", "rate-limited", "ambiguous")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="egress", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="push calls through a flaky upstream and report")
-    demo.add_argument("--calls", type=int, default=1000, help="logical calls to make")
-    demo.add_argument("--failure-rate", type=float, default=0.3,
-                      help="share of attempts that fail (0..1)")
-    demo.add_argument("--seed", type=int, default=7)
+    demo = sub.add_parser(
+        "demo",
+        help="push payments through a misbehaving fake Stripe and check the ledger",
+        description="Starts a fake Stripe on a free loopback port with a chaos profile, pushes "
+                    "payments through StripePayments (default pipeline, SQLite idempotency "
+                    "store), reconciles every unknown outcome, and checks the provider's ledger: "
+                    "charges equal succeeded payments. Exits 1 when that invariant fails.",
+    )
+    demo.add_argument("--payments", type=int, default=500, help="payments to make (500)")
+    demo.add_argument("--concurrency", type=int, default=16, help="payments in flight (16)")
+    demo.add_argument("--chaos", choices=_CHAOS, default="ambiguous",
+                      help="how the fake misbehaves (ambiguous: charges whose answer is lost)")
+    demo.add_argument("--seed", type=int, default=7, help="seeds payments and faults (7)")
+    demo.add_argument("--json", action="store_true", help="print the report as JSON")
+    demo.add_argument("--no-resilience", action="store_true",
+                      help="plain retries without idempotency keys or breaker, to compare")
     from egress.testing.fake_stripe._cli import add_parser as add_fake_stripe_parser
 
     add_fake_stripe_parser(sub)
     return parser
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from egress.demo import DemoOptions, run_demo
+    from egress.demo._view import live_progress, render_report
+
+    try:
+        options = DemoOptions(payments=args.payments, concurrency=args.concurrency,
+                              chaos=args.chaos, seed=args.seed,
+                              resilience=not args.no_resilience)
+    except ValueError as exc:
+        print(f"egress demo: {exc}", file=sys.stderr)
+        return 2
+    console = Console(stderr=args.json)
+    if args.json or not console.is_terminal:
+        report = run_demo(options)
+    else:
+        with ExitStack() as stack:
+            report = run_demo(options, on_start=lambda progress: stack.enter_context(
+                live_progress(console, progress)))
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2, sort_keys=True))
+    else:
+        render_report(console, report)
+    return 0 if report.invariant_ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
-        from egress._policy_demo import run_policy_demo
-
-        return run_policy_demo(calls=args.calls, failure_rate=args.failure_rate, seed=args.seed)
+        return _demo(args)
     if args.command == "fake-stripe":
         from egress.testing.fake_stripe._cli import run as run_fake_stripe
 
