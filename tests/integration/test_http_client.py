@@ -483,3 +483,26 @@ async def test_oauth2_401_refreshes_once_and_retries(make: Callable[..., Api],
     resp = await api.get("/me", pipeline=Pipeline())  # no Retry: the refresh is in the attempt
     assert resp.json() == {"auth": "Bearer tok-2"}
     assert state == {"issued": 2, "rejected": 1}
+
+
+# -- ResilientTransport over real sockets -----------------------------------------------------
+
+
+async def test_resilient_transport_retries_a_truncated_body(server: LoopbackServer) -> None:
+    import httpx
+
+    from egress.http import ResilientTransport
+
+    server.clear()
+    pipeline = Pipeline(Retry(on=retry_on(), backoff=FAST))
+    server.script("/t", Truncate(), Reply(200, {"ok": True}))
+    async with httpx.AsyncClient(transport=ResilientTransport(httpx.AsyncHTTPTransport(),
+                                                              pipeline=pipeline)) as client:
+        resp = await client.get(server.url + "/t")
+    assert resp.json() == {"ok": True} and len(server.hits("/t")) == 2
+    server.script("/d", Drip(b"x" * 200, interval=0.02))
+    transport = ResilientTransport(httpx.HTTPTransport(), pipeline=Pipeline(), deadline=0.3)
+    started = time.monotonic()
+    with httpx.Client(transport=transport) as client, pytest.raises(EgressError):
+        await asyncio.to_thread(client.get, server.url + "/d")
+    assert time.monotonic() - started < 2.0

@@ -6,12 +6,13 @@ For code that keeps its ``httpx.AsyncClient`` / ``httpx.Client``::
 
 Every request runs through the pipeline (by default ``Retry(on=retry_on(), budget=...)``); each
 attempt reads the whole body (so errors while reading are retried like any attempt failure), its
-timeouts are capped by what remains of the deadline, and an async attempt also has a total time
-limit. Safety classes apply: a POST/PATCH is retried only with an ``Idempotency-Key`` header (or
-when nothing was sent). A retryable status that is still failing after the last attempt is
-returned as the response, as httpx users expect; transport failures raise the egress errors
-(``TransportError`` with ``.sent``, ``DeadlineExceededError``, ...) with the httpx exception as
-``__cause__``. Note that httpx decodes the body here (no egress size cap): prefer ``ApiClient``.
+timeouts are capped by what remains of the deadline, and the deadline also stops a dripping body
+(async: a timer around the attempt; sync: checked between chunks). Safety classes apply: a
+POST/PATCH is retried only with an ``Idempotency-Key`` header (or when nothing was sent). A
+retryable status still failing after the last attempt is returned as the response, as httpx
+users expect; transport failures raise the egress errors (``TransportError`` with ``.sent``,
+``DeadlineExceededError``, ...) with the httpx exception as ``__cause__``. httpx decodes the body
+here (no egress size cap): prefer ``ApiClient`` where you can.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ import httpx
 
 from egress._clock import SYSTEM_CLOCK, Clock
 from egress._pipeline import Pipeline, current_context
-from egress.errors import ConfigurationError, EgressError, StatusError, UpstreamError
+from egress.errors import (
+    AttemptTimeoutError,
+    ConfigurationError,
+    EgressError,
+    StatusError,
+    UpstreamError,
+)
 from egress.events import NULL_SINK, EventSink
 from egress.http._headers import Headers
 from egress.http._hints import server_hint
@@ -180,7 +187,7 @@ class ResilientTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
                 response = transport.handle_request(request)
                 reading = True
                 try:
-                    response.read()
+                    response = self._read_sync(response, request, info)
                 finally:
                     response.close()
             except Exception as exc:
@@ -197,6 +204,28 @@ class ResilientTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
             if isinstance(exc.response, httpx.Response):
                 return exc.response
             raise
+
+    @staticmethod
+    def _read_sync(answer: httpx.Response, request: httpx.Request,
+                   info: RequestInfo) -> httpx.Response:
+        """The whole body; httpx sync has per-read timeouts only, so the deadline is checked
+        between chunks."""
+        try:
+            answer.content  # noqa: B018  (already in memory: nothing to wait for)
+        except httpx.ResponseNotRead:
+            pass
+        else:
+            return answer
+        ctx = current_context()
+        chunks: list[bytes] = []
+        for chunk in answer.iter_raw():
+            chunks.append(chunk)
+            if ctx is not None and ctx.deadline is not None and ctx.clock.now() >= ctx.deadline:
+                raise AttemptTimeoutError(f"{info.method} {info.url}: the deadline passed while "
+                                          f"reading the body")
+        return httpx.Response(answer.status_code, headers=answer.headers,
+                              content=b"".join(chunks), extensions=answer.extensions,
+                              request=request)
 
     def close(self) -> None:
         if isinstance(self._inner, httpx.BaseTransport):
