@@ -119,6 +119,8 @@ def test_cooldown_pauses_every_caller_and_then_resumes_at_the_rate() -> None:
     start = clock.now()
     limiter.cooldown(2.0)
     limiter.cooldown(0.5)  # shorter than the pause in force: changes nothing, says nothing
+    clock.advance(0.0001)
+    limiter.cooldown(2.0)  # the same hint seen again a moment later: the same pause
     for _ in range(3):
         other.run_sync(op.sync)
     assert [round(t - start, 6) for t in op.times] == [2.0, 2.1, 2.2]  # no burst after a pause

@@ -37,6 +37,7 @@ __all__ = ["LimiterState", "RateLimiter", "server_pause_hint"]
 DEFAULT_BURST = 1
 DEFAULT_MAX_WAIT = 5.0
 _PAUSE_STATUSES = frozenset({429, 503})
+_PAUSE_SLACK = 1e-3  # seconds: a pause extended by less is the same pause
 
 
 def server_pause_hint(exc: BaseException) -> float | None:
@@ -106,9 +107,13 @@ class LimiterState:
         return left if left > 0 else 0.0
 
     def pause_until(self, until: float) -> bool:
-        """Pause until ``until`` (clock time). ``False`` if already paused at least that long."""
+        """Pause until ``until`` (clock time). ``False`` if already paused about that long.
+
+        "About": the same server hint seen twice a moment apart (by the HTTP layer and by the
+        limiter's own ``pause_on``) extends the pause by microseconds; that is not a new pause.
+        """
         with self._lock:
-            if until <= self._paused_until:
+            if until <= self._paused_until + _PAUSE_SLACK:
                 return False
             self._paused_until = until
             empty_at = until + self._tolerance  # the bucket starts empty when the pause ends
