@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
 from yarl import URL
 
 from egress.errors import (
@@ -84,6 +85,8 @@ class AiohttpWire:
         self._ssl: Any = options.ssl_context
         # One ClientTimeout per Timeouts object when the deadline does not cap it (the usual case).
         self._timeouts: dict[int, aiohttp.ClientTimeout] = {}
+        self._last_headers: dict[str, str] | None = None
+        self._last_multidict: CIMultiDict[str] = CIMultiDict()
 
     def _open(self) -> aiohttp.ClientSession:
         options = self._options
@@ -101,7 +104,6 @@ class AiohttpWire:
             timeout=aiohttp.ClientTimeout(total=None),
             raise_for_status=False,
             requote_redirect_url=False,
-            skip_auto_headers=("Accept-Encoding",),
         )
         return self._session
 
@@ -125,9 +127,15 @@ class AiohttpWire:
         else:
             t = limits.timeouts
             timeout = self._timeouts[id(t)] = _timeout(t.connect, t.read, t.total)
+        headers: Any = request.headers
+        if headers is self._last_headers:
+            headers = self._last_multidict  # the client's default headers: converted once
+        else:
+            self._last_headers = headers
+            headers = self._last_multidict = CIMultiDict(headers)
         try:
             response = await session.request(
-                request.method, self._url(request.url), headers=request.headers,
+                request.method, self._url(request.url), headers=headers,
                 data=request.body, timeout=timeout, allow_redirects=False,
                 auto_decompress=False,
             )
