@@ -189,7 +189,7 @@ async def _run_resilient(options: DemoOptions, fake: FakeStripe, plan: list[Paym
                          progress: Progress, folder: Path,
                          ) -> tuple[set[str], set[str], dict[str, int]]:
     paid: set[str] = set()
-    unknown: list[str] = []
+    unknown: list[PaymentRequest] = []
     gate = asyncio.Semaphore(options.concurrency)
     payments = StripePayments(fake.api_key, base_url=fake.url,
                               store=folder / "idempotency.sqlite3",
@@ -204,7 +204,7 @@ async def _run_resilient(options: DemoOptions, fake: FakeStripe, plan: list[Paym
         if outcome == "succeeded":
             paid.add(request.reference)
         elif outcome == "outcome unknown":
-            unknown.append(request.reference)
+            unknown.append(request)
         progress.outcomes[outcome] += 1
         progress.done += 1
 
@@ -218,9 +218,14 @@ async def _run_resilient(options: DemoOptions, fake: FakeStripe, plan: list[Paym
     return paid, still_unknown, dict(reconciled)
 
 
-async def _reconcile(payments: StripePayments, unknown: list[str], paid: set[str],
+async def _reconcile(payments: StripePayments, unknown: list[PaymentRequest], paid: set[str],
                      reconciled: Counter[str]) -> list[str]:
-    """Ask the provider about every unknown outcome, in rounds, until each is settled."""
+    """Settle every unknown outcome, in rounds, waiting for the provider between them.
+
+    First ask the provider (``reconcile``). When it cannot prove the outcome yet, send the same
+    request again: the stored idempotency key goes with it, so the provider either replays the
+    first result or runs it once, never twice.
+    """
     pending = list(unknown)
     deadline = time.monotonic() + RECONCILE_WITHIN
     for round_ in range(RECONCILE_ROUNDS):
@@ -231,22 +236,32 @@ async def _reconcile(payments: StripePayments, unknown: list[str], paid: set[str
                                     max(0.0, deadline - time.monotonic())))
         if time.monotonic() >= deadline:
             break
-        still: list[str] = []
-        for reference in pending:
+        still: list[PaymentRequest] = []
+        for request in pending:
             try:
-                found = await payments.reconcile(reference)
-            except (OutcomeUnknown, ProviderUnavailable):
-                still.append(reference)
+                found = await payments.reconcile(request.reference)
+            except ProviderUnavailable:
+                still.append(request)
+                continue
+            except OutcomeUnknown:
+                outcome = await _create(payments, request)
+                if outcome in {"outcome unknown", "provider unavailable"}:
+                    still.append(request)
+                    continue
+                if outcome == "succeeded":
+                    paid.add(request.reference)
+                reconciled[f"sent again with the same key: {outcome}"] += 1
                 continue
             if found is not None and found.status is PaymentStatus.SUCCEEDED:
-                reconciled["charged: reported paid"] += 1
-                paid.add(reference)
+                reconciled["found charged at the provider"] += 1
+                paid.add(request.reference)
             elif found is not None:
-                reconciled[f"not charged ({found.status.value.replace('_', ' ')})"] += 1
+                status = str(found.status.value).replace("_", " ")
+                reconciled[f"found at the provider, not charged ({status})"] += 1
             else:
                 reconciled["proven never charged"] += 1
         pending = still
-    return pending
+    return [request.reference for request in pending]
 
 
 async def _create(payments: StripePayments, request: PaymentRequest) -> str:
