@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from egress import Pipeline
+from egress import Pipeline, Timeout
 from egress.errors import (
     AttemptTimeoutError,
     BulkheadFullError,
@@ -453,6 +453,35 @@ async def test_a_cancelled_probe_gives_its_slot_back() -> None:
         await hanging
     assert await pipeline.run(ok) == "ok"
     assert breaker.state is CLOSED
+
+
+async def test_a_hung_call_cut_by_an_outer_timeout_counts_as_a_failure() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker("hangs", window=CountWindow(2), minimum_calls=2, store=None)
+    pipeline = Pipeline(Timeout(1.0), breaker, clock=clock)
+    for _ in range(2):
+        with pytest.raises(DeadlineExceededError):
+            await pipeline.run(asyncio.sleep, 3600)
+    assert breaker.state is OPEN
+    assert breaker.snapshot().failed_calls == 2
+
+
+async def test_a_cancellation_by_the_caller_is_not_counted() -> None:
+    clock = FakeClock(auto_advance=False)
+    breaker = CircuitBreaker("cancelled", window=CountWindow(1), minimum_calls=1, store=None)
+    pipeline = Pipeline(breaker, clock=clock)
+    for deadline in (None, 60.0):
+        task = asyncio.create_task(pipeline.execute("hang", hang, deadline=deadline))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert breaker.state is CLOSED
+    assert breaker.snapshot().calls == 0
+
+
+async def hang() -> None:
+    await asyncio.sleep(3600)
 
 
 def test_max_wait_in_half_open_reopens_a_breaker_whose_probes_hang() -> None:

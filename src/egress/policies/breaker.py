@@ -19,7 +19,9 @@ The model is resilience4j's, the most complete there is:
 What counts as a **failure** is in :func:`default_failure`; anything else the operation raises
 counts as a success (the upstream answered), except what is *ignored*: cancellation and other
 ``BaseException``\\ s, every :class:`~egress.errors.RejectedError` (nothing was sent), and the
-types or predicates given as ``ignore=``. Ignored calls free their half-open slot.
+types or predicates given as ``ignore=``. Ignored calls free their half-open slot. A cancellation
+at or after the call's deadline (an outer Timeout cutting a hung call) is judged as a
+``DeadlineExceededError``.
 
 The state lives in a store under the breaker's name (:mod:`egress.stores`), so every breaker of
 that name, in every pipeline, shares one window. Inside a :class:`~egress.Pipeline` the clock and
@@ -29,6 +31,7 @@ from the breaker's own ``clock`` and ``sink``.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import math
@@ -88,6 +91,7 @@ DEFAULT_TIME_BUCKETS = 10
 DEFAULT_REGISTRY_SIZE = 1024
 
 _IGNORE, _SUCCESS, _FAILURE = -1, 0, 1
+_DEADLINE_CANCELLED = DeadlineExceededError("cancelled by the call's deadline")
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,14 +377,21 @@ class CircuitBreaker:
         self._state.on_success(gen, now, now, ctx)
 
     def _after_error(self, gen: int, start: float, exc: BaseException, ctx: CallContext) -> None:
+        now = ctx.clock.now()
+        if (isinstance(exc, asyncio.CancelledError) and ctx.deadline is not None
+                and now >= ctx.deadline):
+            # Cancelled by the deadline (a Timeout outside the breaker): the upstream did not
+            # answer in time, which counts as a DeadlineExceededError would. A cancellation
+            # before the deadline is the caller's and is ignored.
+            exc = _DEADLINE_CANCELLED
         verdict = self._classify_exc(exc)
         state = self._state
         if verdict == _IGNORE:
             state.release(gen)
         elif verdict == _FAILURE:
-            state.on_failure(gen, start, ctx.clock.now(), ctx)
+            state.on_failure(gen, start, now, ctx)
         else:
-            state.on_success(gen, start, ctx.clock.now(), ctx)
+            state.on_success(gen, start, now, ctx)
 
     def wrap_async(self, inner: AsyncStep) -> AsyncStep:
         state = self._state
