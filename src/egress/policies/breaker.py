@@ -154,7 +154,7 @@ def default_failure(exc: BaseException) -> bool:
         return True
     if isinstance(exc, RejectedError) or not isinstance(exc, Exception):
         return False
-    return isinstance(exc, OSError | TimeoutError) and not isinstance(exc, ConfigurationError)
+    return isinstance(exc, OSError | TimeoutError)
 
 
 def _matcher(owner: str, setting: str, spec: Classifier | Iterable[Classifier]
