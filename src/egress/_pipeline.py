@@ -148,10 +148,12 @@ class Pipeline:
 
     def _context(self, operation: str, deadline: float | None) -> CallContext:
         parent = _CURRENT.get()
+        if parent is None:
+            if deadline is None:  # the common case, kept short: it is on every call
+                return CallContext(operation, self.clock, self.sink)
+            return CallContext(operation, self.clock, self.sink, self.clock.now() + deadline)
         clock = self.clock
         absolute = None if deadline is None else clock.now() + deadline
-        if parent is None:
-            return CallContext(operation, clock, self.sink, absolute)
         # A pipeline inside another call inherits its deadline and its retry marker, so an inner
         # Retry does not multiply the outer one and inner timeouts never outlive the outer call.
         if parent.deadline is not None and (absolute is None or parent.deadline < absolute):
@@ -192,8 +194,14 @@ class Pipeline:
         self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """``await fn(*args, **kwargs)`` through the policies."""
-        op = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
-        return await self.execute(self.name or _name_of(fn), op)
+        # The body of execute(), inlined: one coroutine frame less on every call.
+        ctx = self._context(self.name or _name_of(fn), None)
+        token = _CURRENT.set(ctx)
+        try:
+            return cast(T, await self._async(
+                ctx, functools.partial(fn, *args, **kwargs) if args or kwargs else fn))
+        finally:
+            _CURRENT.reset(token)
 
     def run_sync(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args, **kwargs)`` through the policies."""
@@ -229,4 +237,7 @@ class Pipeline:
 
 
 def _name_of(fn: Callable[..., Any]) -> str:
-    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    try:
+        return fn.__qualname__
+    except AttributeError:
+        return getattr(fn, "__name__", None) or repr(fn)
