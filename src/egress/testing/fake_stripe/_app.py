@@ -13,8 +13,7 @@ for the decisions that matter: rate limiting before idempotency)::
          malformed JSON
       -> webhooks for the events the operation emitted
 
-``/_fake/…`` is the control surface (faults, ledger, events, stats, reset); it needs no key and
-is never faulted.
+``/_fake/…`` is the control surface (:mod:`._control`); it needs no key and is never faulted.
 """
 
 from __future__ import annotations
@@ -24,50 +23,38 @@ import base64
 import binascii
 import contextlib
 import json
-import random
 import re
 import socket
-import string
 import struct
-import threading
-from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from egress.errors import ConfigurationError
+from egress.testing.fake_stripe._control import Control
+from egress.testing.fake_stripe._core import Core
 from egress.testing.fake_stripe._errors import StripeApiError, invalid
 from egress.testing.fake_stripe._faults import (
-    CHAOS_PROFILES,
     Fault,
     FaultKind,
-    FaultPlan,
-    FaultRule,
-    parse_fault,
-    parse_rules,
 )
 from egress.testing.fake_stripe._forms import FormError, Params, fingerprint, parse_pairs
 from egress.testing.fake_stripe._idempotency import (
     MAX_KEY_LENGTH,
-    IdempotencyLayer,
     InUse,
     Mismatch,
     Replay,
     StoredResponse,
 )
-from egress.testing.fake_stripe._ratelimit import TokenBucket
 from egress.testing.fake_stripe._state import API_VERSION, RequestInfo, StripeState
-from egress.testing.fake_stripe._webhooks import WebhookSender
 
-__all__ = ["Core", "build_app"]
+__all__ = ["build_app"]
 
 _POLL = 0.02
 _KEY_PREFIXES = ("sk_test_", "rk_test_")
-_ALNUM = string.ascii_letters + string.digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,45 +77,6 @@ _ROUTES = tuple(_Route(n, m, re.compile(p)) for n, m, p in (
     ("refunds.list", "GET", r"^/v1/refunds$"),
     ("refunds.retrieve", "GET", r"^/v1/refunds/(?P<id>[^/]+)$"),
 ))
-
-
-class Core:
-    """Everything one fake server holds; shared by the handlers and the Python API."""
-
-    def __init__(self, *, state: StripeState, faults: FaultPlan, idempotency: IdempotencyLayer,
-                 limiter: TokenBucket | None, webhooks: WebhookSender | None,
-                 api_keys: frozenset[str] | None, wall: Callable[[], float],
-                 seed: int | None) -> None:
-        self.state = state
-        self.faults = faults
-        self.idempotency = idempotency
-        self.limiter = limiter
-        self.webhooks = webhooks
-        self.api_keys = api_keys
-        self._wall = wall
-        self._rng = random.Random(None if seed is None else seed + 1)
-        self._lock = threading.Lock()
-        self.counters: Counter[str] = Counter()
-        self.closing = False
-
-    def counter_snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self.counters)
-
-    def clear_counters(self) -> None:
-        with self._lock:
-            self.counters.clear()
-
-    def count(self, *names: str) -> None:
-        with self._lock:
-            for name in names:
-                self.counters[name] += 1
-
-    def request_id(self) -> str:
-        return "req_" + "".join(self._rng.choice(_ALNUM) for _ in range(14))
-
-    def wall(self) -> float:
-        return self._wall()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -461,113 +409,11 @@ class _Api:
                                      "Content-Type": "application/json"})
 
 
-# ---------------------------------------------------------------------------------------------
-# The control surface
-
-
-def _json(data: object, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, indent=2))
-
-
-class _Control:
-    def __init__(self, core: Core, reset: Callable[[], None]) -> None:
-        self.core = core
-        self._reset = reset
-
-    async def health(self, _request: web.Request) -> web.Response:
-        return _json({"ok": True})
-
-    async def get_faults(self, _request: web.Request) -> web.Response:
-        plan = self.core.faults
-        return _json({"rules": [str(r) for r in plan.rules], "pending": plan.pending(),
-                      "injected": dict(plan.injected)})
-
-    async def post_faults(self, request: web.Request) -> web.Response:
-        plan = self.core.faults
-        try:
-            if request.content_type == "application/json":
-                data = await request.json()
-                if not isinstance(data, dict):
-                    raise ConfigurationError("expected a JSON object")
-                rules = _rules_from_json(data)
-                if data.get("replace"):
-                    plan.clear()
-                if "seed" in data:
-                    plan.reseed(data["seed"])
-            else:
-                rules = parse_rules(await request.text())
-        except (ConfigurationError, ValueError, TypeError, KeyError) as exc:
-            return _json({"error": {"type": "invalid_request_error", "message": str(exc)}}, 400)
-        plan.add(*rules)
-        return await self.get_faults(request)
-
-    async def delete_faults(self, request: web.Request) -> web.Response:
-        self.core.faults.clear()
-        return await self.get_faults(request)
-
-    async def ledger(self, _request: web.Request) -> web.Response:
-        ledger = self.core.state.ledger
-        return _json({
-            "charges": [_charge_json(asdict(c)) for c in ledger.charges],
-            "refunds": [asdict(r) for r in ledger.refunds],
-            "summary": ledger.summary(),
-            "double_charges": {ref: [c.id for c in charges]
-                               for ref, charges in ledger.double_charges().items()},
-        })
-
-    async def events(self, _request: web.Request) -> web.Response:
-        with self.core.state.lock:
-            events = list(self.core.state.events)
-        return _json({"data": events})
-
-    async def stats(self, _request: web.Request) -> web.Response:
-        counters = self.core.counter_snapshot()
-        return _json({"counters": counters, "faults_injected": dict(self.core.faults.injected)})
-
-    async def reset(self, _request: web.Request) -> web.Response:
-        self._reset()
-        return _json({"ok": True})
-
-    async def complete_action(self, request: web.Request) -> web.Response:
-        succeed = request.query.get("succeed", "true") != "false"
-        try:
-            intent = self.core.state.complete_action(request.match_info["id"], succeed=succeed)
-        except StripeApiError as exc:
-            return _json(exc.body(), exc.status)
-        events = self.core.state.take_events()
-        if self.core.webhooks is not None and events:
-            self.core.webhooks.submit(events)
-        return _json(intent)
-
-
-def _charge_json(data: dict[str, Any]) -> dict[str, Any]:
-    data["metadata"] = dict(data["metadata"])
-    return data
-
-
-def _rules_from_json(data: dict[str, Any]) -> tuple[FaultRule, ...]:
-    rules: list[FaultRule] = []
-    if "chaos" in data:
-        name = data["chaos"]
-        if name not in CHAOS_PROFILES:
-            raise ConfigurationError(f"unknown chaos profile {name!r}")
-        rules.extend(CHAOS_PROFILES[name].rules)
-    if "spec" in data:
-        rules.extend(parse_rules(str(data["spec"])))
-    for item in data.get("rules", []):
-        rules.append(FaultRule(
-            route=str(item.get("route", "*")),
-            script=tuple(parse_fault(str(f)) for f in item.get("script", [])),
-            mix=tuple((float(share), parse_fault(str(f))) for share, f in item.get("mix", [])),
-            after=item.get("after"), until=item.get("until")))
-    return tuple(rules)
-
-
 def build_app(core: Core, *, reset: Callable[[], None]) -> web.Application:
     """The aiohttp application for ``core``; ``reset`` is what ``POST /_fake/reset`` calls."""
     app = web.Application(client_max_size=1024 * 1024)
     api = _Api(core)
-    control = _Control(core, reset)
+    control = Control(core, reset)
     handlers: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = [
         ("GET", "/_fake/health", control.health),
         ("GET", "/_fake/faults", control.get_faults),

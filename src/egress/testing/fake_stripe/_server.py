@@ -28,7 +28,8 @@ from aiohttp import web
 
 from egress._clock import SYSTEM_CLOCK, Clock
 from egress.errors import ConfigurationError
-from egress.testing.fake_stripe._app import Core, build_app
+from egress.testing.fake_stripe._app import build_app
+from egress.testing.fake_stripe._core import Core
 from egress.testing.fake_stripe._faults import (
     CHAOS_PROFILES,
     ChaosProfile,
