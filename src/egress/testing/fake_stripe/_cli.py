@@ -19,8 +19,8 @@ DEFAULT_PORT = 12111
 _EPILOG = """\
 fault specs (repeat --faults; rules separated by ';'):
   'payment_intents.create: 500, 500, 429 retry-after=2'   scripted, then normal
-  '*: 5%% 503, 2%% reset, 1%% latency seconds=0.2'          a share of requests
-  'POST@0.5-3: 100%% 503'                                 a time window
+  '*: 5% 503, 2% reset, 1% latency seconds=0.2'            a share of requests
+  'POST@0.5-3: 100% 503'                                  a time window
 faults: <status>, 429 [retry-after=S|retry-after-date=S|retry-after-raw=X],
   lock-timeout, key-in-use, stored-500, latency, reset, idle-close, black-hole [commit=true],
   commit-then-reset, commit-then-500, slow-drip, truncate, malformed-json, ok
