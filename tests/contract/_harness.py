@@ -141,7 +141,7 @@ class StripeHarness:
         self._script(operation, "reset")
 
     def refuse(self, operation: str = "create") -> None:
-        self.fake.faults.script(_ROUTES[operation], "429")
+        self._script(operation, "429")
 
     def restart(self) -> PaymentService:
         self.service = self._client()

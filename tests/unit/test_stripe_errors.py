@@ -67,8 +67,9 @@ DECLINE = {"type": "card_error", "code": "card_declined", "decline_code": "insuf
     (status(400, should_retry="true"), True),  # ... and true wins too
     (status(409, {"type": "invalid_request_error", "code": "idempotency_key_in_use"}), True),
     (status(429, {"type": "invalid_request_error", "code": "lock_timeout"}), True),
-    (status(429, {"type": "invalid_request_error", "code": "rate_limit"}), False),
-    (status(429, {}, retry_after=2.0), False),
+    (status(429, {"type": "invalid_request_error", "code": "rate_limit"}), True),
+    (status(429, {}, retry_after=2.0), True),
+    (status(429, {"code": "rate_limit"}, should_retry="false"), False),
     (status(402, DECLINE), False),  # a decline is never retried
     (status(402, DECLINE, should_retry="true"), False),  # not even when told to
     (status(400, {"type": "idempotency_error"}), False),

@@ -184,7 +184,10 @@ def stripe_retry_hook(exc: UpstreamError, info: Any) -> bool | None:
         # A request with this key is running (Stripe types it idempotency_error too).
         verdict = True
     elif status == 429:
-        verdict = error.code == "lock_timeout"
+        # Stripe's rate limiter runs before its idempotency layer: nothing ran, so the same key
+        # may be sent again (lock_timeout included). Stripe asks for exponential backoff, which
+        # Retry gives; a Retry-After hint is honoured and pauses the shared limiter.
+        verdict = True
     else:
         verdict = status >= 500
     if verdict and not replay_safe:
