@@ -24,6 +24,7 @@ from egress.errors import (
     OutcomeUnknown,
     PaymentDeclined,
     ProviderUnavailable,
+    StatusError,
 )
 from egress.http import Timeouts
 from egress.http._wire import WireRequest, WireResponse
@@ -202,14 +203,29 @@ async def test_should_retry_false_is_obeyed(fake: FakeStripe,
     assert len(wire.posts()) == 1
 
 
-async def test_plain_rate_limit_is_not_retried(fake: FakeStripe,
-                                               payments: StripePayments) -> None:
-    fake.faults.script("payment_intents.create", Fault.rate_limited(retry_after=2))
+async def test_rate_limit_is_retried_with_the_same_key_after_the_hint(
+        fake: FakeStripe, payments: StripePayments) -> None:
+    fake.faults.script("payment_intents.create", Fault.rate_limited(retry_after=0.2))
+    wire = record(payments)
+    payment = await payments.create(order())
+    assert payment.status is PaymentStatus.SUCCEEDED
+    posts = wire.posts()
+    assert len(posts) == 2
+    assert live_charges(fake) == 1
+
+
+async def test_rate_limit_to_the_end_is_provider_unavailable(
+        fake: FakeStripe, payments: StripePayments) -> None:
+    fake.faults.script("payment_intents.create",
+                       *[Fault.rate_limited(retry_after=0.1)] * 3)
     wire = record(payments)
     with pytest.raises(ProviderUnavailable) as info:
         await payments.create(order())
-    assert info.value.retry_after == 2
-    assert len(wire.posts()) == 1
+    cause = info.value.__cause__
+    assert isinstance(cause, StatusError)
+    assert cause.status_code == 429
+    assert len(wire.posts()) == 3
+    assert live_charges(fake) == 0
 
 
 async def test_a_stored_500_is_settled_by_reconciliation(fake: FakeStripe) -> None:
