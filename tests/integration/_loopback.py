@@ -108,6 +108,26 @@ class Drip(Action):
 
 
 @dataclass
+class DripHeaders(Action):
+    """Send the status line, then one header byte every ``interval`` seconds (slowloris)."""
+
+    count: int = 200
+    interval: float = 0.02
+
+    async def run(self, server: LoopbackServer, request: Recorded,
+                  writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        for _ in range(self.count):
+            try:
+                writer.write(b"a")
+                await writer.drain()
+            except (ConnectionError, RuntimeError):
+                return False
+            await asyncio.sleep(self.interval)
+        return False
+
+
+@dataclass
 class Truncate(Action):
     """Declare ``declared`` bytes, send ``len(sent)``, then close."""
 

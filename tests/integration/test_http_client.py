@@ -18,6 +18,7 @@ import pytest
 from _loopback import (
     Chunked,
     Drip,
+    DripHeaders,
     Hang,
     LoopbackServer,
     Recorded,
@@ -282,6 +283,18 @@ async def test_slow_drip_is_stopped_by_the_attempt_total(make: Callable[..., Api
         await api.get("/drip")
     assert time.monotonic() - started < 1.0  # the drip alone would take 4 s
     assert caught.value.sent is True
+
+
+async def test_slowloris_headers_are_stopped_by_the_attempt_total(
+        make: Callable[..., Api], server: LoopbackServer) -> None:
+    api = make(timeouts=Timeouts(total=0.3, read=1.0), pipeline=Pipeline())
+    if api.kind == "sync" and api.client.backend == "httpx":
+        pytest.skip("httpx sync has per-read timeouts only (documented); use the stdlib backend")
+    server.script("/v1/slow", DripHeaders(count=200, interval=0.02))
+    started = time.monotonic()
+    with pytest.raises(AttemptTimeoutError):
+        await api.get("/slow")
+    assert time.monotonic() - started < 1.0  # the headers alone would take 4 s
 
 
 async def test_deadline_reaches_the_wire(make: Callable[..., Api],

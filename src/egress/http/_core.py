@@ -213,7 +213,6 @@ class ClientCore:
         self.sensitive = frozenset(sensitive)
         self.default_headers = defaults
         self._default_lower = {k.lower() for k in defaults}
-        self.secrets: tuple[str, ...] = auth.secret_values() if auth is not None else ()
 
         context = _ssl_context(verify, allow_insecure)
         if verify is False:
@@ -277,9 +276,28 @@ class ClientCore:
     def limits(self, ctx: CallContext | None) -> AttemptLimits:
         return self.timeouts.limits(self.clock.now(), None if ctx is None else ctx.deadline)
 
+    def first_request(self, call: PreparedCall, limits: AttemptLimits) -> WireRequest | None:
+        """The request to send first when nothing must be computed per attempt (no OAuth2, no
+        signing): the drivers send it and call :meth:`exchange` only for a non-2xx answer."""
+        if self.dynamic_auth or self.signs:
+            return None
+        return WireRequest(call.method, call.url, call.headers, call.body, limits)
+
+    def success(self, method: str, url: str, answer: WireResponse) -> Response | None:
+        """The :class:`Response` for a 2xx answer, else ``None``."""
+        status = answer.status
+        if 200 <= status < 300:
+            return Response(status, answer.headers, answer.content, method=method,
+                            url=url.split("?", 1)[0], request_id_headers=self.request_id_headers)
+        return None
+
     def exchange(self, call: PreparedCall, limits: AttemptLimits,
+                 first: WireResponse | None = None,
                  ) -> Generator[WireRequest | NeedAuth, Any, Response]:
-        """One attempt: yields what to send (or NeedAuth), receives the answers."""
+        """One attempt: yields what to send (or NeedAuth), receives the answers.
+
+        ``first`` is the answer to :meth:`first_request`, when the driver already sent it.
+        """
         method, url, headers, body = call.method, call.url, call.headers, call.body
         auth = self.auth
         same_origin = True
@@ -302,12 +320,15 @@ class ClientCore:
                     for name, value in auth.sign(signable).items():
                         check_header(name, value)
                         _put(sent_headers, name, value)
-            answer: WireResponse = yield WireRequest(method, url, sent_headers, body, limits)
+            answer: WireResponse
+            if first is not None:
+                answer, first = first, None
+            else:
+                answer = yield WireRequest(method, url, sent_headers, body, limits)
+            response = self.success(method, url, answer)
+            if response is not None:
+                return response
             status = answer.status
-            if 200 <= status < 300:
-                return Response(status, answer.headers, answer.content, method=method,
-                                url=url.split("?", 1)[0],
-                                request_id_headers=self.request_id_headers)
             if (status == 401 and not refreshed and same_origin and auth is not None
                     and auth.refreshable and token is not None):
                 refreshed = True

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -202,10 +202,17 @@ class ApiClient(_ClientBase):
         core = self._core
         ctx = current_context()
         limits = core.limits(ctx)
-        exchange = core.exchange(call, limits)
         wire = self._wire
         value: Any = None
         try:
+            first = core.first_request(call, limits)
+            if first is not None:  # the common case: one request, a 2xx, no generator
+                value = await wire.send(first)
+                response = core.success(first.method, first.url, value)
+                if response is not None:
+                    return response
+            exchange = core.exchange(call, limits, value)
+            value = None
             while True:
                 action = exchange.send(value)
                 if type(action) is WireRequest:
@@ -216,8 +223,8 @@ class ApiClient(_ClientBase):
                     value = await core.auth.headers_async(self._fetch_token, core.clock,
                                                           action.stale)
         except StopIteration as stop:
-            response: Response = stop.value
-            return response
+            done: Response = stop.value
+            return done
         except EgressError as exc:
             error = core.failed(exc, call, limits, ctx)
             if error is exc:
@@ -229,53 +236,57 @@ class ApiClient(_ClientBase):
         answer = await self._wire.send(self._token_request(url, headers, body))
         return answer.status, answer.content
 
-    async def get(self, path: str, *, params: Params | None = None,
+    def get(self, path: str, *, params: Params | None = None,
                   headers: Mapping[str, str] | None = None,
                   path_params: Mapping[str, object] | None = None,
                   deadline: float | None = None, pipeline: Pipeline | None = None,
-                  operation: str | None = None) -> Response:
-        return await self.request("GET", path, params=params, headers=headers,
+                  operation: str | None = None) -> Awaitable[Response]:
+        return self.request("GET", path, params=params, headers=headers,
                                   path_params=path_params, deadline=deadline, pipeline=pipeline,
                                   operation=operation)
 
-    async def delete(self, path: str, *, params: Params | None = None,
+    def delete(self, path: str, *, params: Params | None = None,
                      headers: Mapping[str, str] | None = None,
                      path_params: Mapping[str, object] | None = None,
                      idempotency_key: str | None = None, deadline: float | None = None,
-                     pipeline: Pipeline | None = None, operation: str | None = None) -> Response:
-        return await self.request("DELETE", path, params=params, headers=headers,
+                     pipeline: Pipeline | None = None,
+                     operation: str | None = None) -> Awaitable[Response]:
+        return self.request("DELETE", path, params=params, headers=headers,
                                   path_params=path_params, idempotency_key=idempotency_key,
                                   deadline=deadline, pipeline=pipeline, operation=operation)
 
-    async def post(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
+    def post(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
                    form: Params | None = None, content: bytes | None = None,
                    headers: Mapping[str, str] | None = None,
                    path_params: Mapping[str, object] | None = None,
                    idempotency_key: str | None = None, deadline: float | None = None,
-                   pipeline: Pipeline | None = None, operation: str | None = None) -> Response:
-        return await self.request("POST", path, params=params, json=json, form=form,
+                   pipeline: Pipeline | None = None,
+                   operation: str | None = None) -> Awaitable[Response]:
+        return self.request("POST", path, params=params, json=json, form=form,
                                   content=content, headers=headers, path_params=path_params,
                                   idempotency_key=idempotency_key, deadline=deadline,
                                   pipeline=pipeline, operation=operation)
 
-    async def put(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
+    def put(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
                   form: Params | None = None, content: bytes | None = None,
                   headers: Mapping[str, str] | None = None,
                   path_params: Mapping[str, object] | None = None,
                   idempotency_key: str | None = None, deadline: float | None = None,
-                  pipeline: Pipeline | None = None, operation: str | None = None) -> Response:
-        return await self.request("PUT", path, params=params, json=json, form=form,
+                  pipeline: Pipeline | None = None,
+                  operation: str | None = None) -> Awaitable[Response]:
+        return self.request("PUT", path, params=params, json=json, form=form,
                                   content=content, headers=headers, path_params=path_params,
                                   idempotency_key=idempotency_key, deadline=deadline,
                                   pipeline=pipeline, operation=operation)
 
-    async def patch(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
+    def patch(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
                     form: Params | None = None, content: bytes | None = None,
                     headers: Mapping[str, str] | None = None,
                     path_params: Mapping[str, object] | None = None,
                     idempotency_key: str | None = None, deadline: float | None = None,
-                    pipeline: Pipeline | None = None, operation: str | None = None) -> Response:
-        return await self.request("PATCH", path, params=params, json=json, form=form,
+                    pipeline: Pipeline | None = None,
+                    operation: str | None = None) -> Awaitable[Response]:
+        return self.request("PATCH", path, params=params, json=json, form=form,
                                   content=content, headers=headers, path_params=path_params,
                                   idempotency_key=idempotency_key, deadline=deadline,
                                   pipeline=pipeline, operation=operation)
@@ -356,10 +367,17 @@ class SyncApiClient(_ClientBase):
         core = self._core
         ctx = current_context()
         limits = core.limits(ctx)
-        exchange = core.exchange(call, limits)
         wire = self._wire
         value: Any = None
         try:
+            first = core.first_request(call, limits)
+            if first is not None:  # the common case: one request, a 2xx, no generator
+                value = wire.send(first)
+                response = core.success(first.method, first.url, value)
+                if response is not None:
+                    return response
+            exchange = core.exchange(call, limits, value)
+            value = None
             while True:
                 action = exchange.send(value)
                 if type(action) is WireRequest:
@@ -369,8 +387,8 @@ class SyncApiClient(_ClientBase):
                     self._note_refresh(action.stale)
                     value = core.auth.headers_sync(self._fetch_token, core.clock, action.stale)
         except StopIteration as stop:
-            response: Response = stop.value
-            return response
+            done: Response = stop.value
+            return done
         except EgressError as exc:
             error = core.failed(exc, call, limits, ctx)
             if error is exc:
