@@ -48,6 +48,10 @@ DEMO_RATE_LIMIT = 400.0
 #: The fake answers in milliseconds, so an attempt that hears nothing for 2 s (a black hole) is
 #: abandoned then, not after the 30 s a real provider deserves.
 DEMO_TIMEOUTS = Timeouts(read=2.0, total=3.0)
+#: Reconciliation trusts "no payment at the provider" only this long after the last attempt
+#: (Stripe's search lags; the adapter's default is 600 s). The fake's search and list are
+#: consistent at once, so the demo need not wait ten minutes to prove a declined or lost attempt.
+DEMO_SETTLE_AFTER = 2.0
 #: Unknown outcomes are reconciled in rounds, waiting for the provider between them (an outage
 #: may still be going on): at most this many rounds and this many seconds in all.
 RECONCILE_ROUNDS = 8
@@ -194,6 +198,7 @@ async def _run_resilient(options: DemoOptions, fake: FakeStripe, plan: list[Paym
     payments = StripePayments(fake.api_key, base_url=fake.url,
                               store=folder / "idempotency.sqlite3",
                               rate_limit=DEMO_RATE_LIMIT, timeouts=DEMO_TIMEOUTS,
+                              settle_after=DEMO_SETTLE_AFTER,
                               sink=_DemoSink(progress))
 
     async def one(request: PaymentRequest) -> None:
