@@ -1,12 +1,14 @@
 """HTTP clients against a local nginx: requests/s, p50 and p99. Prints a table.
 
-    uv run python bench/http.py [--count 20000] [--rounds 4] [--max-seconds 45]
+    uv run python bench/http.py [--count 20000] [--rounds 20] [--max-seconds 45] [--no-pin]
 
 Starts its own nginx (Debian: ``apt-get install -y nginx-light``) on a free 127.0.0.1 port with a
 temporary config (one worker, keep-alive, a fixed 11-byte JSON answer), and stops it at the end.
 Every case makes ``count`` GETs; cases are interleaved in ``rounds`` so that a noisy machine
-penalises them alike. A case that would run past ``max-seconds`` stops early and reports what it
-did (the table says so). Async cases run at concurrency 1 and 64; sync cases at 1.
+penalises them alike, and nginx and the client are pinned to different CPUs (``--no-pin`` to
+leave it to the scheduler, which on a 2-core machine sometimes stacks both on one core). A case
+that would run past ``max-seconds`` stops early and reports what it did (the table says so).
+Async cases run at concurrency 1 and 64; sync cases at 1.
 
 Cases: raw httpx (pooled AsyncClient), raw aiohttp (one session), httpx + tenacity + aiobreaker
 (what people assemble today), httpx-retries, egress ApiClient with its default pipeline on each
@@ -49,6 +51,7 @@ from egress.http import ApiClient, SyncApiClient
 
 NGINX_CONF = """
 worker_processes 1;
+{affinity}
 daemon off;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
@@ -76,15 +79,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def pin() -> tuple[str, str]:
+    """Put nginx on one CPU and this process on the others (Linux), so that the scheduler does
+    not sometimes run both on one core: that alone swings results by 2x on a small machine."""
+    if not hasattr(os, "sched_setaffinity"):
+        return "", "not pinned (no sched_setaffinity)"
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return "", "not pinned (one CPU)"
+    server = cpus[-1]
+    os.sched_setaffinity(0, set(cpus[:-1]))
+    mask = format(1 << server, "b")
+    return f"worker_cpu_affinity {mask};", f"nginx on CPU {server}, client on CPUs {cpus[:-1]}"
+
+
 @contextlib.contextmanager
-def nginx() -> Iterator[str]:
+def nginx(affinity: str = "") -> Iterator[str]:
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(binary).exists():
         sys.exit("nginx not found: apt-get install -y nginx-light")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="egress-bench-") as tmp:
         conf = Path(tmp) / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=tmp, port=port))
+        conf.write_text(NGINX_CONF.format(dir=tmp, port=port, affinity=affinity))
         proc = subprocess.Popen([binary, "-c", str(conf), "-p", tmp],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
@@ -270,14 +287,17 @@ def table(title: str, results: list[Result], reference: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--max-seconds", type=float, default=45.0,
                         help="time bound per case and concurrency (stops early, marked *)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin CPUs")
     args = parser.parse_args()
+    affinity, pinning = ("", "not pinned") if args.no_pin else pin()
     import sniffio  # noqa: F401  (httpx is much slower without it; make sure it is there)
 
-    with nginx() as url:
-        print(f"nginx on {url}; {args.count} GETs per case in {args.rounds} interleaved rounds; "
+    with nginx(affinity) as url:
+        print(f"nginx on {url} ({pinning}); {args.count} GETs per case in {args.rounds} "
+              f"interleaved rounds; "
               f"python {sys.version.split()[0]}, httpx {httpx.__version__}, "
               f"aiohttp {aiohttp.__version__}, urllib3 {urllib3.__version__}")
         for concurrency in (1, 64):

@@ -23,6 +23,7 @@ from egress.errors import (
 )
 from egress.http._body import BodyReader
 from egress.http._headers import Headers
+from egress.http._timeouts import Timeouts
 from egress.http._wire import WireOptions, WireRequest, WireResponse
 
 __all__ = ["AiohttpWire"]
@@ -83,8 +84,9 @@ class AiohttpWire:
         self._cap = options.max_response_bytes
         self._now = options.clock.now
         self._ssl: Any = options.ssl_context
-        # One ClientTimeout per Timeouts object when the deadline does not cap it (the usual case).
-        self._timeouts: dict[int, aiohttp.ClientTimeout] = {}
+        # The ClientTimeout of the client's Timeouts when the deadline does not cap it (usual).
+        self._timeouts_for: Timeouts | None = None
+        self._timeout = aiohttp.ClientTimeout()
         self._last_headers: dict[str, str] | None = None
         self._last_multidict: CIMultiDict[str] = CIMultiDict()
 
@@ -118,15 +120,14 @@ class AiohttpWire:
     async def send(self, request: WireRequest) -> WireResponse:
         session = self._session or self._open()
         limits = request.limits
-        cached = None if limits.by_deadline else self._timeouts.get(id(limits.timeouts))
-        if cached is not None:
-            timeout = cached
-        elif limits.by_deadline:
+        if limits.by_deadline:
             connect, read, _write, _pool, total = limits.at(self._now())
             timeout = _timeout(connect, read, total)
+        elif limits.timeouts is self._timeouts_for:
+            timeout = self._timeout
         else:
-            t = limits.timeouts
-            timeout = self._timeouts[id(t)] = _timeout(t.connect, t.read, t.total)
+            t = self._timeouts_for = limits.timeouts
+            timeout = self._timeout = _timeout(t.connect, t.read, t.total)
         headers: Any = request.headers
         if headers is self._last_headers:
             headers = self._last_multidict  # the client's default headers: converted once

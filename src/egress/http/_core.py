@@ -77,7 +77,7 @@ class NeedAuth:
 class PreparedCall:
     """One logical call, prepared once: every attempt sends these exact bytes."""
 
-    __slots__ = ("_info", "body", "headers", "key", "method", "operation", "url")
+    __slots__ = ("_info", "body", "headers", "key", "method", "op", "operation", "url")
 
     def __init__(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
                  *, key: str | None, operation: str) -> None:
@@ -88,6 +88,8 @@ class PreparedCall:
         self.key = key
         self.operation = operation
         self._info: RequestInfo | None = None
+        #: The client's attempt bound to this call, kept when the call is cached (plain GETs).
+        self.op: Any = None
 
     @property
     def info(self) -> RequestInfo:
@@ -189,6 +191,7 @@ class ClientCore:
         self.idempotency_header = idempotency_header
         self._idem_lower = idempotency_header.lower()
         self._operations: dict[tuple[str, str], str] = {}
+        self._prepared: dict[tuple[str, str], PreparedCall] = {}
         self.request_id_headers = tuple(h.lower() for h in request_id_headers)
         self.clock = clock
         self.sink = sink
@@ -232,6 +235,14 @@ class ClientCore:
                 form: Params | None, content: bytes | None, headers: Mapping[str, str] | None,
                 path_params: Mapping[str, object] | None, idempotency_key: str | None,
                 operation: str | None) -> PreparedCall:
+        plain = (not params and json is _UNSET and form is None and content is None
+                 and not headers and not path_params and idempotency_key is None
+                 and operation is None)
+        if plain:
+            # The same GET twice is the same call: prepared once, kept (bounded).
+            cached = self._prepared.get((method, path))
+            if cached is not None:
+                return cached
         if method not in _METHODS:
             method = _check_method(method)
         url = self.base.url(path, path_params, params)
@@ -269,7 +280,10 @@ class ClientCore:
                 operation = f"{method} {path}"
                 if len(names) < _NAME_CACHE_LIMIT:
                     names[(method, path)] = operation
-        return PreparedCall(method, url, merged, body, key=key, operation=operation)
+        call = PreparedCall(method, url, merged, body, key=key, operation=operation)
+        if plain and key is None and len(self._prepared) < _NAME_CACHE_LIMIT:
+            self._prepared[(method, path)] = call
+        return call
 
     # -- one attempt --------------------------------------------------------------------------
 

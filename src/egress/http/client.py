@@ -174,7 +174,7 @@ class ApiClient(_ClientBase):
         """Close the connection pool."""
         await self._wire.aclose()
 
-    async def request(
+    def request(
         self,
         method: str,
         path: str,
@@ -189,14 +189,20 @@ class ApiClient(_ClientBase):
         deadline: float | None = None,
         pipeline: Pipeline | None = None,
         operation: str | None = None,
-    ) -> Response:
-        """Send ``method path`` through the pipeline; the 2xx :class:`Response` or an error."""
+    ) -> Awaitable[Response]:
+        """Send ``method path`` through the pipeline: await it for the 2xx :class:`Response`.
+
+        The call is prepared (and refused if unsafe, raising :class:`UnsafeRequestError`) when
+        this is called, before anything is awaited; the returned coroutine does the I/O.
+        """
         call = self._core.prepare(method, path, params=params, json=json, form=form,
                                   content=content, headers=headers, path_params=path_params,
                                   idempotency_key=idempotency_key, operation=operation)
-        return await (pipeline or self._pipeline).execute(
-            call.operation, functools.partial(self._attempt, call),
-            deadline=self._deadline if deadline is None else deadline)
+        op = call.op
+        if op is None:
+            op = call.op = functools.partial(self._attempt, call)
+        return (pipeline or self._pipeline).execute(
+            call.operation, op, deadline=self._deadline if deadline is None else deadline)
 
     async def _attempt(self, call: PreparedCall) -> Response:
         core = self._core
@@ -359,9 +365,12 @@ class SyncApiClient(_ClientBase):
         call = self._core.prepare(method, path, params=params, json=json, form=form,
                                   content=content, headers=headers, path_params=path_params,
                                   idempotency_key=idempotency_key, operation=operation)
-        return (pipeline or self._pipeline).execute_sync(
-            call.operation, functools.partial(self._attempt, call),
-            deadline=self._deadline if deadline is None else deadline)
+        op = call.op
+        if op is None:
+            op = call.op = functools.partial(self._attempt, call)
+        response: Response = (pipeline or self._pipeline).execute_sync(
+            call.operation, op, deadline=self._deadline if deadline is None else deadline)
+        return response
 
     def _attempt(self, call: PreparedCall) -> Response:
         core = self._core
