@@ -246,3 +246,21 @@ def test_per_call_headers_never_leak_into_the_defaults() -> None:
     assert core.default_headers == before
     assert call.info.operation == "DELETE /x/{id}" and call.info.safety.value == "idempotent"
     client.close()
+
+
+def test_plain_calls_are_prepared_once_and_keyed_calls_never_shared() -> None:
+    client = SyncApiClient("https://api.example.com")
+    core = client._core
+
+    def prepare(method: str, **extra: Any) -> Any:
+        settings: dict[str, Any] = dict(params=None, json=_UNSET, form=None, content=None,
+                                        headers=None, path_params=None, idempotency_key=None,
+                                        operation=None)
+        settings.update(extra)
+        return core.prepare(method, "/x", **settings)
+
+    assert prepare("GET") is prepare("GET")
+    assert prepare("GET", params={"a": 1}) is not prepare("GET", params={"a": 1})
+    first, second = prepare("POST"), prepare("POST")
+    assert first is not second and first.key != second.key
+    client.close()
