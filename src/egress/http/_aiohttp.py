@@ -134,9 +134,12 @@ class AiohttpWire:
         else:
             self._last_headers = headers
             headers = self._last_multidict = CIMultiDict(headers)
+        url = self._urls.get(request.url)
+        if url is None:
+            url = self._url(request.url)
         try:
             response = await session.request(
-                request.method, self._url(request.url), headers=headers,
+                request.method, url, headers=headers,
                 data=request.body, timeout=timeout, allow_redirects=False,
                 auto_decompress=False,
             )

@@ -77,12 +77,15 @@ class NeedAuth:
 class PreparedCall:
     """One logical call, prepared once: every attempt sends these exact bytes."""
 
-    __slots__ = ("_info", "body", "headers", "key", "method", "op", "operation", "url")
+    __slots__ = ("_info", "body", "headers", "key", "method", "op", "operation", "plain_url",
+                 "url")
 
     def __init__(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
                  *, key: str | None, operation: str) -> None:
         self.method = method
         self.url = url
+        #: The URL without its query string: what errors, events and responses show.
+        self.plain_url = url.split("?", 1)[0] if "?" in url else url
         self.headers = headers
         self.body = body
         self.key = key
@@ -96,9 +99,8 @@ class PreparedCall:
         """Built only when someone needs it (an error, a hook): most calls never do."""
         info = self._info
         if info is None:
-            info = self._info = RequestInfo(self.method, self.url.split("?", 1)[0],
-                                            self.operation, safety_of(self.method, self.key),
-                                            self.key)
+            info = self._info = RequestInfo(self.method, self.plain_url, self.operation,
+                                            safety_of(self.method, self.key), self.key)
         return info
 
     def __repr__(self) -> str:
@@ -297,12 +299,12 @@ class ClientCore:
             return None
         return WireRequest(call.method, call.url, call.headers, call.body, limits)
 
-    def success(self, method: str, url: str, answer: WireResponse) -> Response | None:
+    def success(self, method: str, plain_url: str, answer: WireResponse) -> Response | None:
         """The :class:`Response` for a 2xx answer, else ``None``."""
         status = answer.status
         if 200 <= status < 300:
             return Response(status, answer.headers, answer.content, method=method,
-                            url=url.split("?", 1)[0], request_id_headers=self.request_id_headers)
+                            url=plain_url, request_id_headers=self.request_id_headers)
         return None
 
     def exchange(self, call: PreparedCall, limits: AttemptLimits,
@@ -339,7 +341,7 @@ class ClientCore:
                 answer, first = first, None
             else:
                 answer = yield WireRequest(method, url, sent_headers, body, limits)
-            response = self.success(method, url, answer)
+            response = self.success(method, url.split("?", 1)[0], answer)
             if response is not None:
                 return response
             status = answer.status

@@ -214,7 +214,7 @@ class ApiClient(_ClientBase):
             first = core.first_request(call, limits)
             if first is not None:  # the common case: one request, a 2xx, no generator
                 value = await wire.send(first)
-                response = core.success(first.method, first.url, value)
+                response = core.success(call.method, call.plain_url, value)
                 if response is not None:
                     return response
             exchange = core.exchange(call, limits, value)
@@ -382,7 +382,7 @@ class SyncApiClient(_ClientBase):
             first = core.first_request(call, limits)
             if first is not None:  # the common case: one request, a 2xx, no generator
                 value = wire.send(first)
-                response = core.success(first.method, first.url, value)
+                response = core.success(call.method, call.plain_url, value)
                 if response is not None:
                     return response
             exchange = core.exchange(call, limits, value)
