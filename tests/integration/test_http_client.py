@@ -281,7 +281,7 @@ async def test_slow_drip_is_stopped_by_the_attempt_total(make: Callable[..., Api
     started = time.monotonic()
     with pytest.raises(AttemptTimeoutError) as caught:
         await api.get("/drip")
-    assert time.monotonic() - started < 1.0  # the drip alone would take 4 s
+    assert time.monotonic() - started < 2.0  # the drip alone would take 4 s
     assert caught.value.sent is True
 
 
@@ -294,7 +294,7 @@ async def test_slowloris_headers_are_stopped_by_the_attempt_total(
     started = time.monotonic()
     with pytest.raises(AttemptTimeoutError):
         await api.get("/slow")
-    assert time.monotonic() - started < 1.0  # the headers alone would take 4 s
+    assert time.monotonic() - started < 2.0  # the headers alone would take 4 s
 
 
 async def test_deadline_reaches_the_wire(make: Callable[..., Api],
@@ -304,7 +304,7 @@ async def test_deadline_reaches_the_wire(make: Callable[..., Api],
     started = time.monotonic()
     with pytest.raises(DeadlineExceededError) as caught:
         await api.get("/hang", deadline=0.3)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 1.5  # the server hangs for 2 s
     assert isinstance(caught.value.__cause__, AttemptTimeoutError)
 
 
