@@ -264,3 +264,14 @@ def test_plain_calls_are_prepared_once_and_keyed_calls_never_shared() -> None:
     first, second = prepare("POST"), prepare("POST")
     assert first is not second and first.key != second.key
     client.close()
+
+
+async def test_closed_clients_refuse_calls() -> None:
+    client = ApiClient("http://127.0.0.1:9")
+    await client.aclose()
+    with pytest.raises(UnsafeRequestError, match="closed"):
+        await client.get("/x")
+    sync_client = SyncApiClient("http://127.0.0.1:9")
+    sync_client.close()
+    with pytest.raises(UnsafeRequestError, match="closed"):
+        sync_client.get("/x")

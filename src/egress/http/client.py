@@ -17,7 +17,7 @@ from typing import Any
 from egress import __version__
 from egress._clock import SYSTEM_CLOCK, Clock
 from egress._pipeline import Pipeline, current_context
-from egress.errors import ConfigurationError, EgressError
+from egress.errors import ConfigurationError, EgressError, UnsafeRequestError
 from egress.events import NULL_SINK, EventSink, TokenRefreshed
 from egress.http._auth import Auth
 from egress.http._body import _UNSET
@@ -88,6 +88,7 @@ class _ClientBase:
     """Construction shared by both clients (settings only; no I/O)."""
 
     _core: ClientCore
+    _closed: bool
     _pipeline: Pipeline
     _deadline: float | None
     backend: str
@@ -95,6 +96,7 @@ class _ClientBase:
     def _setup(self, base_url: str, settings: dict[str, Any], pipeline: Pipeline | None,
                backend: str) -> None:
         self._core = ClientCore(base_url, **settings)
+        self._closed = False
         self._pipeline = self._core.pipeline(pipeline)
         self._deadline = self._core.deadline
         self.backend = backend
@@ -171,7 +173,8 @@ class ApiClient(_ClientBase):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool. Calls made afterwards are refused."""
+        self._closed = True
         await self._wire.aclose()
 
     def request(
@@ -195,6 +198,8 @@ class ApiClient(_ClientBase):
         The call is prepared (and refused if unsafe, raising :class:`UnsafeRequestError`) when
         this is called, before anything is awaited; the returned coroutine does the I/O.
         """
+        if self._closed:
+            raise UnsafeRequestError(f"{type(self).__name__} is closed; make a new client")
         call = self._core.prepare(method, path, params=params, json=json, form=form,
                                   content=content, headers=headers, path_params=path_params,
                                   idempotency_key=idempotency_key, operation=operation)
@@ -342,7 +347,8 @@ class SyncApiClient(_ClientBase):
         self.close()
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool. Calls made afterwards are refused."""
+        self._closed = True
         self._wire.close()
 
     def request(
@@ -362,6 +368,8 @@ class SyncApiClient(_ClientBase):
         operation: str | None = None,
     ) -> Response:
         """Send ``method path`` through the pipeline; the 2xx :class:`Response` or an error."""
+        if self._closed:
+            raise UnsafeRequestError(f"{type(self).__name__} is closed; make a new client")
         call = self._core.prepare(method, path, params=params, json=json, form=form,
                                   content=content, headers=headers, path_params=path_params,
                                   idempotency_key=idempotency_key, operation=operation)
