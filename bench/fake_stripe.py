@@ -1,9 +1,6 @@
 """How many requests per second FakeStripe serves on this machine. Prints a table.
 
-    uv run python -P bench/fake_stripe.py [--requests 3000] [--repeats 3]
-
-(``-P``: keep the ``bench/`` folder off ``sys.path``, where ``bench/http.py`` would shadow the
-standard library's ``http``.)
+    uv run python bench/fake_stripe.py [--requests 3000] [--repeats 3]
 
 Three placements of the server: on a background thread of this process (``with FakeStripe()``,
 what tests and ``egress demo`` use), in this process's event loop (``async with FakeStripe()``),

@@ -1,6 +1,7 @@
 """The aiohttp backend (async): one ``ClientSession`` and connection pool for the client's life.
 
-aiohttp keeps its speed under concurrency (see ``bench/http.py``), which is why it is the default.
+aiohttp keeps its speed under concurrency (see ``bench/http_client.py``), which is why it is the
+default.
 Its ``ClientTimeout.total`` covers the whole exchange, body included, so a dripping server is
 stopped at the attempt's limit. aiohttp has no write timeout: ``total`` bounds a stalled upload.
 """

@@ -5,7 +5,10 @@
 2. ``Retry(on=retry_on(retry_hook), budget=RetryBudget(name="http:<origin>"))``: three attempts,
    full-jitter backoff, server hints honoured; the budget is shared by every client of that origin.
 3. ``CircuitBreaker("http:<origin>")``: one per origin, shared; counts 5xx, transport failures and
-   timeouts, never 4xx.
+   timeouts, never 4xx. Tuned for a remote API rather than resilience4j's generic defaults: it
+   judges after 20 calls, stays open 5 s at first and twice as long each time it re-opens (up to
+   60 s), and lets 3 probes through; slow-call detection is off (each attempt's ``total`` limit
+   already turns a hung call into a counted timeout).
 4. the client's ``rate_limiter``, if any: one token per attempt.
 
 The call's deadline (``deadline=`` per call, or the client's default) is set on the call context
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from egress._pipeline import Pipeline, Policy
 from egress.http._safety import retry_on
-from egress.policies.breaker import CircuitBreaker
+from egress.policies.breaker import CircuitBreaker, CountWindow
 from egress.policies.budget import RetryBudget
 from egress.policies.bulkhead import Bulkhead
 from egress.policies.retry import Retry
@@ -29,6 +32,13 @@ if TYPE_CHECKING:
 __all__ = ["default_pipeline"]
 
 QUEUE_FACTOR = 10
+#: The per-origin breaker's settings (see the module docstring).
+BREAKER_WINDOW = 50
+BREAKER_MINIMUM_CALLS = 20
+BREAKER_WAIT_IN_OPEN = 5.0
+BREAKER_WAIT_MULTIPLIER = 2.0
+BREAKER_MAX_WAIT_IN_OPEN = 60.0
+BREAKER_HALF_OPEN_CALLS = 3
 
 
 def default_pipeline(core: ClientCore) -> Pipeline:
@@ -38,7 +48,12 @@ def default_pipeline(core: ClientCore) -> Pipeline:
     policies: list[Policy] = [
         Bulkhead(connections, max_queue=connections * QUEUE_FACTOR),
         Retry(on=retry_on(core.retry_hook), budget=RetryBudget(name=f"http:{origin}")),
-        CircuitBreaker(f"http:{origin}", clock=core.clock, sink=core.sink),
+        CircuitBreaker(
+            f"http:{origin}", window=CountWindow(BREAKER_WINDOW),
+            minimum_calls=BREAKER_MINIMUM_CALLS, wait_in_open=BREAKER_WAIT_IN_OPEN,
+            wait_multiplier=BREAKER_WAIT_MULTIPLIER, max_wait_in_open=BREAKER_MAX_WAIT_IN_OPEN,
+            half_open_calls=BREAKER_HALF_OPEN_CALLS, slow_call_duration=None,
+            clock=core.clock, sink=core.sink),
     ]
     if core.rate_limiter is not None:
         policies.append(core.rate_limiter)

@@ -1,6 +1,7 @@
 """The stdlib backend (sync): ``http.client`` connections in a small thread-safe pool.
 
-The fastest sync wire measured (``bench/http.py``): it skips the layers urllib3 and httpx add,
+The fastest sync wire measured (``bench/http_client.py``): it skips the layers urllib3 and httpx
+add,
 which the client already does its own way (URL safety, decoding, caps, errors). Every socket read
 gets ``min(read timeout, time left in the attempt)``, so the attempt's total limit holds even
 against a server that drips its headers or body one byte at a time. An idle pooled connection that

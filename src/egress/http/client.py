@@ -42,7 +42,7 @@ from egress.http._wire import AsyncWire, SyncWire, WireRequest
 __all__ = ["ASYNC_BACKENDS", "ApiClient", "DEFAULT_ASYNC_BACKEND", "DEFAULT_SYNC_BACKEND",
            "SYNC_BACKENDS", "SyncApiClient"]
 
-#: Chosen by measurement (bench/http.py): aiohttp keeps its speed at 64 concurrent calls.
+#: Chosen by measurement (bench/http_client.py): aiohttp keeps its speed at 64 concurrent calls.
 DEFAULT_ASYNC_BACKEND = "aiohttp"
 #: Chosen by measurement: http.client with our own pool beats httpx.Client and urllib3.
 DEFAULT_SYNC_BACKEND = "stdlib"

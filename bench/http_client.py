@@ -1,6 +1,6 @@
 """HTTP clients against a local nginx: requests/s, p50 and p99. Prints a table.
 
-    uv run python bench/http.py [--count 20000] [--rounds 20] [--max-seconds 45] [--no-pin]
+    uv run python bench/http_client.py [--count 20000] [--rounds 20] [--max-seconds 45] [--no-pin]
 
 Starts its own nginx (Debian: ``apt-get install -y nginx-light``) on a free 127.0.0.1 port with a
 temporary config (one worker, keep-alive, a fixed 11-byte JSON answer), and stops it at the end.
