@@ -15,22 +15,16 @@ Cases: raw httpx (pooled AsyncClient), raw aiohttp (one session), httpx + tenaci
 backend; sync: raw httpx.Client, urllib3, SyncApiClient (default backend, and httpx).
 """
 
-# ruff: noqa: E402
 from __future__ import annotations
-
-import os
-import sys
-
-# This file is named http.py: keep its folder off sys.path so that "import http" is the stdlib's.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 import argparse
 import asyncio
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
