@@ -16,7 +16,7 @@ import pytest
 from egress.testing import fake_stripe_fixture  # noqa: F401  (registers ``fake_stripe``)
 from egress.testing.fake_stripe import FakeStripe
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "stripe" / "payment_intents.openapi.json"
+SPEC = Path(__file__).resolve().parents[1] / "data" / "stripe" / "payment_intents.openapi.json"
 
 
 def _to_json_schema(node: Any) -> Any:

@@ -47,7 +47,7 @@ from egress.payments import (
     RefundStatus,
 )
 
-STRIPE = Path("/work/shared/stripe")
+STRIPE = Path(__file__).resolve().parents[1] / "data" / "stripe"
 
 
 @cache

@@ -43,7 +43,7 @@ from egress.testing import FakeClock
 
 SECRET = "whsec_test_secret"
 NOW = 1_700_000_000
-FIXTURES = Path("/work/shared/stripe/fixtures3.json")
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "stripe" / "fixtures3.json"
 
 
 def intent(**overrides: Any) -> dict[str, Any]:
