@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -723,8 +724,9 @@ def test_windows_validate_themselves() -> None:
 def test_defaults_are_resilience4j_and_repr_is_plain() -> None:
     breaker = CircuitBreaker("defaults", store=None)
     s = breaker.settings
+    # resilience4j's, except slow-call detection, which is opt-in here (math.inf: off).
     assert (s.failure_rate_threshold, s.slow_call_duration, s.slow_call_rate_threshold,
             s.window_size, s.minimum_calls, s.wait_in_open, s.half_open_calls) == (
-        0.5, 60.0, 1.0, 100, 100, 60.0, 10)
+        0.5, math.inf, 1.0, 100, 100, 60.0, 10)
     assert s.max_wait_in_open == 300.0 and s.max_wait_in_half_open is None
     assert "defaults" in repr(breaker) and "closed" in repr(breaker)
