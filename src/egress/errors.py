@@ -102,6 +102,10 @@ class CircuitOpenError(RejectedError):
 class RateLimitedError(RejectedError):
     """A rate limiter (local, or paused by a server's hint) has no capacity in time."""
 
+    #: The name of the local limiter that refused (``None``: the refusal did not come from one),
+    #: so a local refusal is never mistaken for a server's hint.
+    limiter: str | None = None
+
 
 class BulkheadFullError(RejectedError):
     """The bulkhead's concurrent slots and its queue are full, or the queue wait ran out."""

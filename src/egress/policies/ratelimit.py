@@ -209,7 +209,7 @@ class RateLimiter:
         error = RateLimitedError(
             f"rate limiter {self._label!r}: no slot within the allowed wait; one frees in "
             f"{retry_after:.3f}s", retry_after=retry_after)
-        error.limiter = self._label  # type: ignore[attr-defined]  # marks a local refusal
+        error.limiter = self._label  # marks a local refusal
         return error
 
     def _after_sleep(self, ctx: CallContext, until: float) -> float:
