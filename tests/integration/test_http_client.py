@@ -332,6 +332,17 @@ async def test_declared_oversized_body_is_refused(make: Callable[..., Api],
     assert caught.value.reason == "oversized"
 
 
+async def test_head_of_a_large_resource_is_not_refused(make: Callable[..., Api],
+                                                      server: LoopbackServer) -> None:
+    # A HEAD answer declares the length of the body a GET would get, but carries none; the cap
+    # is about bytes read, so it must not refuse it (nor choke on the content coding).
+    api = make(max_response_bytes=1000, pipeline=Pipeline())
+    server.script("/v1/big", Reply(200, b"x" * 5000, headers={"Content-Encoding": "br"}))
+    response = await api.request("HEAD", "/big")
+    assert response.status_code == 200
+    assert response.content == b""
+
+
 async def test_endless_chunked_body_is_cut_at_the_cap(make: Callable[..., Api],
                                                      server: LoopbackServer) -> None:
     api = make(max_response_bytes=256 * 1024, pipeline=Pipeline())

@@ -93,13 +93,12 @@ def _build(client: httpx.AsyncClient | httpx.Client, request: WireRequest,
 
 
 def _reader(response: httpx.Response, request: WireRequest, cap: int) -> BodyReader | None:
+    if request.method == "HEAD" or response.status_code in _NO_BODY_STATUSES:
+        return None  # no body follows, whatever Content-Length and Content-Encoding announce
     headers = response.headers
     length = headers.get("content-length")
     declared = int(length) if length is not None and length.isdigit() else None
-    reader = BodyReader(cap, headers.get("content-encoding"), declared)
-    if request.method == "HEAD" or response.status_code in _NO_BODY_STATUSES:
-        return None
-    return reader
+    return BodyReader(cap, headers.get("content-encoding"), declared)
 
 
 class HttpxAsyncWire:

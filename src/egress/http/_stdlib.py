@@ -228,20 +228,22 @@ class StdlibWire:
             message = response.msg
             length = response.length if response.chunked is False else None
             headers = Headers(getattr(message, "_headers", None) or message.items())
-            reader = BodyReader(self._cap, headers.get("content-encoding"), length)
             if request.method == "HEAD" or status in _NO_BODY_STATUSES:
+                # No body follows, whatever Content-Length and Content-Encoding announce.
                 content = b""
                 response.read()
-            elif reader.plain and length is not None:
-                content = response.read()
-                reader.feed(content)
             else:
-                while True:
-                    chunk = response.read1(_CHUNK)
-                    if not chunk:
-                        break
-                    reader.feed(chunk)
-                content = reader.finish()
+                reader = BodyReader(self._cap, headers.get("content-encoding"), length)
+                if reader.plain and length is not None:
+                    content = response.read()
+                    reader.feed(content)
+                else:
+                    while True:
+                        chunk = response.read1(_CHUNK)
+                        if not chunk:
+                            break
+                        reader.feed(chunk)
+                    content = reader.finish()
             keep = not response.will_close
         except Exception as exc:
             error = _map_error(exc, request, phase)
