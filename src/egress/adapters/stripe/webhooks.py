@@ -66,6 +66,9 @@ DEFAULT_TOLERANCE: Final = 300.0
 SIGNATURE_HEADER: Final = "Stripe-Signature"
 _SCHEME = "v1"
 _MAX_HEADER = 8192
+# Unix seconds have 10 digits; a longer "t=" is refused before int() (which raises a bare
+# ValueError past 4300 digits) and before float arithmetic (which overflows).
+_MAX_TIMESTAMP_DIGITS = 15
 
 WebhookSecret = str | Secret
 Secrets = WebhookSecret | Sequence[WebhookSecret]
@@ -103,7 +106,8 @@ def _parse_header(header: str | None) -> tuple[int, list[str]]:
         if not sep:
             raise WebhookSignatureMalformed("Stripe-Signature header is not key=value pairs")
         if name == "t":
-            if timestamp is not None or not value.isascii() or not value.isdigit():
+            if (timestamp is not None or not value.isascii() or not value.isdigit()
+                    or len(value) > _MAX_TIMESTAMP_DIGITS):
                 raise WebhookSignatureMalformed("Stripe-Signature timestamp is invalid")
             timestamp = int(value)
         elif name == _SCHEME:
