@@ -427,6 +427,19 @@ async def test_cross_origin_redirect_strips_credentials(
         await api.post("/p", json={"a": 1})  # a body would be replayed at another origin
 
 
+async def test_see_other_drops_a_custom_idempotency_header(make: Callable[..., Api],
+                                                          server: LoopbackServer) -> None:
+    # After a POST, a 303 becomes a GET: the key of the POST must not travel with it, whatever
+    # the header is called.
+    api = make(follow_redirects=True, idempotency_header="X-Request-Key")
+    server.script("/v1/pay", Reply(303, headers={"Location": "/v1/done"}))
+    await api.post("/pay", json={"a": 1}, idempotency_key="k-1")
+    assert server.hits("/v1/pay")[0].headers["x-request-key"] == "k-1"
+    landed = server.hits("/v1/done")[0]
+    assert landed.method == "GET"
+    assert "x-request-key" not in landed.headers
+
+
 async def test_secrets_never_show(make: Callable[..., Api], server: LoopbackServer,
                                   caplog: pytest.LogCaptureFixture) -> None:
     key = "sk_live_" + "S3cr3tV4lu3" * 3

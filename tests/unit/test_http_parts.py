@@ -202,7 +202,7 @@ def _hop(status: int, location: str, method: str = "GET", body: bytes | None = N
     headers = {"Authorization": "Bearer t", "Cookie": "c", "Idempotency-Key": "k",
                "X-Api-Key": "a", "Content-Type": "application/json", "X-Other": "o"}
     return next_hop(method, url, headers=headers, body=body, status=status, location=location,
-                    base_origin=BASE, sensitive=SENSITIVE)
+                    base_origin=BASE, sensitive=SENSITIVE, key_header="idempotency-key")
 
 
 def test_same_origin_redirect_keeps_headers() -> None:

@@ -358,7 +358,8 @@ class ClientCore:
                                         f"redirects", reason="redirect")
                 method, url, headers, body, same = next_hop(
                     method, url, headers=headers, body=body, status=status, location=location,
-                    base_origin=self.base_origin, sensitive=self.sensitive)
+                    base_origin=self.base_origin, sensitive=self.sensitive,
+                    key_header=self._idem_lower)
                 self.sink.emit(RedirectFollowed(operation=call.operation,
                                                 at=self.clock.now(), status=status,
                                                 cross_origin=not same))

@@ -1,7 +1,7 @@
 """Redirects, when the caller turned them on: where the next hop goes and what it may carry.
 
 * Only http/https targets; an https → http downgrade is refused.
-* 303, and 301/302 after a POST, become a GET without a body (and without body headers).
+* 303, and 301/302 after a POST, become a GET without a body, body headers or idempotency key.
 * 307/308 keep the method and body; sending a body of an unsafe method to another origin is
   refused (it would replay a side effect somewhere the caller never named).
 * A hop to another origin than the client's base carries no Authorization, API-key, Cookie,
@@ -27,8 +27,12 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 def next_hop(method: str, url: str, *, headers: dict[str, str], body: bytes | None,
              status: int, location: str, base_origin: tuple[str, str, int],
-             sensitive: frozenset[str]) -> tuple[str, str, dict[str, str], bytes | None, bool]:
-    """(method, url, headers, body, same_origin_as_base) of the next hop, or refuse it."""
+             sensitive: frozenset[str], key_header: str,
+             ) -> tuple[str, str, dict[str, str], bytes | None, bool]:
+    """(method, url, headers, body, same_origin_as_base) of the next hop, or refuse it.
+
+    ``sensitive`` and ``key_header`` (the client's idempotency header) are lower-case names.
+    """
     if _CONTROL.search(location.strip()):
         raise UnsafeRequestError("redirect Location has control characters; refused")
     target = urljoin(url, location.strip())
@@ -45,7 +49,7 @@ def next_hop(method: str, url: str, *, headers: dict[str, str], body: bytes | No
         method = "GET" if method != "HEAD" else method
         body = None
         new_headers = {k: v for k, v in new_headers.items()
-                       if k.lower() not in _BODY_HEADERS and k.lower() != "idempotency-key"}
+                       if k.lower() not in _BODY_HEADERS and k.lower() != key_header}
     elif not same and body is not None and method not in _SAFE_METHODS:
         raise UnsafeRequestError(f"redirect {status} would resend a {method} body to another "
                                  f"origin; refused")
