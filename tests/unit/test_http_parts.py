@@ -84,6 +84,14 @@ def test_body_reader_refuses_chains_and_unknown_codings() -> None:
         _read(b"not gzip at all", 1000, "gzip")
 
 
+def test_body_reader_empty_coded_body_is_empty() -> None:
+    # Servers label empty answers "Content-Encoding: gzip" too; no byte is not a cut stream
+    # (a short read is the HTTP library's Content-Length or chunking error), and calling it
+    # "truncated" would retry a request that succeeded.
+    assert _read(b"", 1000, "gzip") == b""
+    assert _read(b"", 1000, "deflate, gzip") == b""
+
+
 @pytest.mark.parametrize("text", ['{"a": NaN}', '{"a": 1, "a": 2}', "[" * 100_000,
                                   "1" * 5000, "{", b"\xff\xfe"])
 def test_strict_json(text: str | bytes) -> None:

@@ -140,7 +140,13 @@ class BodyReader:
         return out
 
     def finish(self) -> bytes:
-        """The decoded body; raises if a compressed stream ended early."""
+        """The decoded body; raises if a compressed stream ended early.
+
+        No bytes at all is an empty body, whatever the content coding says (servers label
+        empty answers too); a stream cut short shows as a started but unfinished stream.
+        """
+        if self._raw == 0:
+            return b""
         for decoder in self._decoders:
             if not decoder.eof:
                 raise ResponseError("compressed response body ended early", reason="truncated")
