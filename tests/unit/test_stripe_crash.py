@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _recording_wire import header, record
 
 from egress.adapters.stripe import StripePayments
 from egress.http._wire import WireRequest, WireResponse
@@ -64,20 +65,6 @@ class CrashAfterReplyStore(SqliteIdempotencyStore):
         return await super().replace(record, expected_key=expected_key)
 
 
-class Recorder:
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.sent: list[WireRequest] = []
-
-    async def send(self, request: WireRequest) -> WireResponse:
-        self.sent.append(request)
-        response: WireResponse = await self.inner.send(request)
-        return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
 ORDER = PaymentRequest(amount=Money("42.00", "EUR"), reference="order-42",
                        payment_method="pm_card_visa", metadata={"cart": "c-1"})
 
@@ -86,10 +73,6 @@ ORDER = PaymentRequest(amount=Money("42.00", "EUR"), reference="order-42",
 async def fake() -> AsyncIterator[FakeStripe]:
     async with FakeStripe(seed=0) as server:
         yield server
-
-
-def key_of(request: WireRequest) -> str | None:
-    return next((v for k, v in request.headers.items() if k.lower() == "idempotency-key"), None)
 
 
 @pytest.mark.parametrize("point", ["before-send", "after-send", "after-reply"])
@@ -116,8 +99,7 @@ async def test_crash_then_restart_charges_exactly_once(point: str, fake: FakeStr
     sink = RecordingSink()
     async with StripePayments(fake.api_key, base_url=fake.url, store=path,
                               sink=sink) as restarted:
-        recorder = Recorder(restarted.client._wire)
-        restarted.client._wire = recorder  # type: ignore[assignment]
+        recorder = record(restarted)
         payment = await restarted.create(ORDER)
         assert payment.status is PaymentStatus.SUCCEEDED
         assert await restarted.create(ORDER) == await restarted.get(payment.id)
@@ -125,10 +107,10 @@ async def test_crash_then_restart_charges_exactly_once(point: str, fake: FakeStr
     assert len(fake.ledger.charges) == 1
     assert fake.ledger.charges[0].payment_intent == payment.id
     (resent,) = [r for r in recorder.sent if r.method == "POST"]
-    assert key_of(resent) == wire.record_at_send.key
+    assert header(resent, "Idempotency-Key") == wire.record_at_send.key
     if wire.sent:
         assert resent.body == wire.sent[0].body
-        assert key_of(resent) == key_of(wire.sent[0])
+        assert header(resent, "Idempotency-Key") == header(wire.sent[0], "Idempotency-Key")
         assert sink.of(IdempotentReplay)  # Stripe replayed; it did not charge again
     stored = SqliteIdempotencyStore(path).get_sync("stripe-test", "create", "order-42")
     assert stored is not None and stored.state is RecordState.SUCCEEDED

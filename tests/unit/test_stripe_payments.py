@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _recording_wire import header, record
 
 from egress import Secret
 from egress.adapters.stripe import StripePayments
@@ -27,7 +28,6 @@ from egress.errors import (
     StatusError,
 )
 from egress.http import Timeouts
-from egress.http._wire import WireRequest, WireResponse
 from egress.payments import Money, PaymentRequest, PaymentStatus, RecordState
 from egress.payments.idempotency import IdempotencyKeyReused, IdempotentReplay
 from egress.stores.idempotency_memory import MemoryIdempotencyStore
@@ -35,32 +35,6 @@ from egress.testing import RecordingSink
 from egress.testing.fake_stripe import FakeStripe, Fault
 
 KEY = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"
-
-
-class RecordingWire:
-    """Wraps the client's wire backend and keeps every request that went out."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.sent: list[WireRequest] = []
-
-    async def send(self, request: WireRequest) -> WireResponse:
-        self.sent.append(request)
-        response: WireResponse = await self.inner.send(request)
-        return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    def posts(self, path: str = "/v1/payment_intents") -> list[WireRequest]:
-        return [r for r in self.sent
-                if r.method == "POST" and r.url.split("?")[0].endswith(path)]
-
-
-def record(payments: StripePayments) -> RecordingWire:
-    wire = RecordingWire(payments.client._wire)
-    payments.client._wire = wire  # type: ignore[assignment]
-    return wire
 
 
 def order(reference: str = "order-1", amount: str = "20.00",
@@ -79,13 +53,6 @@ async def fake() -> AsyncIterator[FakeStripe]:
 async def payments(fake: FakeStripe) -> AsyncIterator[StripePayments]:
     async with StripePayments(fake.api_key, base_url=fake.url, sink=RecordingSink()) as client:
         yield client
-
-
-def header(request: WireRequest, name: str) -> str | None:
-    for key, value in request.headers.items():
-        if key.lower() == name.lower():
-            return value
-    return None
 
 
 def live_charges(fake: FakeStripe, reference: str = "order-1") -> int:
