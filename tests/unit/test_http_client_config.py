@@ -216,6 +216,18 @@ async def test_resilient_transport_connect_errors_are_not_sent() -> None:
     assert resp.status_code == 200 and len(seen) == 2
 
 
+async def test_resilient_transport_errors_never_show_url_credentials() -> None:
+    inner, _ = _scripted(httpx.ReadError("reset"))
+    async with httpx.AsyncClient(transport=ResilientTransport(inner, pipeline=FAST)) as client:
+        with pytest.raises(TransportError) as caught:
+            await client.post("https://user:pa55w0rd@api.example.com/x?token=t0k3n", json={})
+    info = caught.value.request_info
+    assert info is not None
+    for shown in (str(caught.value), repr(caught.value), info.url, repr(info)):
+        assert "pa55w0rd" not in shown and "t0k3n" not in shown
+    assert info.url == "https://api.example.com/x"
+
+
 async def test_resilient_transport_caps_timeouts_by_the_deadline() -> None:
     captured: list[dict[str, float]] = []
 

@@ -84,7 +84,8 @@ class ResilientTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
     @staticmethod
     def _info(request: httpx.Request) -> RequestInfo:
         method = request.method
-        url = str(request.url.copy_with(query=None, fragment=None))
+        # What errors, events and hooks show: no query string, no user:password@.
+        url = str(request.url.copy_with(query=None, fragment=None, userinfo=b""))
         key = request.headers.get("idempotency-key")
         return RequestInfo(method, url, f"{method} {request.url.host}", safety_of(method, key),
                            key)
