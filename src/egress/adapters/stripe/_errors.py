@@ -4,8 +4,9 @@ Two decisions live here and nowhere else:
 
 * :func:`stripe_retry_hook`: which failed attempt is tried again, under the same idempotency key
   and the same body bytes. Network errors (the seam's defaults), 409 (a concurrent request with
-  the same key), 5xx, 429 ``lock_timeout``; ``Stripe-Should-Retry`` overrides both ways; every
-  other 4xx, and declines above all, never.
+  the same key), 5xx, 429 (rate limited or ``lock_timeout``: refused before Stripe's idempotency
+  layer); ``Stripe-Should-Retry`` overrides both ways; every other 4xx, and declines above all,
+  never.
 * :func:`to_domain_error`: the exception the caller gets once the attempts are over. A failure
   that may have reached Stripe's endpoint on a request that changes something is
   :class:`~egress.errors.OutcomeUnknown`, never a guess.
