@@ -38,7 +38,7 @@ from egress.errors import (
     TransportError,
     UnsafeRequestError,
 )
-from egress.events import RateLimitPaused, RetryScheduled
+from egress.events import DeadlineExceeded, RateLimitPaused, RetryScheduled
 from egress.http import (
     ApiClient,
     BearerAuth,
@@ -306,6 +306,18 @@ async def test_deadline_reaches_the_wire(make: Callable[..., Api],
         await api.get("/hang", deadline=0.3)
     assert time.monotonic() - started < 1.5  # the server hangs for 2 s
     assert isinstance(caught.value.__cause__, AttemptTimeoutError)
+
+
+async def test_deadline_event_reports_the_time_the_call_had(make: Callable[..., Api],
+                                                            server: LoopbackServer) -> None:
+    sink = RecordingSink()
+    api = make(pipeline=Pipeline(sink=sink))
+    server.script("/v1/hang", Hang(2.0))
+    with pytest.raises(DeadlineExceededError):
+        await api.get("/hang", deadline=0.3)
+    (event,) = sink.of(DeadlineExceeded)
+    assert event.where == "wire"
+    assert 0 < event.budget <= 0.3  # what the deadline left the attempt, not Timeouts.total
 
 
 async def test_truncated_body_is_retried_then_reported(make: Callable[..., Api],

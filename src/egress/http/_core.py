@@ -396,7 +396,7 @@ class ClientCore:
             now = self.clock.now()
             if ctx is not None:
                 ctx.sink.emit(DeadlineExceeded(operation=call.operation, at=now,
-                                               budget=limits.timeouts.total, where="wire"))
+                                               budget=limits.end - limits.start, where="wire"))
             error = DeadlineExceededError(
                 f"{call.operation}: deadline exceeded during attempt "
                 f"{ctx.attempt if ctx is not None else 1} (sent={exc.sent})")

@@ -61,7 +61,7 @@ class Timeouts:
             if deadline < end:
                 end = deadline
                 by_deadline = True
-        return AttemptLimits(self, end, by_deadline)
+        return AttemptLimits(self, end, by_deadline, start=now)
 
 
 DEFAULT_TIMEOUTS = Timeouts()
@@ -70,10 +70,13 @@ DEFAULT_TIMEOUTS = Timeouts()
 class AttemptLimits:
     """The limits of one attempt: absolute end (clock time) and the per-operation timeouts."""
 
-    __slots__ = ("by_deadline", "end", "timeouts")
+    __slots__ = ("by_deadline", "end", "start", "timeouts")
 
-    def __init__(self, timeouts: Timeouts, end: float, by_deadline: bool) -> None:
+    def __init__(self, timeouts: Timeouts, end: float, by_deadline: bool, *,
+                 start: float) -> None:
         self.timeouts = timeouts
+        #: Clock time the attempt started; ``end - start`` is how long it was allowed.
+        self.start = start
         self.end = end
         #: True when the call's deadline, not the attempt's own total, set ``end``.
         self.by_deadline = by_deadline
