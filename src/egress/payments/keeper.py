@@ -248,10 +248,13 @@ class IdempotencyKeeper:
     async def reconcile(self, op: KeyedOperation[R]) -> R | None:
         """Settle a logical operation by asking the provider; never sends the operation itself.
 
-        Returns the result if it happened (recording it), ``None`` if the provider proves it
-        did not (the next call then uses a new key) or if nothing was ever recorded and the
-        provider knows nothing either. Raises :class:`OutcomeUnknown` while that cannot be
-        proven yet.
+        Returns the result if it happened, ``None`` if the provider proves it did not (the
+        next call then uses a new key) or if nothing was ever recorded and the provider knows
+        nothing either. Raises :class:`OutcomeUnknown` while that cannot be proven yet.
+
+        A result found for an existing record is recorded (the next call returns it). Without a
+        local record nothing is written: the original request, hence its fingerprint, is not
+        known here.
         """
         record = await self.store.get(self.scope, op.operation, op.reference)
         if record is None:
