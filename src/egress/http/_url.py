@@ -64,7 +64,7 @@ class BaseURL:
             raise ConfigurationError("base_url must not carry credentials; use auth=")
         if parts.query or parts.fragment:
             raise ConfigurationError("base_url must not have a query or a fragment; use params=")
-        if _FORBIDDEN.search(parts.path.replace("?", "")):
+        if _FORBIDDEN.search(parts.path):  # "?" and "#" were split off above, and refused
             raise ConfigurationError("base_url path has forbidden characters")
         self.scheme = scheme
         self.host = parts.hostname.lower()
