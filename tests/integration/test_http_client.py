@@ -11,7 +11,7 @@ import functools
 import gzip
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -41,6 +41,7 @@ from egress.errors import (
 from egress.events import DeadlineExceeded, RateLimitPaused, RetryScheduled
 from egress.http import (
     ApiClient,
+    Auth,
     BearerAuth,
     OAuth2ClientCredentials,
     RequestInfo,
@@ -532,6 +533,37 @@ async def test_oauth2_401_refreshes_once_and_retries(make: Callable[..., Api],
     resp = await api.get("/me", pipeline=Pipeline())  # no Retry: the refresh is in the attempt
     assert resp.json() == {"auth": "Bearer tok-2"}
     assert state == {"issued": 2, "rejected": 1}
+
+
+class _RotatingAuth(Auth):
+    """A user's own refreshable auth that spells the header in lower case."""
+
+    refreshable = True
+
+    def __init__(self) -> None:
+        self.stale: list[str | None] = []
+
+    def _headers(self, stale: str | None) -> Mapping[str, str]:
+        self.stale.append(stale)
+        return {"authorization": f"Bearer tok-{len(self.stale)}"}
+
+    async def headers_async(self, fetch: Any, clock: Any, stale: str | None) -> Mapping[str, str]:
+        return self._headers(stale)
+
+    def headers_sync(self, fetch: Any, clock: Any, stale: str | None) -> Mapping[str, str]:
+        return self._headers(stale)
+
+
+async def test_a_401_refreshes_whatever_the_auth_header_spelling(
+        make: Callable[..., Api], server: LoopbackServer) -> None:
+    auth = _RotatingAuth()
+    api = make(auth=auth)
+    server.script("/v1/me", Reply(401), Reply(200))
+    resp = await api.get("/me", pipeline=Pipeline())  # no Retry: the refresh is in the attempt
+    assert resp.status_code == 200
+    assert auth.stale == [None, "tok-1"]
+    assert [r.headers["authorization"] for r in server.hits("/v1/me")] == [
+        "Bearer tok-1", "Bearer tok-2"]
 
 
 # -- ResilientTransport over real sockets -----------------------------------------------------

@@ -330,7 +330,8 @@ class ClientCore:
                     for name, value in extra.items():
                         check_header(name, value)
                         _put(sent_headers, name, value)
-                    token = extra.get("Authorization")
+                        if name.lower() == "authorization":
+                            token = value
                 if self.signs:
                     signable = SignableRequest(method, url, sent_headers, body or b"")
                     for name, value in auth.sign(signable).items():
