@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +44,6 @@ def validate_intent() -> Any:
         validator.validate(obj)
 
     return check
-
-
-@pytest.fixture
-def api(fake_stripe: FakeStripe) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=fake_stripe.url, timeout=5.0,
-                      headers={"Authorization": f"Bearer {fake_stripe.api_key}"}) as client:
-        yield client
 
 
 def create(api: httpx.Client, **params: str) -> httpx.Response:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 
 import aiohttp
@@ -33,13 +32,6 @@ from egress.testing.fake_stripe import (
 
 VISA = {"amount": "2000", "currency": "usd", "payment_method": "pm_card_visa",
         "confirm": "true", "metadata[reference]": "order-1"}
-
-
-@pytest.fixture
-def api(fake_stripe: FakeStripe) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=fake_stripe.url, timeout=5.0,
-                      headers={"Authorization": f"Bearer {fake_stripe.api_key}"}) as client:
-        yield client
 
 
 def pay(api: httpx.Client, key: str | None = "key-1", **kwargs: float) -> httpx.Response:

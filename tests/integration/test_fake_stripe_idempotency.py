@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from egress.testing import (
     FakeClock,
@@ -24,13 +22,6 @@ from egress.testing.fake_stripe._idempotency import (
 
 VISA = {"amount": "2000", "currency": "usd", "payment_method": "pm_card_visa",
         "confirm": "true", "metadata[reference]": "order-1"}
-
-
-@pytest.fixture
-def api(fake_stripe: FakeStripe) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=fake_stripe.url, timeout=5.0,
-                      headers={"Authorization": f"Bearer {fake_stripe.api_key}"}) as client:
-        yield client
 
 
 def post(api: httpx.Client, key: str | None, data: dict[str, str],
