@@ -16,7 +16,7 @@ import copy
 import random
 import string
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -357,14 +357,12 @@ class StripeState:
         with self.lock:
             items = [i for i in reversed(self._intents.values())
                      if (customer is None or i["customer"] == customer) and created(i)]
-            ids = [i["id"] for i in items]
             if after is not None:
-                if after not in self._intents:
-                    raise resource_missing("payment_intent", after, "starting_after")
-                items = items[ids.index(after) + 1:] if after in ids else []
+                items = _after_cursor(items, after, self._intents, "payment_intent")
             elif before is not None:
                 if before not in self._intents:
                     raise resource_missing("payment_intent", before, "ending_before")
+                ids = [i["id"] for i in items]
                 items = items[:ids.index(before)] if before in ids else []
                 items = items[-limit:]
             page = items[:limit]
@@ -494,10 +492,7 @@ class StripeState:
                      if (pi_id is None or r["payment_intent"] == pi_id)
                      and (charge_id is None or r["charge"] == charge_id) and created(r)]
             if after is not None:
-                if after not in self._refunds:
-                    raise resource_missing("refund", after, "starting_after")
-                ids = [r["id"] for r in items]
-                items = items[ids.index(after) + 1:] if after in ids else []
+                items = _after_cursor(items, after, self._refunds, "refund")
             return {"object": "list", "data": [copy.deepcopy(r) for r in items[:limit]],
                     "has_more": len(items) > limit, "url": "/v1/refunds"}
 
@@ -688,3 +683,11 @@ class StripeState:
 
         return test
 
+
+def _after_cursor(items: list[dict[str, Any]], cursor: str, known: Mapping[str, Any],
+                  kind: str) -> list[dict[str, Any]]:
+    """Stripe's ``starting_after``: the items after ``cursor`` (an unknown id is a 404)."""
+    if cursor not in known:
+        raise resource_missing(kind, cursor, "starting_after")
+    ids = [item["id"] for item in items]
+    return items[ids.index(cursor) + 1:] if cursor in ids else []
