@@ -84,7 +84,7 @@ async def scenario(script: list[Step], path: Path) -> None:
 
 
 @settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(script=st.lists(steps, min_size=1, max_size=12))
 def test_no_sequence_charges_twice(script: list[Step], tmp_path: Path) -> None:
     path = tmp_path / f"model-{abs(hash(tuple(script)))}.db"
