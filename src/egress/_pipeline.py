@@ -19,8 +19,18 @@ from contextvars import ContextVar
 from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from egress._clock import SYSTEM_CLOCK, Clock
-from egress.errors import ConfigurationError, DeadlineExceededError
-from egress.events import NULL_SINK, EventSink
+from egress.errors import ConfigurationError, DeadlineExceededError, OutcomeUnknown, RejectedError
+from egress.events import (
+    NULL_SINK,
+    AttemptFailed,
+    AttemptStarted,
+    AttemptSucceeded,
+    CallFinished,
+    CallStarted,
+    EventSink,
+    guard,
+    wants_per_call,
+)
 
 __all__ = [
     "AsyncStep",
@@ -47,9 +57,13 @@ class CallContext:
     ``deadline`` is absolute clock time (``clock.now()`` units) or ``None``; ``attempt`` is
     1-based and set by Retry; ``in_retry`` marks that a Retry is driving this call, so a Timeout
     knows it limits one attempt and an inner Retry knows not to multiply attempts.
+    ``target`` is ``(method, server address)`` for an HTTP call, for metrics and spans;
+    ``made`` counts the attempts that reached the operation; ``observed`` is scratch space for
+    per-call sinks (a trace sink keeps its spans there).
     """
 
-    __slots__ = ("attempt", "clock", "deadline", "in_retry", "operation", "sink")
+    __slots__ = ("attempt", "clock", "deadline", "in_retry", "made", "observed", "operation",
+                 "sink", "target")
 
     def __init__(
         self,
@@ -58,6 +72,8 @@ class CallContext:
         sink: EventSink,
         deadline: float | None = None,
         in_retry: bool = False,
+        *,
+        target: tuple[str, str] | None = None,
     ) -> None:
         self.operation = operation
         self.clock = clock
@@ -65,6 +81,9 @@ class CallContext:
         self.deadline = deadline
         self.attempt = 1
         self.in_retry = in_retry
+        self.target = target
+        self.made = 0
+        self.observed: dict[str, Any] | None = None
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline (may be negative), or ``None`` without one."""
@@ -101,12 +120,88 @@ class Policy(Protocol):
     def wrap_sync(self, inner: SyncStep) -> SyncStep: ...
 
 
+# The innermost step runs once per attempt. The observed variants time and report every
+# attempt, for sinks that opted in to the per-call events; the plain ones cost nothing.
+
+
 async def _terminal_async(ctx: CallContext, op: AsyncOp) -> Any:
     return await op()
 
 
 def _terminal_sync(ctx: CallContext, op: SyncOp) -> Any:
     return op()
+
+
+async def _observed_terminal_async(ctx: CallContext, op: AsyncOp) -> Any:
+    start = _attempt_started(ctx)
+    try:
+        result = await op()
+    except BaseException as exc:  # a cancelled attempt (Timeout) ends its span too
+        _attempt_failed(ctx, exc, ctx.clock.now() - start)
+        raise
+    _attempt_succeeded(ctx, result, start)
+    return result
+
+
+def _observed_terminal_sync(ctx: CallContext, op: SyncOp) -> Any:
+    start = _attempt_started(ctx)
+    try:
+        result = op()
+    except BaseException as exc:
+        _attempt_failed(ctx, exc, ctx.clock.now() - start)
+        raise
+    _attempt_succeeded(ctx, result, start)
+    return result
+
+
+def _attempt_started(ctx: CallContext) -> float:
+    ctx.made += 1
+    start = ctx.clock.now()
+    method, server = ctx.target or (None, None)
+    ctx.sink.emit(AttemptStarted(operation=ctx.operation, at=start, attempt=ctx.attempt,
+                                 method=method, server=server))
+    return start
+
+
+def _attempt_succeeded(ctx: CallContext, result: Any, start: float) -> None:
+    now = ctx.clock.now()
+    target = ctx.target
+    status = getattr(result, "status_code", None) if target is not None else None
+    ctx.sink.emit(AttemptSucceeded(
+        operation=ctx.operation, at=now, attempt=ctx.attempt, duration=now - start,
+        method=None if target is None else target[0], server=None if target is None else target[1],
+        status=status if type(status) is int else None))
+
+
+def _attempt_failed(ctx: CallContext, exc: BaseException, duration: float) -> None:
+    sent = getattr(exc, "sent", None)
+    status = getattr(exc, "status_code", None)
+    target = ctx.target
+    ctx.sink.emit(AttemptFailed(
+        operation=ctx.operation, at=ctx.clock.now(), attempt=ctx.attempt,
+        error=type(exc).__name__, sent=sent if type(sent) is bool else None,
+        status=status if type(status) is int else None, duration=duration,
+        method=None if target is None else target[0], server=None if target is None else target[1]))
+
+
+def outcome_of(exc: BaseException | None) -> str:
+    """The ``outcome`` label of a call that ended with ``exc`` (``None``: it returned)."""
+    if exc is None:
+        return "ok"
+    if isinstance(exc, RejectedError):
+        return "rejected"
+    if isinstance(exc, OutcomeUnknown):
+        return "unknown"
+    if isinstance(exc, TimeoutError):  # DeadlineExceededError and attempt timeouts
+        return "timeout"
+    return "error"
+
+
+def _call_finished(ctx: CallContext, start: float, exc: BaseException | None) -> None:
+    now = ctx.clock.now()
+    ctx.sink.emit(CallFinished(operation=ctx.operation, at=now, outcome=outcome_of(exc),
+                               duration=now - start, attempts=ctx.made,
+                               error=None if exc is None else type(exc).__name__))
 
 
 class Pipeline:
@@ -120,7 +215,7 @@ class Pipeline:
     to the same failures make the same decisions in both worlds.
     """
 
-    __slots__ = ("_async", "_sync", "clock", "name", "policies", "sink")
+    __slots__ = ("_async", "_per_call", "_sync", "clock", "name", "policies", "sink")
 
     def __init__(
         self,
@@ -136,22 +231,27 @@ class Pipeline:
                 )
         self.policies: tuple[Policy, ...] = policies
         self.clock = clock
-        self.sink = sink
+        # Held guarded: a sink that raises never changes what a call returns or raises.
+        self.sink = guard(sink)
         self.name = name
-        step_async: AsyncStep = _terminal_async
-        step_sync: SyncStep = _terminal_sync
+        self._per_call = wants_per_call(self.sink)
+        step_async: AsyncStep = (_observed_terminal_async if self._per_call
+                                 else _terminal_async)
+        step_sync: SyncStep = _observed_terminal_sync if self._per_call else _terminal_sync
         for policy in reversed(policies):
             step_async = policy.wrap_async(step_async)
             step_sync = policy.wrap_sync(step_sync)
         self._async = step_async
         self._sync = step_sync
 
-    def _context(self, operation: str, deadline: float | None) -> CallContext:
+    def _context(self, operation: str, deadline: float | None,
+                 target: tuple[str, str] | None = None) -> CallContext:
         parent = _CURRENT.get()
         if parent is None:
             if deadline is None:  # the common case, kept short: it is on every call
-                return CallContext(operation, self.clock, self.sink)
-            return CallContext(operation, self.clock, self.sink, self.clock.now() + deadline)
+                return CallContext(operation, self.clock, self.sink, target=target)
+            return CallContext(operation, self.clock, self.sink, self.clock.now() + deadline,
+                               target=target)
         clock = self.clock
         absolute = None if deadline is None else clock.now() + deadline
         # A pipeline inside another call inherits its deadline and its retry marker, so an inner
@@ -162,33 +262,62 @@ class Pipeline:
             raise DeadlineExceededError(
                 f"{operation}: deadline exceeded (no time left to start this call)"
             )
-        return CallContext(operation, clock, self.sink, absolute, parent.in_retry)
+        return CallContext(operation, clock, self.sink, absolute, parent.in_retry,
+                           target=target)
 
     async def execute(
-        self, operation: str, op: Callable[[], Awaitable[T]], *, deadline: float | None = None
+        self, operation: str, op: Callable[[], Awaitable[T]], *, deadline: float | None = None,
+        target: tuple[str, str] | None = None,
     ) -> T:
         """Run ``op`` (a zero-argument async callable) through the policies.
 
         ``operation`` names the call in events; ``deadline`` is seconds from now for the whole
-        call, across every attempt.
+        call, across every attempt; ``target`` is ``(method, server address)`` of an HTTP call.
         """
-        ctx = self._context(operation, deadline)
+        ctx = self._context(operation, deadline, target)
         token = _CURRENT.set(ctx)
         try:
+            if self._per_call:
+                return cast(T, await self._observed_async(ctx, op))
             return cast(T, await self._async(ctx, op))
         finally:
             _CURRENT.reset(token)
 
     def execute_sync(
-        self, operation: str, op: Callable[[], T], *, deadline: float | None = None
+        self, operation: str, op: Callable[[], T], *, deadline: float | None = None,
+        target: tuple[str, str] | None = None,
     ) -> T:
         """The sync twin of :meth:`execute`."""
-        ctx = self._context(operation, deadline)
+        ctx = self._context(operation, deadline, target)
         token = _CURRENT.set(ctx)
         try:
+            if self._per_call:
+                return cast(T, self._observed_sync(ctx, op))
             return cast(T, self._sync(ctx, op))
         finally:
             _CURRENT.reset(token)
+
+    async def _observed_async(self, ctx: CallContext, op: AsyncOp) -> Any:
+        start = ctx.clock.now()
+        ctx.sink.emit(CallStarted(operation=ctx.operation, at=start))
+        try:
+            result = await self._async(ctx, op)
+        except BaseException as exc:
+            _call_finished(ctx, start, exc)
+            raise
+        _call_finished(ctx, start, None)
+        return result
+
+    def _observed_sync(self, ctx: CallContext, op: SyncOp) -> Any:
+        start = ctx.clock.now()
+        ctx.sink.emit(CallStarted(operation=ctx.operation, at=start))
+        try:
+            result = self._sync(ctx, op)
+        except BaseException as exc:
+            _call_finished(ctx, start, exc)
+            raise
+        _call_finished(ctx, start, None)
+        return result
 
     async def run(
         self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
@@ -198,8 +327,10 @@ class Pipeline:
         ctx = self._context(self.name or _name_of(fn), None)
         token = _CURRENT.set(ctx)
         try:
-            return cast(T, await self._async(
-                ctx, functools.partial(fn, *args, **kwargs) if args or kwargs else fn))
+            op = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
+            if self._per_call:
+                return cast(T, await self._observed_async(ctx, op))
+            return cast(T, await self._async(ctx, op))
         finally:
             _CURRENT.reset(token)
 

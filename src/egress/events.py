@@ -3,21 +3,37 @@
 Every event has a stable dotted ``kind`` (``"retry.scheduled"``), the ``operation`` it concerns
 and ``at``, the clock time it happened. Log, metric and trace sinks subscribe by implementing
 :class:`EventSink`; policies never log directly. Events are emitted off the happy path only
-(a retry, a rejection, a state change), so a sink costs nothing on calls that succeed.
+(a retry, a rejection, a state change), so a sink costs nothing on calls that succeed, unless
+it opts in to the *per-call* events (``call.started``, ``call.finished``, ``attempt.started``,
+``attempt.succeeded``, ``attempt.failed``) by setting ``per_call = True``: metric and trace
+sinks do; log sinks may.
 
 Events never carry secrets: errors are described by their type name, not their message.
+
+**An observer never changes an outcome.** Every place that emits holds its sink through
+:func:`guard` (or calls :func:`emit_safely`): a sink that raises is caught, reported once per
+sink type and error type through the ``egress.events`` logger, counted
+(:func:`sink_failures`), and the call goes on as if nothing had been observed. See
+``docs/observability.md`` for the table of every kind.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
 __all__ = [
+    "AttemptFailed",
+    "AttemptStarted",
+    "AttemptSucceeded",
     "AttemptTimedOut",
     "BudgetExhausted",
     "BulkheadRejected",
+    "CallFinished",
+    "CallStarted",
     "CallbackSink",
     "CircuitRejected",
     "CircuitStateChanged",
@@ -26,6 +42,7 @@ __all__ = [
     "Event",
     "EventSink",
     "FanOutSink",
+    "GuardedSink",
     "InsecureTransport",
     "NULL_SINK",
     "NestedRetrySuppressed",
@@ -37,7 +54,13 @@ __all__ = [
     "RetryGivenUp",
     "RetryScheduled",
     "TokenRefreshed",
+    "emit_safely",
+    "guard",
+    "sink_failures",
+    "wants_per_call",
 ]
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +68,8 @@ class Event:
     """Base of every event. ``kind`` is the stable name sinks and dashboards key on."""
 
     kind: ClassVar[str] = "event"
+    #: Per-call events go only to sinks that opt in (``per_call = True``): they are on every call.
+    per_call: ClassVar[bool] = False
     operation: str
     at: float
 
@@ -205,11 +230,91 @@ class TokenRefreshed(Event):
     after_401: bool
 
 
+# -- per call and per attempt ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallStarted(Event):
+    """A logical call entered a pipeline (per-call: opt-in)."""
+
+    kind: ClassVar[str] = "call.started"
+    per_call: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallFinished(Event):
+    """A logical call left its pipeline (per-call: opt-in).
+
+    ``outcome`` is ``"ok"``, ``"rejected"`` (a policy refused: nothing sent), ``"timeout"``
+    (the deadline), ``"unknown"`` (a payment's outcome is in doubt) or ``"error"``; ``error``
+    is the exception's type name (``None`` when ok); ``attempts`` counts the attempts made.
+    """
+
+    kind: ClassVar[str] = "call.finished"
+    per_call: ClassVar[bool] = True
+    outcome: str
+    duration: float
+    attempts: int
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptStarted(Event):
+    """One attempt of a call starts (per-call: opt-in). ``method``/``server`` for HTTP calls."""
+
+    kind: ClassVar[str] = "attempt.started"
+    per_call: ClassVar[bool] = True
+    attempt: int
+    method: str | None = None
+    server: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptSucceeded(Event):
+    """One attempt returned (per-call: opt-in). ``status`` is the HTTP status, if any."""
+
+    kind: ClassVar[str] = "attempt.succeeded"
+    per_call: ClassVar[bool] = True
+    attempt: int
+    duration: float
+    method: str | None = None
+    server: str | None = None
+    status: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptFailed(Event):
+    """One attempt raised (per-call: opt-in).
+
+    ``error`` is the type name; ``sent`` is the error's fact (``False``: nothing left this host,
+    ``True``: maybe processed, ``None``: not an upstream error); ``status`` the HTTP status of a
+    refused answer.
+    """
+
+    kind: ClassVar[str] = "attempt.failed"
+    per_call: ClassVar[bool] = True
+    attempt: int
+    error: str
+    duration: float
+    sent: bool | None = None
+    status: int | None = None
+    method: str | None = None
+    server: str | None = None
+
+
 @runtime_checkable
 class EventSink(Protocol):
-    """Receives events. Must be cheap and must not raise (a failing sink is a bug of the sink)."""
+    """Receives events. Should be cheap and should not raise; if it does, egress contains it.
+
+    A sink that wants the per-call events (``Event.per_call``) sets ``per_call = True``.
+    """
 
     def emit(self, event: Event) -> None: ...
+
+
+def wants_per_call(sink: object) -> bool:
+    """Whether ``sink`` opted in to the per-call events."""
+    return getattr(sink, "per_call", False) is True
 
 
 class NullSink:
@@ -226,27 +331,98 @@ class NullSink:
 
 NULL_SINK = NullSink()
 
+# -- isolation: a failing observer is caught, reported once, counted --------------------------
+
+_failures_lock = threading.Lock()
+_failures: dict[str, int] = {}
+_reported: set[tuple[str, str]] = set()
+
+
+def _sink_failed(sink: object, event: Event, exc: Exception) -> None:
+    name = type(sink).__qualname__
+    error = type(exc).__name__
+    with _failures_lock:
+        _failures[name] = _failures.get(name, 0) + 1
+        first = (name, error) not in _reported
+        if first:
+            _reported.add((name, error))
+    if first:  # once per sink type and error type: a broken sink must not flood the logs
+        _LOG.warning("egress: event sink %s raised %s on %r; the event was dropped and the call "
+                     "went on (reported once; see egress.events.sink_failures())",
+                     name, error, event.kind, exc_info=exc,
+                     extra={"event": "sink.failed", "sink": name, "error": error})
+
+
+def sink_failures() -> dict[str, int]:
+    """How many events each sink type failed to take since the process started."""
+    with _failures_lock:
+        return dict(_failures)
+
+
+def emit_safely(sink: EventSink, event: Event) -> None:
+    """``sink.emit(event)``, except that an exception from the sink never reaches the caller."""
+    try:
+        sink.emit(event)
+    except Exception as exc:
+        _sink_failed(sink, event, exc)
+
+
+class GuardedSink:
+    """Wraps a sink so that nothing it raises can change the caller's outcome."""
+
+    __slots__ = ("inner", "per_call")
+
+    def __init__(self, inner: EventSink) -> None:
+        self.inner = inner
+        self.per_call = wants_per_call(inner)
+
+    def emit(self, event: Event) -> None:
+        try:
+            self.inner.emit(event)
+        except Exception as exc:
+            _sink_failed(self.inner, event, exc)
+
+    def __repr__(self) -> str:
+        return f"GuardedSink({self.inner!r})"
+
+
+def guard(sink: EventSink) -> EventSink:
+    """``sink`` made safe to emit to (the same object if it already is)."""
+    if isinstance(sink, GuardedSink | NullSink | FanOutSink):
+        return sink
+    return GuardedSink(sink)
+
 
 class CallbackSink:
-    """Calls a function with each event."""
+    """Calls a function with each event (its exceptions are contained like any sink's).
 
-    __slots__ = ("_callback",)
+    ``per_call=True`` asks for the per-call events too.
+    """
 
-    def __init__(self, callback: Callable[[Event], object]) -> None:
+    __slots__ = ("_callback", "per_call")
+
+    def __init__(self, callback: Callable[[Event], object], *, per_call: bool = False) -> None:
         self._callback = callback
+        self.per_call = per_call
 
     def emit(self, event: Event) -> None:
         self._callback(event)
 
 
 class FanOutSink:
-    """Delivers each event to several sinks, in order."""
+    """Delivers each event to several sinks, in order; one failing sink never starves the others.
 
-    __slots__ = ("_sinks",)
+    Per-call events reach only the members that opted in.
+    """
+
+    __slots__ = ("_all", "_per_call", "per_call")
 
     def __init__(self, sinks: Iterable[EventSink]) -> None:
-        self._sinks = tuple(sinks)
+        members = tuple(guard(s) for s in sinks)
+        self._all = members
+        self._per_call = tuple(s for s in members if wants_per_call(s))
+        self.per_call = bool(self._per_call)
 
     def emit(self, event: Event) -> None:
-        for sink in self._sinks:
+        for sink in self._per_call if event.per_call else self._all:
             sink.emit(event)

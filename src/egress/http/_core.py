@@ -27,7 +27,13 @@ from egress.errors import (
     UnsafeRequestError,
     UpstreamError,
 )
-from egress.events import DeadlineExceeded, EventSink, InsecureTransport, RedirectFollowed
+from egress.events import (
+    DeadlineExceeded,
+    EventSink,
+    InsecureTransport,
+    RedirectFollowed,
+    guard,
+)
 from egress.http._auth import Auth, SignableRequest
 from egress.http._body import _UNSET, encode_body
 from egress.http._headers import (
@@ -196,7 +202,7 @@ class ClientCore:
         self._prepared: dict[tuple[str, str], PreparedCall] = {}
         self.request_id_headers = tuple(h.lower() for h in request_id_headers)
         self.clock = clock
-        self.sink = sink
+        self.sink = guard(sink)
         self.trust_env = bool(trust_env)
 
         defaults: dict[str, str] = {"Accept-Encoding": "gzip, deflate"}

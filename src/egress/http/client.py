@@ -207,7 +207,8 @@ class ApiClient(_ClientBase):
         if op is None:
             op = call.op = functools.partial(self._attempt, call)
         return (pipeline or self._pipeline).execute(
-            call.operation, op, deadline=self._deadline if deadline is None else deadline)
+            call.operation, op, deadline=self._deadline if deadline is None else deadline,
+            target=(call.method, self._core.base.host))
 
     async def _attempt(self, call: PreparedCall) -> Response:
         core = self._core
@@ -377,7 +378,8 @@ class SyncApiClient(_ClientBase):
         if op is None:
             op = call.op = functools.partial(self._attempt, call)
         response: Response = (pipeline or self._pipeline).execute_sync(
-            call.operation, op, deadline=self._deadline if deadline is None else deadline)
+            call.operation, op, deadline=self._deadline if deadline is None else deadline,
+            target=(call.method, self._core.base.host))
         return response
 
     def _attempt(self, call: PreparedCall) -> Response:

@@ -21,7 +21,7 @@ from egress.errors import (
     OutcomeUnknown,
     PaymentDeclined,
 )
-from egress.events import NULL_SINK, EventSink
+from egress.events import NULL_SINK, EventSink, emit_safely
 from egress.payments.idempotency import (
     DEFAULT_MAX_KEY_AGE,
     DEFAULT_SETTLE_AFTER,
@@ -185,11 +185,11 @@ class IdempotencyKeeper:
                 successor = record.with_state(RecordState.PENDING, self.clock.wall())
             if await self.store.replace(successor, expected_key=record.key):
                 if step is Step.RENEW:
-                    self.sink.emit(IdempotencyKeyRenewed(
+                    emit_safely(self.sink, IdempotencyKeyRenewed(
                         operation=op.operation, at=self.clock.now(),
                         generation=successor.generation, reason=record.state.value))
                 else:
-                    self.sink.emit(IdempotencyKeyReused(
+                    emit_safely(self.sink, IdempotencyKeyReused(
                         operation=op.operation, at=self.clock.now(), state=record.state.value,
                         age=record.age(now)))
                 return await self._send(op, successor, resumed=step is Step.SEND)
@@ -214,7 +214,8 @@ class IdempotencyKeeper:
             raise
         except OutcomeUnknown:
             await self._mark(record, RecordState.UNKNOWN)
-            self.sink.emit(OutcomeUnknownRaised(operation=op.operation, at=self.clock.now()))
+            emit_safely(self.sink, OutcomeUnknownRaised(operation=op.operation,
+                                                           at=self.clock.now()))
             raise
         await self._mark(record, RecordState.SUCCEEDED, op.result_id(result))
         return result

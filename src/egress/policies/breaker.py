@@ -53,7 +53,7 @@ from egress.errors import (
     StatusError,
     UpstreamError,
 )
-from egress.events import NULL_SINK, EventSink
+from egress.events import NULL_SINK, EventSink, guard
 from egress.policies._breaker_state import (
     BreakerSettings,
     BreakerSnapshot,
@@ -311,7 +311,7 @@ class CircuitBreaker:
         self.store = store
         self.clock = clock
         self.sink = sink
-        self._own = CallContext(name, clock, sink)
+        self._own = CallContext(name, clock, guard(sink))
         if store is None:
             self._state = self._new_state()
         else:

@@ -29,7 +29,7 @@ from typing import Any
 from egress._clock import SYSTEM_CLOCK, Clock
 from egress._pipeline import AsyncOp, AsyncStep, CallContext, SyncOp, SyncStep
 from egress.errors import ConfigurationError, RateLimitedError, StatusError
-from egress.events import NULL_SINK, EventSink, RateLimitPaused, RateLimitRejected
+from egress.events import NULL_SINK, EventSink, RateLimitPaused, RateLimitRejected, guard
 from egress.stores import MEMORY_STORE, StateStore
 
 __all__ = ["LimiterState", "RateLimiter", "server_pause_hint"]
@@ -174,7 +174,7 @@ class RateLimiter:
         self.clock = clock
         self.sink = sink
         self._label = name or "rate_limiter"
-        self._own = CallContext(self._label, clock, sink)
+        self._own = CallContext(self._label, clock, guard(sink))
         if name is None:
             self._state = LimiterState(self.rate, burst)
         else:

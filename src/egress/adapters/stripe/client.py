@@ -39,7 +39,7 @@ from egress.errors import (
     ProviderUnavailable,
     ResponseError,
 )
-from egress.events import NULL_SINK, EventSink
+from egress.events import NULL_SINK, EventSink, emit_safely
 from egress.http import ApiClient, BearerAuth, Response, Timeouts
 from egress.payments.idempotency import (
     DEFAULT_MAX_KEY_AGE,
@@ -350,7 +350,7 @@ class StripePayments:
         finally:
             attempt_log.reset(token)
         if (response.headers.get("idempotent-replayed") or "").lower() == "true":
-            self.sink.emit(IdempotentReplay(operation=operation, at=self.clock.now()))
+            emit_safely(self.sink, IdempotentReplay(operation=operation, at=self.clock.now()))
         return self._json(response, operation, key=key, reference=reference)
 
     async def _get(self, built: WireRequest, operation: str) -> dict[str, Any]:
