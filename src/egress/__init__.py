@@ -88,3 +88,9 @@ __all__ = [
     "elapsed",
     "time_remaining",
 ]
+
+# A library never configures logging; the NullHandler keeps Python's last-resort handler from
+# printing egress's records when the application has not configured any.
+import logging as _logging
+
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
