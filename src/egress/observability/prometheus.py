@@ -21,40 +21,20 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Final
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from egress.events import (
-    AttemptFailed,
-    AttemptSucceeded,
-    BudgetExhausted,
-    BulkheadRejected,
-    CallFinished,
-    CircuitRejected,
-    CircuitStateChanged,
-    DeadlineExceeded,
-    Event,
-    RateLimitRejected,
-    RetryScheduled,
-    sink_failures,
-)
-from egress.observability._labels import (
-    BoundedLabel,
-    method_label,
-    operation_template,
-    status_class,
-)
+from egress.events import sink_failures
+from egress.observability._metrics import DEFAULT_MAX_LABEL_VALUES, STATES, MetricsSink
 
 __all__ = ["DURATION_BUCKETS", "PrometheusSink"]
 
 #: The bucket boundaries OpenTelemetry advises for request durations (seconds).
 DURATION_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
                            7.5, 10.0)
-DEFAULT_MAX_LABEL_VALUES: Final = 100
-_STATES: Final = ("closed", "open", "half_open", "forced_open", "disabled", "metrics_only")
 
 
 class _SinkFailures(Collector):
@@ -119,76 +99,54 @@ def _metrics_for(registry: CollectorRegistry) -> _Metrics:
         return metrics
 
 
-class PrometheusSink:
+class PrometheusSink(MetricsSink):
     """An :class:`~egress.events.EventSink` that keeps Prometheus metrics (opts in per call).
 
     ``max_label_values`` bounds each label's distinct values (operations, servers, breakers).
     """
 
-    per_call = True
-
     def __init__(self, registry: CollectorRegistry | None = None, *,
                  max_label_values: int = DEFAULT_MAX_LABEL_VALUES) -> None:
+        super().__init__(max_label_values=max_label_values)
         self.registry = REGISTRY if registry is None else registry
         self._m = _metrics_for(self.registry)
-        self._operation = BoundedLabel(max_label_values)
-        self._server = BoundedLabel(max_label_values)
-        self._breaker = BoundedLabel(max_label_values)
-        self._error = BoundedLabel(max_label_values)
-        self._ops: dict[str, str] = {}
 
-    def _op(self, operation: str) -> str:
-        label = self._ops.get(operation)
-        if label is None:
-            label = self._operation(operation_template(operation))
-            if len(self._ops) < 10_000:
-                self._ops[operation] = label
-        return label
+    def http_request(self, method: str, server: str, status: str, error: str | None,
+                     duration: float) -> None:
+        self._m.http_duration.labels(method, server, status).observe(duration)
 
-    def emit(self, event: Event) -> None:
+    def attempt(self, operation: str, outcome: str) -> None:
+        self._m.attempts.labels(operation, outcome).inc()
+
+    def call(self, operation: str, outcome: str, duration: float) -> None:
+        self._m.call_duration.labels(operation, outcome).observe(duration)
+
+    def retry(self, operation: str, reason: str) -> None:
+        self._m.retries.labels(operation, reason).inc()
+
+    def budget_exhausted(self, operation: str) -> None:
+        self._m.budget.labels(operation).inc()
+
+    def breaker_changed(self, breaker: str, old: str, new: str) -> None:
         m = self._m
-        kind = event.kind
-        if isinstance(event, AttemptSucceeded | AttemptFailed):
-            failed = isinstance(event, AttemptFailed)
-            outcome = self._error(event.error) if isinstance(event, AttemptFailed) else "ok"
-            m.attempts.labels(self._op(event.operation), outcome).inc()
-            if event.method is not None and event.server is not None:
-                m.http_duration.labels(method_label(event.method), self._server(event.server),
-                                       status_class(event.status)).observe(event.duration)
-            if failed and event.status == 429:
-                m.rate_limited.labels("server").inc()
-        elif isinstance(event, CallFinished):
-            m.call_duration.labels(self._op(event.operation), event.outcome).observe(
-                event.duration)
-        elif isinstance(event, RetryScheduled):
-            m.retries.labels(self._op(event.operation),
-                             "server_hint" if event.hinted else "backoff").inc()
-        elif isinstance(event, BudgetExhausted):
-            m.budget.labels(self._op(event.operation)).inc()
-        elif isinstance(event, CircuitStateChanged):
-            breaker = self._breaker(event.breaker)
-            m.transitions.labels(breaker, _state(event.old), _state(event.new)).inc()
-            for state in _STATES:
-                m.breaker_state.labels(breaker, state).set(
-                    1.0 if state == _state(event.new) else 0.0)
-        elif isinstance(event, CircuitRejected):
-            m.rejections.labels("circuit_open").inc()
-        elif isinstance(event, BulkheadRejected):
-            m.rejections.labels("bulkhead_full").inc()
-        elif isinstance(event, RateLimitRejected):
-            m.rejections.labels("rate_limited").inc()
-            m.rate_limited.labels("ours").inc()
-        elif isinstance(event, DeadlineExceeded):
-            m.deadline.labels(self._op(event.operation)).inc()
-        elif kind == "payments.outcome_unknown":
-            m.outcome_unknown.labels(self._op(event.operation)).inc()
-        elif kind == "idempotency.replayed":
-            m.replays.labels(self._op(event.operation)).inc()
+        m.transitions.labels(breaker, old, new).inc()
+        for state in STATES:
+            m.breaker_state.labels(breaker, state).set(1.0 if state == new else 0.0)
+
+    def rejected(self, reason: str) -> None:
+        self._m.rejections.labels(reason).inc()
+
+    def rate_limited(self, source: str) -> None:
+        self._m.rate_limited.labels(source).inc()
+
+    def deadline_exceeded(self, operation: str) -> None:
+        self._m.deadline.labels(operation).inc()
+
+    def outcome_unknown(self, operation: str) -> None:
+        self._m.outcome_unknown.labels(operation).inc()
+
+    def replayed(self, operation: str) -> None:
+        self._m.replays.labels(operation).inc()
 
     def __repr__(self) -> str:
         return "PrometheusSink()"
-
-
-def _state(value: Any) -> str:
-    text = str(value)
-    return text if text in _STATES else "_other"
