@@ -411,6 +411,18 @@ class ClientCore:
             return error
         return exc
 
+    def traced(self, call: PreparedCall, observed: Mapping[str, Any]) -> PreparedCall:
+        """``call`` plus the headers a trace sink asked this attempt to carry (``traceparent``)."""
+        extra: Mapping[str, str] | None = observed.get("headers")
+        if not extra:
+            return call
+        headers = dict(call.headers)
+        for name, value in extra.items():
+            check_header(name, value)
+            _put(headers, name, value)
+        return PreparedCall(call.method, call.url, headers, call.body, key=call.key,
+                            operation=call.operation)
+
     def pipeline(self, default: Pipeline | None) -> Pipeline:
         if default is not None:
             if not isinstance(default, Pipeline):

@@ -214,6 +214,8 @@ class ApiClient(_ClientBase):
         core = self._core
         ctx = current_context()
         limits = core.limits(ctx)
+        if ctx is not None and ctx.observed is not None:  # a trace sink's traceparent
+            call = core.traced(call, ctx.observed)
         wire = self._wire
         value: Any = None
         try:
@@ -386,6 +388,8 @@ class SyncApiClient(_ClientBase):
         core = self._core
         ctx = current_context()
         limits = core.limits(ctx)
+        if ctx is not None and ctx.observed is not None:  # a trace sink's traceparent
+            call = core.traced(call, ctx.observed)
         wire = self._wire
         value: Any = None
         try:

@@ -26,7 +26,6 @@ from egress.observability._labels import (
     BoundedLabel,
     method_label,
     operation_template,
-    status_class,
 )
 
 __all__ = ["DEFAULT_MAX_LABEL_VALUES", "STATES", "MetricsSink"]
@@ -63,7 +62,7 @@ class MetricsSink:
             self.attempt(self._op(event.operation), error or "ok")
             if event.method is not None and event.server is not None:
                 self.http_request(method_label(event.method), self._server(event.server),
-                                  status_class(event.status), error, event.duration)
+                                  event.status, error, event.duration)
             if failed and event.status == 429:
                 self.rate_limited("server")
         elif isinstance(event, CallFinished):
@@ -91,9 +90,10 @@ class MetricsSink:
 
     # -- recording: one method per metric family, implemented by each backend ---------------
 
-    def http_request(self, method: str, server: str, status: str, error: str | None,
+    def http_request(self, method: str, server: str, status: int | None, error: str | None,
                      duration: float) -> None:
-        """One physical HTTP request (an attempt) ended; ``status`` is its class."""
+        """One physical HTTP request (an attempt) ended; ``status`` is ``None`` without an
+        answer, ``error`` the error's type name when it failed."""
 
     def attempt(self, operation: str, outcome: str) -> None:
         """An attempt ended: ``outcome`` is ``ok`` or the error's type name."""

@@ -28,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from egress.events import sink_failures
+from egress.observability._labels import status_class
 from egress.observability._metrics import DEFAULT_MAX_LABEL_VALUES, STATES, MetricsSink
 
 __all__ = ["DURATION_BUCKETS", "PrometheusSink"]
@@ -111,9 +112,9 @@ class PrometheusSink(MetricsSink):
         self.registry = REGISTRY if registry is None else registry
         self._m = _metrics_for(self.registry)
 
-    def http_request(self, method: str, server: str, status: str, error: str | None,
+    def http_request(self, method: str, server: str, status: int | None, error: str | None,
                      duration: float) -> None:
-        self._m.http_duration.labels(method, server, status).observe(duration)
+        self._m.http_duration.labels(method, server, status_class(status)).observe(duration)
 
     def attempt(self, operation: str, outcome: str) -> None:
         self._m.attempts.labels(operation, outcome).inc()

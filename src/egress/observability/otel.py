@@ -1,0 +1,200 @@
+"""Events as OpenTelemetry spans and metrics (the ``otel`` extra: ``pip install egress[otel]``).
+
+>>> sink = OpenTelemetrySink()            # the global tracer and meter providers
+>>> client = ApiClient(url, sink=sink)     # doctest: +SKIP
+
+Spans: one ``INTERNAL`` span per logical call (named after its operation), and a ``CLIENT``
+child per attempt, named ``{method}`` for HTTP (semantic conventions: ``http.request.method``,
+``server.address``, ``http.response.status_code``, ``error.type``, and
+``http.request.resend_count`` on every resend). The attempt's W3C ``traceparent`` (through the
+configured propagator) is added to the request the attempt sends. The call span is a child of
+whatever span is current when the call starts.
+
+Metrics: the same families as :mod:`egress.observability.prometheus`, through an OTel meter
+(``http.client.request.duration`` in seconds, ``egress.*`` for the rest).
+
+Only ``opentelemetry-api`` is needed; bring your own SDK and exporters.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any, Final
+
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from egress import __version__
+from egress._pipeline import current_context
+from egress.events import (
+    AttemptFailed,
+    AttemptStarted,
+    AttemptSucceeded,
+    CallFinished,
+    CallStarted,
+    Event,
+)
+from egress.observability._labels import operation_template
+from egress.observability._metrics import DEFAULT_MAX_LABEL_VALUES, STATES, MetricsSink
+
+__all__ = ["OpenTelemetrySink"]
+
+_CALL: Final = "otel.call"
+_ATTEMPT: Final = "otel.attempt"
+_BUCKETS: Final = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+                   10.0]
+
+
+class OpenTelemetrySink(MetricsSink):
+    """Spans per call and attempt, and metrics, from egress's events (opts in per call)."""
+
+    def __init__(self, *, tracer_provider: trace.TracerProvider | None = None,
+                 meter_provider: metrics.MeterProvider | None = None,
+                 max_label_values: int = DEFAULT_MAX_LABEL_VALUES) -> None:
+        super().__init__(max_label_values=max_label_values)
+        self._tracer = trace.get_tracer("egress", __version__, tracer_provider)
+        meter = metrics.get_meter("egress", __version__, meter_provider)
+        self._http = meter.create_histogram(
+            "http.client.request.duration", unit="s",
+            description="Duration of HTTP client requests",
+            explicit_bucket_boundaries_advisory=_BUCKETS)
+        self._call = meter.create_histogram("egress.call.duration", unit="s",
+                                            description="Duration of logical calls",
+                                            explicit_bucket_boundaries_advisory=_BUCKETS)
+        self._counters = {name: meter.create_counter(f"egress.{name}", description=text)
+                          for name, text in (
+            ("attempts", "Attempts by outcome"),
+            ("retries", "Retries scheduled, by reason"),
+            ("retry_budget.exhausted", "Retries refused by a retry budget"),
+            ("circuit.transitions", "Breaker state changes"),
+            ("rejections", "Calls refused by a policy"),
+            ("rate_limited", "Rate limiting by source (ours, server)"),
+            ("deadline_exceeded", "Calls that ran out of deadline"),
+            ("outcome_unknown", "Payment operations in doubt"),
+            ("idempotent_replays", "Provider replays of a reused key"),
+        )}
+        self._states: dict[str, str] = {}
+        self._states_lock = threading.Lock()
+        meter.create_observable_gauge("egress.circuit.state", callbacks=[self._observe_states],
+                                      description="1 for the state each breaker is in")
+
+    # -- spans ------------------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        if event.per_call:
+            self._trace(event)
+        super().emit(event)
+
+    def _trace(self, event: Event) -> None:
+        ctx = current_context()
+        if ctx is None or ctx.operation != event.operation:
+            return  # not emitted from inside its call: no span to hang it on
+        observed = ctx.observed
+        if observed is None:
+            observed = ctx.observed = {}
+        if isinstance(event, CallStarted):
+            observed[_CALL] = self._tracer.start_span(
+                operation_template(event.operation), kind=SpanKind.INTERNAL,
+                attributes={"egress.operation": operation_template(event.operation)})
+        elif isinstance(event, AttemptStarted):
+            self._attempt_started(event, observed)
+        elif isinstance(event, AttemptSucceeded | AttemptFailed):
+            span = observed.pop(_ATTEMPT, None)
+            observed.pop("headers", None)
+            if span is not None:
+                _end(span, event)
+        elif isinstance(event, CallFinished):
+            span = observed.pop(_CALL, None)
+            if span is not None:
+                span.set_attribute("egress.attempts", event.attempts)
+                span.set_attribute("egress.outcome", event.outcome)
+                if event.error is not None:
+                    span.set_attribute("error.type", event.error)
+                    span.set_status(Status(StatusCode.ERROR))
+                span.end()
+
+    def _attempt_started(self, event: AttemptStarted, observed: dict[str, Any]) -> None:
+        parent = observed.get(_CALL)
+        context = None if parent is None else trace.set_span_in_context(parent)
+        attributes: dict[str, Any] = {"egress.attempt": event.attempt}
+        if event.method is not None:
+            attributes["http.request.method"] = event.method
+        if event.server is not None:
+            attributes["server.address"] = event.server
+        if event.attempt > 1:
+            attributes["http.request.resend_count"] = event.attempt - 1
+        span = self._tracer.start_span(event.method or operation_template(event.operation),
+                                       context=context, kind=SpanKind.CLIENT,
+                                       attributes=attributes)
+        observed[_ATTEMPT] = span
+        if event.method is not None:
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier, context=trace.set_span_in_context(span))
+            observed["headers"] = carrier
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def http_request(self, method: str, server: str, status: int | None, error: str | None,
+                     duration: float) -> None:
+        attributes: dict[str, Any] = {"http.request.method": method, "server.address": server}
+        if status is not None:
+            attributes["http.response.status_code"] = status
+        if error is not None:
+            attributes["error.type"] = str(status) if status is not None else error
+        self._http.record(duration, attributes)
+
+    def attempt(self, operation: str, outcome: str) -> None:
+        self._counters["attempts"].add(1, {"operation": operation, "outcome": outcome})
+
+    def call(self, operation: str, outcome: str, duration: float) -> None:
+        self._call.record(duration, {"operation": operation, "outcome": outcome})
+
+    def retry(self, operation: str, reason: str) -> None:
+        self._counters["retries"].add(1, {"operation": operation, "reason": reason})
+
+    def budget_exhausted(self, operation: str) -> None:
+        self._counters["retry_budget.exhausted"].add(1, {"operation": operation})
+
+    def breaker_changed(self, breaker: str, old: str, new: str) -> None:
+        self._counters["circuit.transitions"].add(
+            1, {"breaker": breaker, "from_state": old, "to_state": new})
+        with self._states_lock:
+            self._states[breaker] = new
+
+    def rejected(self, reason: str) -> None:
+        self._counters["rejections"].add(1, {"reason": reason})
+
+    def rate_limited(self, source: str) -> None:
+        self._counters["rate_limited"].add(1, {"source": source})
+
+    def deadline_exceeded(self, operation: str) -> None:
+        self._counters["deadline_exceeded"].add(1, {"operation": operation})
+
+    def outcome_unknown(self, operation: str) -> None:
+        self._counters["outcome_unknown"].add(1, {"operation": operation})
+
+    def replayed(self, operation: str) -> None:
+        self._counters["idempotent_replays"].add(1, {"operation": operation})
+
+    def _observe_states(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._states_lock:
+            current = dict(self._states)
+        return [Observation(1 if state == now else 0, {"breaker": breaker, "state": state})
+                for breaker, now in current.items() for state in STATES]
+
+    def __repr__(self) -> str:
+        return "OpenTelemetrySink()"
+
+
+def _end(span: Span, event: AttemptSucceeded | AttemptFailed) -> None:
+    if event.status is not None:
+        span.set_attribute("http.response.status_code", event.status)
+    if isinstance(event, AttemptFailed):
+        span.set_attribute("error.type",
+                           str(event.status) if event.status is not None else event.error)
+        if event.sent is not None:
+            span.set_attribute("egress.sent", event.sent)
+        span.set_status(Status(StatusCode.ERROR))
+    span.end()

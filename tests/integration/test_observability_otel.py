@@ -1,0 +1,117 @@
+"""OpenTelemetrySink: spans from the SDK's in-memory exporter, metrics from an in-memory reader,
+``traceparent`` as the loopback server received it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _loopback import LoopbackServer, Reply
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from egress import Backoff, Pipeline, Retry, StatusError, attempts
+from egress.http import ApiClient, retry_on
+from egress.observability.otel import OpenTelemetrySink
+
+FAST = Backoff(initial=0.001, cap=0.005)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LoopbackServer]:
+    srv = LoopbackServer().start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def otel() -> Iterator[tuple[OpenTelemetrySink, InMemorySpanExporter, InMemoryMetricReader]]:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    yield (OpenTelemetrySink(tracer_provider=tracer_provider, meter_provider=meter_provider),
+           exporter, reader)
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+
+
+def points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
+    data = reader.get_metrics_data()
+    found: dict[str, list[Any]] = {}
+    assert data is not None
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                found.setdefault(metric.name, []).extend(metric.data.data_points)
+    return found
+
+
+async def test_a_span_per_call_and_a_child_per_attempt_with_traceparent_on_the_wire(
+        server: LoopbackServer, otel: Any) -> None:
+    sink, exporter, reader = otel
+    server.clear()
+    server.script("/v1/flaky", Reply(503), Reply(200))
+    pipeline = Pipeline(Retry(on=retry_on(None), backoff=FAST, stop=attempts(3)), sink=sink)
+    async with ApiClient(server.url + "/v1", pipeline=pipeline, sink=sink) as client:
+        await client.get("/flaky")
+
+    spans = exporter.get_finished_spans()
+    [call] = [s for s in spans if s.kind is SpanKind.INTERNAL]
+    tries = sorted((s for s in spans if s.kind is SpanKind.CLIENT),
+                   key=lambda s: s.attributes["egress.attempt"])
+    assert call.name == "GET /flaky"
+    assert call.attributes["egress.attempts"] == 2
+    assert call.attributes["egress.outcome"] == "ok"
+    assert [t.name for t in tries] == ["GET", "GET"]
+    for t in tries:
+        assert t.parent is not None and t.parent.span_id == call.context.span_id
+        assert t.context.trace_id == call.context.trace_id
+        assert t.attributes["server.address"] == "127.0.0.1"
+    first, second = tries
+    assert first.attributes["http.response.status_code"] == 503
+    assert first.attributes["error.type"] == "503"
+    assert first.status.status_code is StatusCode.ERROR
+    assert "http.request.resend_count" not in first.attributes
+    assert second.attributes["http.request.resend_count"] == 1
+    assert second.attributes["http.response.status_code"] == 200
+
+    sent = [r.headers.get("traceparent") for r in server.hits("/v1/flaky")]
+    assert sent == [f"00-{t.context.trace_id:032x}-{t.context.span_id:016x}-"
+                    f"{int(t.context.trace_flags):02x}" for t in tries]
+
+    found = points(reader)
+    durations = found["http.client.request.duration"]
+    assert sorted(p.attributes.get("http.response.status_code") for p in durations) == [200, 503]
+    assert sum(p.count for p in durations) == 2
+    retries = found["egress.retries"]
+    assert [(p.attributes["reason"], p.value) for p in retries] == [("backoff", 1)]
+
+
+async def test_a_failed_call_marks_its_span_and_the_caller_keeps_the_error(
+        server: LoopbackServer, otel: Any) -> None:
+    sink, exporter, _ = otel
+    server.clear()
+    server.script("/v1/down", Reply(503), Reply(503))
+    pipeline = Pipeline(Retry(on=retry_on(None), backoff=FAST, stop=attempts(2)), sink=sink)
+    async with ApiClient(server.url + "/v1", pipeline=pipeline, sink=sink) as client:
+        with pytest.raises(StatusError):
+            await client.get("/down")
+    [call] = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.INTERNAL]
+    assert call.status.status_code is StatusCode.ERROR
+    assert call.attributes["error.type"] == "StatusError"
+    assert call.attributes["egress.outcome"] == "error"
+
+
+def test_without_a_pipeline_context_events_still_become_metrics(otel: Any) -> None:
+    sink, exporter, reader = otel
+    pipeline = Pipeline(sink=sink)
+    assert pipeline.run_sync(lambda: 7) == 7
+    assert len(exporter.get_finished_spans()) == 2  # the call and its one attempt
+    assert "egress.call.duration" in points(reader)
