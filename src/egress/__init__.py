@@ -4,6 +4,8 @@ Deadlines on every call, retries that cannot hurt, breakers and limits that fail
 so that domain code speaks ``PaymentService``, not HTTP. See ``docs/`` and ``README.md``.
 """
 
+import logging as _logging
+
 from egress._clock import Clock, SystemClock
 from egress._pipeline import CallContext, Pipeline, Policy, current_context, time_remaining
 from egress._secret import Secret
@@ -24,6 +26,7 @@ from egress.errors import (
     UpstreamError,
 )
 from egress.events import Event, EventSink
+from egress.observability.status import status
 from egress.policies import (
     Backoff,
     BreakerRegistry,
@@ -86,11 +89,11 @@ __all__ = [
     "attempts",
     "current_context",
     "elapsed",
+    "status",
     "time_remaining",
 ]
 
+
 # A library never configures logging; the NullHandler keeps Python's last-resort handler from
 # printing egress's records when the application has not configured any.
-import logging as _logging
-
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())

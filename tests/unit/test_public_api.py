@@ -13,7 +13,7 @@ EXPECTED = {
     "Timeout", "TokenRetryBudget", "TransportError", "UnsafeRequestError", "UpstreamError",
     "__version__", "attempts", "current_context", "elapsed", "time_remaining",
     "BreakerRegistry", "Bulkhead", "CircuitBreaker", "CircuitState", "CountWindow", "RateLimiter",
-    "TimeWindow",
+    "TimeWindow", "status",
 }
 
 

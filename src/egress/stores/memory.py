@@ -28,6 +28,11 @@ class MemoryStore:
                     state = self._states[key] = factory()
         return cast(S, state)
 
+    def items(self) -> list[tuple[tuple[str, str], Any]]:
+        """Every ``((kind, name), state)`` kept, for status pages (a copy: safe to iterate)."""
+        with self._lock:
+            return list(self._states.items())
+
     def clear(self) -> None:
         """Forget every state (tests)."""
         with self._lock:
