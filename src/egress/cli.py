@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
     demo.add_argument("--no-resilience", action="store_true",
                       help="plain retries without idempotency keys or breaker, to compare")
+    demo.add_argument("--dashboard", type=int, nargs="?", const=0, default=None, metavar="PORT",
+                      help="serve the live dashboard on 127.0.0.1:PORT (a free port if none) "
+                           "while the demo runs, and print its URL")
     from egress.testing.fake_stripe._cli import add_parser as add_fake_stripe_parser
 
     add_fake_stripe_parser(sub)
@@ -52,12 +55,21 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"egress demo: {exc}", file=sys.stderr)
         return 2
     console = Console(stderr=args.json)
-    if args.json or not console.is_terminal:
-        report = run_demo(options)
-    else:
-        with ExitStack() as stack:
-            report = run_demo(options, on_start=lambda progress: stack.enter_context(
-                live_progress(console, progress)))
+    with ExitStack() as serving:
+        sink = None
+        if args.dashboard is not None:
+            from egress.observability.dashboard import DashboardSink, serve_dashboard
+
+            sink = DashboardSink()
+            server = serving.enter_context(serve_dashboard(sink, port=args.dashboard))
+            print(f"egress demo: live dashboard at {server.url}",
+                  file=sys.stderr if args.json else sys.stdout, flush=True)
+        if args.json or not console.is_terminal:
+            report = run_demo(options, sink=sink)
+        else:
+            with ExitStack() as stack:
+                report = run_demo(options, sink=sink, on_start=lambda progress: (
+                    stack.enter_context(live_progress(console, progress))))
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, sort_keys=True))
     else:

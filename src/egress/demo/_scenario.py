@@ -35,7 +35,7 @@ from egress.errors import (
     PaymentError,
     ProviderUnavailable,
 )
-from egress.events import CircuitStateChanged, Event, RetryScheduled
+from egress.events import CircuitStateChanged, Event, EventSink, FanOutSink, RetryScheduled
 from egress.http import Timeouts
 from egress.payments import Money, Payment, PaymentRequest, PaymentStatus
 from egress.testing.fake_stripe import CHAOS_PROFILES, FakeStripe
@@ -190,7 +190,7 @@ class _DemoSink:
 
 
 async def _run_resilient(options: DemoOptions, fake: FakeStripe, plan: list[PaymentRequest],
-                         progress: Progress, folder: Path,
+                         progress: Progress, folder: Path, *, sink: EventSink | None = None,
                          ) -> tuple[set[str], set[str], dict[str, int]]:
     paid: set[str] = set()
     unknown: list[PaymentRequest] = []
@@ -199,7 +199,8 @@ async def _run_resilient(options: DemoOptions, fake: FakeStripe, plan: list[Paym
                               store=folder / "idempotency.sqlite3",
                               rate_limit=DEMO_RATE_LIMIT, timeouts=DEMO_TIMEOUTS,
                               settle_after=DEMO_SETTLE_AFTER,
-                              sink=_DemoSink(progress))
+                              sink=_DemoSink(progress) if sink is None else
+                              FanOutSink([_DemoSink(progress), sink]))
 
     async def one(request: PaymentRequest) -> None:
         async with gate:
@@ -329,8 +330,12 @@ async def _run_naive(options: DemoOptions, fake: FakeStripe, plan: list[PaymentR
 
 
 def run_demo(options: DemoOptions, *,
-             on_start: Callable[[Progress], None] | None = None) -> DemoReport:
-    """Start the fake, push the payments, reconcile, and read the ledger's verdict."""
+             on_start: Callable[[Progress], None] | None = None,
+             sink: EventSink | None = None) -> DemoReport:
+    """Start the fake, push the payments, reconcile, and read the ledger's verdict.
+
+    ``sink`` also receives the resilient run's events (the live dashboard's).
+    """
     plan = plan_payments(options)
     progress = Progress(total=len(plan))
     if on_start is not None:
@@ -342,7 +347,7 @@ def run_demo(options: DemoOptions, *,
         unknown: set[str] = set()
         if options.resilience:
             paid, unknown, reconciled = asyncio.run(
-                _run_resilient(options, fake, plan, progress, Path(tmp)))
+                _run_resilient(options, fake, plan, progress, Path(tmp), sink=sink))
         else:
             paid = asyncio.run(_run_naive(options, fake, plan, progress))
         elapsed = time.perf_counter() - started
