@@ -46,10 +46,14 @@ def _percentile(ordered: list[float], q: float) -> float | None:
 
 
 def _describe(event: Event, wall: float) -> dict[str, Any]:
-    fields = {f.name: redact_value(getattr(event, f.name)) for f in dataclasses.fields(event)
-              if f.name not in ("operation", "at")}
+    fields = {f.name: _short(redact_value(getattr(event, f.name)))
+              for f in dataclasses.fields(event) if f.name not in ("operation", "at")}
     return {"time": wall, "kind": event.kind, "operation": redact_text(event.operation),
             "detail": " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)}
+
+
+def _short(value: Any) -> Any:
+    return round(value, 3) if isinstance(value, float) else value
 
 
 class DashboardSink:
@@ -57,7 +61,7 @@ class DashboardSink:
 
     per_call = True
 
-    def __init__(self, *, recent: int = 50, latencies: int = 2000,
+    def __init__(self, *, recent: int = 30, latencies: int = 2000,
                  stores: Iterable[MemoryStore] = (MEMORY_STORE,)) -> None:
         self.stores = tuple(stores)
         self._lock = threading.Lock()
