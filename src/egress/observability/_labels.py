@@ -12,6 +12,8 @@ import re
 import threading
 from typing import Final
 
+from egress.observability._redact import redact_text
+
 __all__ = ["METHODS", "OTHER", "BoundedLabel", "method_label", "operation_template",
            "status_class"]
 
@@ -24,8 +26,9 @@ _ID = re.compile(r"^(?=.*\d)[\w.\-~:]{8,}$|^[0-9a-fA-F\-]{16,}$|^\d+$")
 
 
 def operation_template(operation: str) -> str:
-    """``operation`` without its query and with id-like path segments replaced by ``{id}``."""
-    operation = operation.split("?", 1)[0].split("#", 1)[0]
+    """``operation`` without its query, with id-like path segments replaced by ``{id}`` and
+    secret shapes masked (an operation name is the caller's free text)."""
+    operation = redact_text(operation.split("?", 1)[0].split("#", 1)[0])
     if "/" not in operation:
         return operation[:120]
     head, sep, path = operation.partition("/")
