@@ -21,7 +21,7 @@ import json
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
 from typing import Any, Final
 
@@ -32,7 +32,7 @@ from egress.observability._redact import redact_text, redact_value
 from egress.observability.status import status
 from egress.stores.memory import MEMORY_STORE, MemoryStore
 
-__all__ = ["DashboardServer", "DashboardSink", "dashboard_app", "serve_dashboard"]
+__all__ = ["DashboardServer", "DashboardSink", "asgi_app", "dashboard_app", "serve_dashboard"]
 
 DEFAULT_INTERVAL: Final = 0.5
 RATE_WINDOW: Final = 10.0
@@ -175,6 +175,66 @@ def dashboard_app(sink: DashboardSink, *, interval: float = DEFAULT_INTERVAL) ->
     app.router.add_get("/events", events)
     app.on_shutdown.append(close_streams)
     return app
+
+
+ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]],
+                    Callable[[dict[str, Any]], Awaitable[None]]], Awaitable[None]]
+
+
+def asgi_app(sink: DashboardSink, *, interval: float = DEFAULT_INTERVAL) -> ASGIApp:
+    """The same page as a plain ASGI application (mount it in Starlette, FastAPI, Django...)."""
+    page = _page()
+
+    async def app(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+                  send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            return
+        root, path = scope.get("root_path", ""), scope.get("path", "/")
+        if root and path.startswith(root):
+            path = path[len(root):]
+
+        async def answer(status: int, ctype: str, body: bytes,
+                         extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+            await send({"type": "http.response.start", "status": status, "headers": [
+                (b"content-type", ctype.encode()), (b"cache-control", b"no-store"), *extra]})
+            await send({"type": "http.response.body", "body": body})
+
+        if path == "":
+            await answer(302, "text/plain", b"", ((b"location", (root + "/").encode()),))
+        elif path == "/":
+            await answer(200, "text/html; charset=utf-8", page)
+        elif path == "/status.json":
+            await answer(200, "application/json", json.dumps(sink.snapshot(),
+                                                             default=str).encode())
+        elif path == "/events":
+            await _stream(sink, interval, receive, send)
+        else:
+            await answer(404, "text/plain", b"not found")
+
+    return app
+
+
+async def _stream(sink: DashboardSink, interval: float,
+                  receive: Callable[[], Awaitable[dict[str, Any]]],
+                  send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", b"text/event-stream"), (b"cache-control", b"no-store")]})
+    gone = asyncio.ensure_future(receive())  # the next message can only be a disconnect
+    try:
+        while True:
+            data = json.dumps(sink.snapshot(), default=str)
+            await send({"type": "http.response.body", "body": f"data: {data}\n\n".encode(),
+                        "more_body": True})
+            done, _ = await asyncio.wait({gone}, timeout=interval)
+            if done:
+                return
+    finally:
+        gone.cancel()
 
 
 class DashboardServer:

@@ -1,0 +1,60 @@
+"""The dashboard as an ASGI application: the same page, snapshot and stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+
+from egress.events import CircuitStateChanged
+from egress.observability.dashboard import DashboardSink, asgi_app
+
+
+def opened(sink: DashboardSink) -> None:
+    sink.emit(CircuitStateChanged(operation="GET /v1/x?api_key=sk_live_51Hplanted", at=1.0,
+                                  breaker="stripe", old="closed", new="open"))
+
+
+async def test_page_and_snapshot_under_a_mount_prefix() -> None:
+    sink = DashboardSink(stores=())
+    opened(sink)
+    transport = httpx.ASGITransport(app=asgi_app(sink), root_path="/ops")
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        page = await client.get("/ops/")
+        assert page.status_code == 200 and "EventSource" in page.text
+        redirect = await client.get("/ops")
+        assert redirect.status_code == 302 and redirect.headers["location"] == "/ops/"
+        snap = (await client.get("/ops/status.json")).json()
+        assert [(b["name"], b["state"]) for b in snap["breakers"]] == [("stripe", "open")]
+        assert "sk_live" not in json.dumps(snap)
+        assert (await client.get("/ops/nope")).status_code == 404
+
+
+async def test_the_stream_sends_snapshots_until_the_client_leaves() -> None:
+    sink = DashboardSink(stores=())
+    opened(sink)
+    sent: list[dict[str, Any]] = []
+    leave = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await leave.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if len([m for m in sent if m.get("more_body")]) == 2:
+            leave.set()
+
+    scope = {"type": "http", "path": "/events", "root_path": ""}
+    await asyncio.wait_for(asyncio_app(sink)(scope, receive, send), 5)
+    assert sent[0]["status"] == 200
+    assert (b"content-type", b"text/event-stream") in sent[0]["headers"]
+    chunks = [m["body"].decode() for m in sent[1:]]
+    assert len(chunks) == 2 and all(c.startswith("data: {") for c in chunks)
+    assert '"state": "open"' in chunks[0]
+
+
+def asyncio_app(sink: DashboardSink) -> Any:
+    return asgi_app(sink, interval=0.01)
