@@ -6,7 +6,8 @@ from events to them, and the bounding of every label, live here.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 from egress.events import (
     AttemptFailed,
@@ -56,37 +57,42 @@ class MetricsSink:
         return label
 
     def emit(self, event: Event) -> None:
-        if isinstance(event, AttemptSucceeded | AttemptFailed):
-            failed = isinstance(event, AttemptFailed)
-            error = self._error(event.error) if isinstance(event, AttemptFailed) else None
-            self.attempt(self._op(event.operation), error or "ok")
-            if event.method is not None and event.server is not None:
-                self.http_request(method_label(event.method), self._server(event.server),
-                                  event.status, error, event.duration)
-            if failed and event.status == 429:
-                self.rate_limited("server")
-        elif isinstance(event, CallFinished):
-            self.call(self._op(event.operation), event.outcome, event.duration)
-        elif isinstance(event, RetryScheduled):
-            self.retry(self._op(event.operation), "server_hint" if event.hinted else "backoff")
-        elif isinstance(event, BudgetExhausted):
-            self.budget_exhausted(self._op(event.operation))
-        elif isinstance(event, CircuitStateChanged):
-            self.breaker_changed(self._breaker(event.breaker), _state(event.old),
-                                 _state(event.new))
-        elif isinstance(event, CircuitRejected):
-            self.rejected("circuit_open")
-        elif isinstance(event, BulkheadRejected):
-            self.rejected("bulkhead_full")
-        elif isinstance(event, RateLimitRejected):
-            self.rejected("rate_limited")
-            self.rate_limited("ours")
-        elif isinstance(event, DeadlineExceeded):
-            self.deadline_exceeded(self._op(event.operation))
+        # One dict lookup by type, not a chain of isinstance: this runs several times per call.
+        handler = _HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
         elif event.kind == "payments.outcome_unknown":
             self.outcome_unknown(self._op(event.operation))
         elif event.kind == "idempotency.replayed":
             self.replayed(self._op(event.operation))
+
+    def _attempt_ended(self, event: AttemptSucceeded | AttemptFailed) -> None:
+        error = self._error(event.error) if isinstance(event, AttemptFailed) else None
+        self.attempt(self._op(event.operation), error or "ok")
+        if event.method is not None and event.server is not None:
+            self.http_request(method_label(event.method), self._server(event.server),
+                              event.status, error, event.duration)
+        if error is not None and event.status == 429:
+            self.rate_limited("server")
+
+    def _call_finished(self, event: CallFinished) -> None:
+        self.call(self._op(event.operation), event.outcome, event.duration)
+
+    def _retry_scheduled(self, event: RetryScheduled) -> None:
+        self.retry(self._op(event.operation), "server_hint" if event.hinted else "backoff")
+
+    def _budget_exhausted(self, event: BudgetExhausted) -> None:
+        self.budget_exhausted(self._op(event.operation))
+
+    def _breaker_changed(self, event: CircuitStateChanged) -> None:
+        self.breaker_changed(self._breaker(event.breaker), _state(event.old), _state(event.new))
+
+    def _rate_limit_rejected(self, event: RateLimitRejected) -> None:
+        self.rejected("rate_limited")
+        self.rate_limited("ours")
+
+    def _deadline_exceeded(self, event: DeadlineExceeded) -> None:
+        self.deadline_exceeded(self._op(event.operation))
 
     # -- recording: one method per metric family, implemented by each backend ---------------
 
@@ -129,3 +135,17 @@ class MetricsSink:
 def _state(value: object) -> str:
     text = str(value)
     return text if text in STATES else OTHER
+
+
+_HANDLERS: Final[dict[type[Event], Callable[[MetricsSink, Any], None]]] = {
+    AttemptSucceeded: MetricsSink._attempt_ended,
+    AttemptFailed: MetricsSink._attempt_ended,
+    CallFinished: MetricsSink._call_finished,
+    RetryScheduled: MetricsSink._retry_scheduled,
+    BudgetExhausted: MetricsSink._budget_exhausted,
+    CircuitStateChanged: MetricsSink._breaker_changed,
+    CircuitRejected: lambda sink, event: sink.rejected("circuit_open"),
+    BulkheadRejected: lambda sink, event: sink.rejected("bulkhead_full"),
+    RateLimitRejected: MetricsSink._rate_limit_rejected,
+    DeadlineExceeded: MetricsSink._deadline_exceeded,
+}
