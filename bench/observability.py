@@ -6,7 +6,8 @@ The HTTP client benchmark's setup (its own nginx on a free 127.0.0.1 port, pinne
 this process; see bench/http_client.py), one ApiClient (aiohttp, default pipeline) per case:
 no sink; LoggingSink with the ``egress`` logger at INFO into /dev/null; PrometheusSink on its own
 registry; OpenTelemetrySink with the SDK (a batch span processor and a no-op exporter, a meter
-provider with no reader); and all three in one FanOutSink. Cases are interleaved in rounds.
+provider with no reader), also with 10% of traces sampled; and all three in one FanOutSink.
+Cases are interleaved in rounds.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from prometheus_client import CollectorRegistry
 
 from egress.events import EventSink, FanOutSink
@@ -45,18 +47,23 @@ def sinks() -> dict[str, EventSink | None]:
     logging.getLogger("egress").setLevel(logging.INFO)
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(NoOpExporter()))
+    sampled = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.1)))
+    sampled.add_span_processor(BatchSpanProcessor(NoOpExporter()))
     meter_provider = MeterProvider()
 
-    def otel() -> OpenTelemetrySink:
-        return OpenTelemetrySink(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    def otel(provider: TracerProvider = tracer_provider) -> OpenTelemetrySink:
+        return OpenTelemetrySink(tracer_provider=provider, meter_provider=meter_provider)
 
     return {
         "no sink": None,
         "logging (INFO)": LoggingSink(),
         "Prometheus": PrometheusSink(registry=CollectorRegistry()),
         "OpenTelemetry (SDK, no-op exporter)": otel(),
+        "OpenTelemetry, 10% of traces sampled": otel(sampled),
         "all three": FanOutSink([LoggingSink(), PrometheusSink(registry=CollectorRegistry()),
                                  otel()]),
+        "all three, 10% of traces sampled": FanOutSink([
+            LoggingSink(), PrometheusSink(registry=CollectorRegistry()), otel(sampled)]),
     }
 
 
