@@ -12,13 +12,16 @@ seam computing socket timeouts) can ask :func:`time_remaining`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import math
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from egress._clock import SYSTEM_CLOCK, Clock
+from egress._report import CallReport
 from egress.errors import ConfigurationError, DeadlineExceededError, OutcomeUnknown, RejectedError
 from egress.events import (
     NULL_SINK,
@@ -27,6 +30,7 @@ from egress.events import (
     AttemptSucceeded,
     CallFinished,
     CallStarted,
+    Event,
     EventSink,
     guard,
     wants_per_call,
@@ -62,8 +66,8 @@ class CallContext:
     per-call sinks (a trace sink keeps its spans there).
     """
 
-    __slots__ = ("attempt", "clock", "deadline", "in_retry", "made", "observed", "operation",
-                 "sink", "target")
+    __slots__ = ("attempt", "clock", "deadline", "in_retry", "log", "made", "observed",
+                 "operation", "sink", "target")
 
     def __init__(
         self,
@@ -84,6 +88,8 @@ class CallContext:
         self.target = target
         self.made = 0
         self.observed: dict[str, Any] | None = None
+        #: The call's events, for the report its error carries (kept only once one happens).
+        self.log: list[Event] | None = None
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline (may be negative), or ``None`` without one."""
@@ -125,11 +131,64 @@ class Policy(Protocol):
 
 
 async def _terminal_async(ctx: CallContext, op: AsyncOp) -> Any:
-    return await op()
+    try:
+        return await op()
+    except Exception as exc:  # (a try costs nothing until something is raised)
+        _keep(ctx, _failure(ctx, exc, math.nan))
+        raise
 
 
 def _terminal_sync(ctx: CallContext, op: SyncOp) -> Any:
-    return op()
+    try:
+        return op()
+    except Exception as exc:
+        _keep(ctx, _failure(ctx, exc, math.nan))
+        raise
+
+
+_MAX_LOG = 200
+
+
+def _keep(ctx: CallContext, event: Event) -> None:
+    log = ctx.log
+    if log is None:
+        ctx.log = [event]
+    elif len(log) < _MAX_LOG:
+        log.append(event)
+
+
+class _Recorder:
+    """A pipeline's sink: keeps each event in the current call's log, then passes it on."""
+
+    __slots__ = ("inner", "per_call")
+
+    def __init__(self, inner: EventSink) -> None:
+        self.inner = inner
+        self.per_call = wants_per_call(inner)
+
+    def emit(self, event: Event) -> None:
+        ctx = _CURRENT.get()
+        if ctx is not None:
+            _keep(ctx, event)
+        self.inner.emit(event)
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
+
+
+def _report(ctx: CallContext, exc: BaseException) -> None:
+    """Attach what the call went through to the error leaving it (first note, ``.report``)."""
+    log = ctx.log
+    if not log or not isinstance(exc, Exception):
+        return
+    report = CallReport(ctx.operation, tuple(log))
+    with contextlib.suppress(AttributeError, TypeError):  # an exception type with __slots__
+        exc.report = report  # type: ignore[attr-defined]
+    notes = getattr(exc, "__notes__", None)
+    if notes is None:
+        exc.add_note(str(report))
+    elif isinstance(notes, list):
+        notes.insert(0, str(report))  # a Retry's own note stays last
 
 
 async def _observed_terminal_async(ctx: CallContext, op: AsyncOp) -> Any:
@@ -173,15 +232,19 @@ def _attempt_succeeded(ctx: CallContext, result: Any, start: float) -> None:
         status=status if type(status) is int else None))
 
 
-def _attempt_failed(ctx: CallContext, exc: BaseException, duration: float) -> None:
+def _failure(ctx: CallContext, exc: BaseException, duration: float) -> AttemptFailed:
     sent = getattr(exc, "sent", None)
     status = getattr(exc, "status_code", None)
     target = ctx.target
-    ctx.sink.emit(AttemptFailed(
+    return AttemptFailed(
         operation=ctx.operation, at=ctx.clock.now(), attempt=ctx.attempt,
         error=type(exc).__name__, sent=sent if type(sent) is bool else None,
         status=status if type(status) is int else None, duration=duration,
-        method=None if target is None else target[0], server=None if target is None else target[1]))
+        method=None if target is None else target[0], server=None if target is None else target[1])
+
+
+def _attempt_failed(ctx: CallContext, exc: BaseException, duration: float) -> None:
+    ctx.sink.emit(_failure(ctx, exc, duration))
 
 
 def outcome_of(exc: BaseException | None) -> str:
@@ -231,8 +294,9 @@ class Pipeline:
                 )
         self.policies: tuple[Policy, ...] = policies
         self.clock = clock
-        # Held guarded: a sink that raises never changes what a call returns or raises.
-        self.sink = guard(sink)
+        # Held guarded: a sink that raises never changes what a call returns or raises; and
+        # recording, so that an error can carry the report of its call.
+        self.sink = _Recorder(guard(sink))
         self.name = name
         self._per_call = wants_per_call(self.sink)
         step_async: AsyncStep = (_observed_terminal_async if self._per_call
@@ -280,6 +344,9 @@ class Pipeline:
             if self._per_call:
                 return cast(T, await self._observed_async(ctx, op))
             return cast(T, await self._async(ctx, op))
+        except BaseException as exc:
+            _report(ctx, exc)
+            raise
         finally:
             _CURRENT.reset(token)
 
@@ -294,6 +361,9 @@ class Pipeline:
             if self._per_call:
                 return cast(T, self._observed_sync(ctx, op))
             return cast(T, self._sync(ctx, op))
+        except BaseException as exc:
+            _report(ctx, exc)
+            raise
         finally:
             _CURRENT.reset(token)
 
@@ -331,6 +401,9 @@ class Pipeline:
             if self._per_call:
                 return cast(T, await self._observed_async(ctx, op))
             return cast(T, await self._async(ctx, op))
+        except BaseException as exc:
+            _report(ctx, exc)
+            raise
         finally:
             _CURRENT.reset(token)
 

@@ -1,0 +1,70 @@
+"""The resilience report an error carries (issue 12 §5): attempts, delays and why, breaker."""
+
+from __future__ import annotations
+
+import pytest
+
+from egress import (
+    CircuitBreaker,
+    CircuitOpenError,
+    CountWindow,
+    Pipeline,
+    Retry,
+    StatusError,
+    TransportError,
+    attempts,
+)
+from egress.testing import FakeClock
+
+
+def test_a_failed_call_carries_its_attempts_and_delays_in_one_line() -> None:
+    clock = FakeClock()
+    pipeline = Pipeline(Retry(on=(TransportError, StatusError), stop=attempts(3)), clock=clock)
+    errors = iter([TransportError("refused", sent=False), StatusError(503, retry_after=2.0),
+                   StatusError(500)])
+
+    def op() -> None:
+        raise next(errors)
+
+    with pytest.raises(StatusError) as info:
+        pipeline.execute_sync("GET /v1/charges", op)
+    line = info.value.__notes__[0]
+    assert line.startswith("egress report GET /v1/charges: #1 TransportError sent=False; wait ")
+    assert "(backoff); #2 StatusError 503 sent=True; wait 2.000s (server hint); " in line
+    assert line.endswith("#3 StatusError 500 sent=True; retries exhausted after 3 attempt(s)")
+    assert "\n" not in line
+    assert info.value.__notes__[-1].startswith("egress.Retry(")  # Retry's own note stays last
+    report = info.value.report  # type: ignore[attr-defined]
+    assert [e.kind for e in report.events] == [
+        "attempt.failed", "retry.scheduled", "attempt.failed", "retry.scheduled",
+        "attempt.failed", "retry.exhausted"]
+
+
+def test_a_rejection_reports_the_breaker_it_met() -> None:
+    clock = FakeClock(auto_advance=False)
+    breaker = CircuitBreaker("stripe", window=CountWindow(2), minimum_calls=2, store=None,
+                             clock=clock)
+    pipeline = Pipeline(breaker, clock=clock)
+
+    def fail() -> None:
+        raise TransportError("reset", sent=True)
+
+    with pytest.raises(TransportError):
+        pipeline.run_sync(fail)
+    with pytest.raises(TransportError) as info:
+        pipeline.run_sync(fail)
+    assert "breaker stripe closed→open" in info.value.__notes__[0]
+    with pytest.raises(CircuitOpenError) as rejected:
+        pipeline.run_sync(fail)
+    assert rejected.value.__notes__[0].endswith(": breaker stripe open: refused")
+
+
+def test_a_call_that_succeeds_keeps_nothing_and_secrets_never_show() -> None:
+    clock = FakeClock()
+    pipeline = Pipeline(Retry(on=TransportError, stop=attempts(2)), clock=clock)
+    assert pipeline.run_sync(lambda: 1) == 1
+    with pytest.raises(TransportError) as info:
+        pipeline.execute_sync("charge 4242424242424242 ?api_key=sk_live_x",
+                              lambda: (_ for _ in ()).throw(TransportError("x", sent=False)))
+    assert "4242424242424242" not in info.value.__notes__[0]
+    assert "sk_live_x" not in info.value.__notes__[0]
