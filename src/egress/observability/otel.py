@@ -36,7 +36,6 @@ from egress.events import (
     CallStarted,
     Event,
 )
-from egress.observability._labels import operation_template
 from egress.observability._metrics import DEFAULT_MAX_LABEL_VALUES, STATES, MetricsSink
 
 __all__ = ["OpenTelemetrySink"]
@@ -95,9 +94,9 @@ class OpenTelemetrySink(MetricsSink):
         if observed is None:
             observed = ctx.observed = {}
         if isinstance(event, CallStarted):
+            name = self._op(event.operation)  # the bounded, redacted template (cached)
             observed[_CALL] = self._tracer.start_span(
-                operation_template(event.operation), kind=SpanKind.INTERNAL,
-                attributes={"egress.operation": operation_template(event.operation)})
+                name, kind=SpanKind.INTERNAL, attributes={"egress.operation": name})
         elif isinstance(event, AttemptStarted):
             self._attempt_started(event, observed)
         elif isinstance(event, AttemptSucceeded | AttemptFailed):
@@ -125,7 +124,7 @@ class OpenTelemetrySink(MetricsSink):
             attributes["server.address"] = event.server
         if event.attempt > 1:
             attributes["http.request.resend_count"] = event.attempt - 1
-        span = self._tracer.start_span(event.method or operation_template(event.operation),
+        span = self._tracer.start_span(event.method or self._op(event.operation),
                                        context=context, kind=SpanKind.CLIENT,
                                        attributes=attributes)
         observed[_ATTEMPT] = span
