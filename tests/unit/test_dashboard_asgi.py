@@ -58,3 +58,25 @@ async def test_the_stream_sends_snapshots_until_the_client_leaves() -> None:
 
 def asyncio_app(sink: DashboardSink) -> Any:
     return asgi_app(sink, interval=0.01)
+
+
+async def test_the_aiohttp_sub_app_serves_under_its_prefix() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from egress.observability.dashboard import dashboard_app
+
+    sink = DashboardSink(stores=())
+    opened(sink)
+    app = web.Application()
+    app.add_subapp("/ops/", dashboard_app(sink, interval=0.01))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        page = await client.get("/ops/")
+        assert page.status == 200 and "EventSource" in await page.text()
+        snap = await (await client.get("/ops/status.json")).json()
+        assert snap["breakers"][0]["state"] == "open"
+        stream = await client.get("/ops/events")
+        assert stream.headers["Content-Type"] == "text/event-stream"
+        first = await stream.content.readline()
+        assert first.startswith(b"data: {")
+        stream.close()
