@@ -93,3 +93,10 @@ def test_the_http_target_travels_with_the_call() -> None:
     succeeded = next(e for e in seen if isinstance(e, AttemptSucceeded))
     assert (succeeded.method, succeeded.server, succeeded.status) == (
         "GET", "api.example.com", 204)
+
+
+def test_the_recording_sink_can_opt_in() -> None:
+    sink = RecordingSink(per_call=True)
+    Pipeline(sink=sink).run_sync(lambda: 1)
+    assert sink.kinds() == ["call.started", "attempt.started", "attempt.succeeded",
+                            "call.finished"]

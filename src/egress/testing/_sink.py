@@ -12,10 +12,12 @@ E = TypeVar("E", bound=Event)
 
 
 class RecordingSink:
-    """Keeps every event it receives, in order."""
+    """Keeps every event it receives, in order. ``per_call=True`` also asks for the per-call
+    events (``call.*``, ``attempt.*``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, per_call: bool = False) -> None:
         self.events: list[Event] = []
+        self.per_call = per_call
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
