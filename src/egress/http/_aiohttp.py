@@ -108,6 +108,11 @@ class AiohttpWire:
             raise_for_status=False,
             requote_redirect_url=False,
         )
+        # aiohttp resends GET/HEAD/OPTIONS/PUT/DELETE once, unseen, after a connection error:
+        # one egress attempt must be one request on the wire (the budget, the breaker, the
+        # events and ``sent`` count attempts). No public switch; aiohttp's own test client
+        # turns it off the same way.
+        self._session._retry_connection = False
         return self._session
 
     def _url(self, url: str) -> URL:

@@ -12,7 +12,7 @@ import logging
 import math
 import os
 import ssl
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from typing import Any
 
 from egress._clock import Clock
@@ -161,7 +161,7 @@ class ClientCore:
         trust_env: bool,
         max_connections: int,
         keepalive_expiry: float,
-        auto_idempotency_key: bool,
+        auto_idempotency_key: bool | Iterable[str],
         idempotency_header: str,
         request_id_headers: tuple[str, ...],
         user_agent: str | None,
@@ -189,7 +189,7 @@ class ClientCore:
         self.rate_limiter = rate_limiter
         self.timeouts = timeouts
         self.follow_redirects = bool(follow_redirects)
-        self.auto_idempotency_key = bool(auto_idempotency_key)
+        self.auto_idempotency_key = _auto_keys(auto_idempotency_key)
         self.idempotency_header = idempotency_header
         self._idem_lower = idempotency_header.lower()
         self._operations: dict[tuple[str, str], str] = {}
@@ -266,15 +266,6 @@ class ClientCore:
                             idempotency_key = value
                         continue
                     _put(merged, name, value)
-        key = idempotency_key
-        if key is None and method in _KEYED_METHODS and self.auto_idempotency_key:
-            key = _new_key()
-        if key is not None:
-            if not isinstance(key, str) or not key or len(key) > MAX_IDEMPOTENCY_KEY:
-                raise UnsafeRequestError(f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} "
-                                         f"characters")
-            check_header(self.idempotency_header, key)
-            merged[self.idempotency_header] = key
         if operation is None:
             names = self._operations
             operation = names.get((method, path))
@@ -282,6 +273,19 @@ class ClientCore:
                 operation = f"{method} {path}"
                 if len(names) < _NAME_CACHE_LIMIT:
                     names[(method, path)] = operation
+        key = idempotency_key
+        auto = self.auto_idempotency_key
+        if key is None and method in _KEYED_METHODS and (
+                auto is True or (auto and operation in auto)):
+            # Only where the caller declared that the upstream honours keys: a key the server
+            # ignores would make a retried POST look safe when it is not.
+            key = _new_key()
+        if key is not None:
+            if not isinstance(key, str) or not key or len(key) > MAX_IDEMPOTENCY_KEY:
+                raise UnsafeRequestError(f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} "
+                                         f"characters")
+            check_header(self.idempotency_header, key)
+            merged[self.idempotency_header] = key
         call = PreparedCall(method, url, merged, body, key=key, operation=operation)
         if plain and key is None and len(self._prepared) < _NAME_CACHE_LIMIT:
             self._prepared[(method, path)] = call
@@ -413,6 +417,20 @@ class ClientCore:
         from egress.http._defaults import default_pipeline
 
         return default_pipeline(self)
+
+
+def _auto_keys(setting: object) -> bool | frozenset[str]:
+    """``auto_idempotency_key``: ``True``/``False``, or the operations (``"POST /orders"``, the
+    method and path template, or a call's ``operation=``) whose upstream honours keys."""
+    if isinstance(setting, bool):
+        return setting
+    if isinstance(setting, str) or not isinstance(setting, Iterable):
+        raise ConfigurationError("auto_idempotency_key must be True, False or a collection of "
+                                 "operation names such as 'POST /orders'")
+    routes = frozenset(setting)
+    if not all(isinstance(r, str) for r in routes):
+        raise ConfigurationError("auto_idempotency_key: operation names must be strings")
+    return routes
 
 
 def _check_method(method: str) -> str:
