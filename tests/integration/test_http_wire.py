@@ -14,16 +14,29 @@ The ``make`` fixture (every test runs on aiohttp, httpx async, stdlib and httpx 
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 
 import pytest
-from _loopback import LoopbackServer, Reply, Reset
-from test_http_client import FAST, Api, make, other, server  # noqa: F401  (fixtures)
+import test_http_client as _clients
+from _loopback import Hang, LoopbackServer, Reply, Reset
+from test_http_client import FAST, Api, _chain
 
-from egress import Pipeline, Retry
-from egress.errors import ConfigurationError, TransportError
-from egress.http import retry_on
+from egress import Pipeline, Retry, Secret
+from egress.errors import (
+    AttemptTimeoutError,
+    ConfigurationError,
+    EgressError,
+    TransportError,
+    UnsafeRequestError,
+)
+from egress.http import ApiClient, BearerAuth, Timeouts, retry_on
+from egress.http._wire import WireRequest
 from egress.policies import attempts
+
+make, server, other = _clients.make, _clients.server, _clients.other  # the shared fixtures
+
 
 # -- 1. a POST is retried only where a retry cannot hurt ---------------------------------------
 
@@ -116,3 +129,75 @@ async def test_one_attempt_is_one_request_on_the_wire(
     with pytest.raises(TransportError):
         await api.request(method, "/rst")
     assert len(server.hits("/v1/rst")) == tries
+
+
+# -- 3. `sent` is a fact --------------------------------------------------------------------
+
+BAD_VALUES = ["café", "Bearer sk_live_X ", " v4lue", "v4lue\t", "v4\x07lue"]
+
+
+@pytest.mark.parametrize("value", BAD_VALUES)
+async def test_unsendable_header_values_are_refused_before_any_io(
+        make: Callable[..., Api], server: LoopbackServer, value: str) -> None:
+    api = make(pipeline=_retrying())
+    with pytest.raises(UnsafeRequestError) as caught:
+        await api.get("/x", headers={"X-Token": value})
+    assert value.strip() not in str(caught.value)
+    with pytest.raises(ConfigurationError):
+        make(headers={"X-Token": value})
+    assert server.requests == []
+
+
+def test_a_bearer_token_with_a_trailing_space_is_refused_when_built() -> None:
+    from egress.http import ApiClient, SyncApiClient
+
+    for cls in (ApiClient, SyncApiClient):
+        with pytest.raises(ConfigurationError) as caught:
+            cls("http://127.0.0.1:1", auth=BearerAuth(Secret("sk_live_Xyz123 ")))
+        assert "sk_live" not in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["Bearer sk_live_LEAK ", "Bearer sk_live_LEAKé"])
+async def test_no_backend_error_quotes_a_header_value(
+        make: Callable[..., Api], server: LoopbackServer, value: str) -> None:
+    # Straight at the wire, past the client's checks: whatever the library raises, the error
+    # egress raises must not carry it (h11's LocalProtocolError prints the value).
+    api = make()
+    client = api.client
+    request = WireRequest("GET", server.url + "/v1/x", {"Authorization": value}, None,
+                          client._core.limits(None))
+    error: BaseException | None = None
+    try:
+        if isinstance(client, ApiClient):
+            await client._wire.send(request)
+        else:
+            await asyncio.to_thread(client._wire.send, request)
+    except EgressError as exc:
+        error = exc
+    if error is None:
+        return  # this backend sent it (aiohttp writes what it is given); nothing to leak
+    assert not (isinstance(error, TransportError) and error.sent)
+    for link in _chain(error):
+        assert "LEAK" not in str(link) and "LEAK" not in repr(link)
+        assert "LEAK" not in repr(getattr(link, "args", ()))
+        assert "LEAK" not in repr(getattr(link, "object", ""))
+
+
+async def test_waiting_for_a_pooled_connection_is_not_sent(
+        make: Callable[..., Api], server: LoopbackServer) -> None:
+    api = make(max_connections=1, pipeline=Pipeline(),
+               timeouts=Timeouts(pool=0.2, total=5.0))
+    server.script("/v1/hang", Hang(1.5))
+    busy = asyncio.ensure_future(api.get("/hang"))
+    for _ in range(200):  # until the first call holds the only connection
+        if server.hits("/v1/hang"):
+            break
+        await asyncio.sleep(0.01)
+    started = time.monotonic()
+    with pytest.raises(AttemptTimeoutError) as caught:
+        await api.get("/other")
+    assert caught.value.sent is False
+    assert time.monotonic() - started < 1.2  # the pool timeout, not the total (5 s)
+    assert server.hits("/v1/other") == []
+    with pytest.raises(EgressError):
+        await busy  # the server hangs up without answering

@@ -210,6 +210,7 @@ class ClientCore:
         sensitive = set(SENSITIVE_REQUEST_HEADERS) | {self._idem_lower}
         if auth is not None:
             for name, value in (auth.static_headers or {}).items():
+                check_header(name, value, ConfigurationError)
                 _put(defaults, name, value)
             self.dynamic_auth = auth.static_headers is None and (
                 type(auth).headers_async is not Auth.headers_async)

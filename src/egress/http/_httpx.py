@@ -57,7 +57,8 @@ def _map_error(exc: Exception, where: str, reading: bool) -> EgressError:
         return TransportError(f"{where}: could not connect ({name})", sent=False)
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return AttemptTimeoutError(f"{where}: timed out ({name})", sent=True)
-    if isinstance(exc, httpx.LocalProtocolError | httpx.InvalidURL | httpx.UnsupportedProtocol):
+    if isinstance(exc, httpx.LocalProtocolError | httpx.InvalidURL | httpx.UnsupportedProtocol
+                  | ValueError):
         return UnsafeRequestError(f"{where}: request refused by the HTTP library ({name})")
     if reading and isinstance(exc, httpx.TransportError | OSError):
         return ResponseError(f"{where}: response body incomplete ({name})", reason="truncated")
@@ -65,6 +66,15 @@ def _map_error(exc: Exception, where: str, reading: bool) -> EgressError:
         return TransportError(f"{where}: connection closed without a response ({name})",
                               sent=True)
     return TransportError(f"{where}: {name}", sent=True)
+
+
+def _chainable(exc: BaseException) -> BaseException | None:
+    """``exc`` if it may be kept as ``__cause__``: never one that can quote the request (h11's
+    LocalProtocolError prints the refused header value, a credential)."""
+    if isinstance(exc, httpx.LocalProtocolError | ValueError) or not isinstance(
+            exc, OSError | TimeoutError | httpx.TransportError):
+        return None
+    return exc
 
 
 def _limits(options: WireOptions) -> httpx.Limits:
@@ -115,6 +125,8 @@ class HttpxAsyncWire:
     async def send(self, request: WireRequest) -> WireResponse:
         timeouts = request.limits.at(self._now())
         reading = False
+        error: EgressError | None = None
+        cause: BaseException | None = None
         try:
             async with asyncio.timeout(timeouts[4]):
                 response = await self._client.send(_build(self._client, request, timeouts),
@@ -133,7 +145,9 @@ class HttpxAsyncWire:
             error = _map_error(exc, _where(request), reading)
             if error is exc:
                 raise
-            raise error from exc
+            cause = _chainable(exc)
+        if error is not None:
+            raise error from cause  # outside the handler: no hidden __context__ either
         return WireResponse(response.status_code, Headers.from_raw(response.headers.raw),
                             content)
 
@@ -159,6 +173,8 @@ class HttpxSyncWire:
         timeouts = request.limits.at(self._now())
         end = request.limits.end
         reading = False
+        error: EgressError | None = None
+        cause: BaseException | None = None
         try:
             response = self._client.send(_build(self._client, request, timeouts), stream=True)
             reading = True
@@ -179,7 +195,9 @@ class HttpxSyncWire:
             error = _map_error(exc, _where(request), reading)
             if error is exc:
                 raise
-            raise error from exc
+            cause = _chainable(exc)
+        if error is not None:
+            raise error from cause  # outside the handler: no hidden __context__ either
         return WireResponse(response.status_code, Headers.from_raw(response.headers.raw),
                             content)
 

@@ -209,6 +209,8 @@ class StdlibWire:
         entry: _Connection | None = None
         keep = False
         phase = "connect"
+        error: EgressError | None = None
+        cause: BaseException | None = None
         try:
             entry, reused = self._checkout((scheme, host, port), connect)
             conn = entry.conn
@@ -249,7 +251,8 @@ class StdlibWire:
             error = _map_error(exc, request, phase)
             if error is exc:
                 raise
-            raise error from exc
+            # http.client's ValueErrors quote the header value (a credential): never chained.
+            cause = exc if isinstance(exc, OSError | http.client.HTTPException) else None
         finally:
             if entry is not None:
                 if keep:
@@ -257,6 +260,8 @@ class StdlibWire:
                 else:
                     entry.conn.close()
             self._slots.release()
+        if error is not None:
+            raise error from cause  # outside the handler: no hidden __context__ either
         return WireResponse(status, headers, content)
 
     def close(self) -> None:
