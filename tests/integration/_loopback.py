@@ -128,6 +128,45 @@ class DripHeaders(Action):
 
 
 @dataclass
+class ContinueForever(Action):
+    """Answer ``100 Continue`` again and again, never followed by the real answer."""
+
+    count: int = 400
+    interval: float = 0.01
+
+    async def run(self, server: LoopbackServer, request: Recorded,
+                  writer: asyncio.StreamWriter) -> bool:
+        for _ in range(self.count):
+            try:
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                await writer.drain()
+            except (ConnectionError, RuntimeError):
+                return False
+            await asyncio.sleep(self.interval)
+        return False
+
+
+@dataclass
+class DripStatus(Action):
+    """Send the status line itself one byte every ``interval`` seconds (a long reason phrase)."""
+
+    count: int = 200
+    interval: float = 0.02
+
+    async def run(self, server: LoopbackServer, request: Recorded,
+                  writer: asyncio.StreamWriter) -> bool:
+        line = b"HTTP/1.1 200 " + b"O" * self.count
+        for index in range(len(line)):
+            try:
+                writer.write(line[index:index + 1])
+                await writer.drain()
+            except (ConnectionError, RuntimeError):
+                return False
+            await asyncio.sleep(self.interval)
+        return False
+
+
+@dataclass
 class Truncate(Action):
     """Declare ``declared`` bytes, send ``len(sent)``, then close."""
 

@@ -289,8 +289,6 @@ async def test_slow_drip_is_stopped_by_the_attempt_total(make: Callable[..., Api
 async def test_slowloris_headers_are_stopped_by_the_attempt_total(
         make: Callable[..., Api], server: LoopbackServer) -> None:
     api = make(timeouts=Timeouts(total=0.3, read=1.0), pipeline=Pipeline())
-    if api.kind == "sync" and api.client.backend == "httpx":
-        pytest.skip("httpx sync has per-read timeouts only (documented); use the stdlib backend")
     server.script("/v1/slow", DripHeaders(count=200, interval=0.02))
     started = time.monotonic()
     with pytest.raises(AttemptTimeoutError):

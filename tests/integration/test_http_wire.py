@@ -17,16 +17,27 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import test_http_client as _clients
-from _loopback import Hang, LoopbackServer, Reply, Reset
+from _loopback import (
+    ContinueForever,
+    Drip,
+    DripHeaders,
+    DripStatus,
+    Hang,
+    LoopbackServer,
+    Reply,
+    Reset,
+)
 from test_http_client import FAST, Api, _chain
 
 from egress import Pipeline, Retry, Secret
 from egress.errors import (
     AttemptTimeoutError,
     ConfigurationError,
+    DeadlineExceededError,
     EgressError,
     TransportError,
     UnsafeRequestError,
@@ -201,3 +212,34 @@ async def test_waiting_for_a_pooled_connection_is_not_sent(
     assert server.hits("/v1/other") == []
     with pytest.raises(EgressError):
         await busy  # the server hangs up without answering
+
+
+# -- 5. no hang on any backend (issue 9 §5) ----------------------------------------------------
+
+HOSTILE = {
+    "headers-never-end": lambda: DripHeaders(count=400, interval=0.01),
+    "continue-forever": lambda: ContinueForever(count=400, interval=0.01),
+    "dripped-status-line": lambda: DripStatus(count=400, interval=0.01),
+    "dripped-body": lambda: Drip(b"x" * 400, interval=0.01),
+}
+
+
+@pytest.mark.parametrize("behaviour", sorted(HOSTILE))
+@pytest.mark.parametrize("by", ["deadline", "total"])
+async def test_every_call_ends_by_its_deadline(make: Callable[..., Api], server: LoopbackServer,
+                                               behaviour: str, by: str) -> None:
+    # Each byte comes well within the read timeout; the server alone would take 4 s.
+    if by == "deadline":
+        api = make(timeouts=Timeouts(read=5.0), pipeline=Pipeline())
+        kwargs: dict[str, Any] = {"deadline": 0.4}
+    else:
+        api = make(timeouts=Timeouts(read=5.0, total=0.4), pipeline=Pipeline())
+        kwargs = {}
+    server.script("/v1/slow", HOSTILE[behaviour]())
+    started = time.monotonic()
+    with pytest.raises((AttemptTimeoutError, DeadlineExceededError)) as caught:
+        await api.get("/slow", **kwargs)
+    assert time.monotonic() - started < 0.4 + 1.5  # a generous margin on a loaded machine
+    error = caught.value
+    sent = error.sent if isinstance(error, TransportError) else error.__cause__.sent  # type: ignore[union-attr]
+    assert sent is True

@@ -3,16 +3,21 @@
 Requests go through ``client.send(stream=True)`` and the raw (still encoded) body is read chunk by
 chunk into the bounded :class:`~egress.http._body.BodyReader`. httpx has per-operation timeouts
 only (encode/httpx#1450): the async backend adds the attempt's total limit with
-``asyncio.timeout``; the sync backend checks it between chunks, and caps every per-operation timeout
-by it, so a drip can overrun the total by at most one read timeout.
+``asyncio.timeout``; the sync backend gives its connection pools sockets that cap every read and
+write by the time left in the attempt, so no server (dripped status line or headers, ``100
+Continue`` forever, a dripped body) holds a call past its end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http.cookiejar
+import ssl
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import httpcore
 import httpx
 
 from egress.errors import (
@@ -158,6 +163,94 @@ class HttpxAsyncWire:
         return "HttpxAsyncWire()"
 
 
+class _Deadline(threading.local):
+    """The running attempt's end (clock time) in this thread; ``None`` when no attempt runs."""
+
+    end: float | None = None
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket whose every read and write gets ``min(its timeout, time left in the attempt)``.
+
+    httpx's sync API has per-operation timeouts only (encode/httpx#1450): a server that drips
+    its status line or headers, or sends ``100 Continue`` forever, resets the read timeout with
+    each byte. Capping every single socket operation makes the attempt's end hold at any stage.
+    """
+
+    def __init__(self, inner: httpcore.NetworkStream, deadline: _Deadline,
+                 now: Callable[[], float]) -> None:
+        self._inner = inner
+        self._deadline = deadline
+        self._now = now
+
+    def _left(self, timeout: float | None, error: type[Exception]) -> float | None:
+        end = self._deadline.end
+        if end is None:
+            return timeout
+        left = end - self._now()
+        if left <= 0:
+            raise error("the attempt's total time limit passed")
+        return left if timeout is None or left < timeout else timeout
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(ssl_context, server_hostname,
+                                      self._left(timeout, httpcore.ConnectTimeout))
+        return _DeadlineStream(inner, self._deadline, self._now)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's network backend, with :class:`_DeadlineStream` sockets."""
+
+    def __init__(self, inner: httpcore.NetworkBackend, deadline: _Deadline,
+                 now: Callable[[], float]) -> None:
+        self._inner = inner
+        self._deadline = deadline
+        self._now = now
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _DeadlineStream(stream, self._deadline, self._now)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None,
+                            ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_unix_socket(path, timeout, socket_options)
+        return _DeadlineStream(stream, self._deadline, self._now)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _watch_deadlines(client: httpx.Client, deadline: _Deadline,
+                     now: Callable[[], float]) -> None:
+    """Give every connection pool of ``client`` (direct and proxied) deadline-aware sockets.
+
+    httpx takes no network backend; its pools keep theirs in ``_network_backend``, read when a
+    connection opens. The hang tests on the sync httpx backend fail if that ever changes.
+    """
+    for transport in [client._transport, *client._mounts.values()]:
+        pool = getattr(transport, "_pool", None)
+        inner = getattr(pool, "_network_backend", None)
+        if not isinstance(inner, httpcore.NetworkBackend):
+            raise RuntimeError("httpx changed: egress cannot bound its sync reads any more")
+        pool._network_backend = _DeadlineBackend(inner, deadline, now)  # type: ignore[union-attr]
+
+
 class HttpxSyncWire:
     """The httpx sync backend: one ``httpx.Client`` for the client's life (thread-safe)."""
 
@@ -168,10 +261,12 @@ class HttpxSyncWire:
         self._client.cookies.jar.set_policy(_NoCookies())
         self._cap = options.max_response_bytes
         self._now = options.clock.now
+        self._deadline = _Deadline()
+        _watch_deadlines(self._client, self._deadline, self._now)
 
     def send(self, request: WireRequest) -> WireResponse:
         timeouts = request.limits.at(self._now())
-        end = request.limits.end
+        end = self._deadline.end = request.limits.end
         reading = False
         error: EgressError | None = None
         cause: BaseException | None = None
@@ -196,6 +291,8 @@ class HttpxSyncWire:
             if error is exc:
                 raise
             cause = _chainable(exc)
+        finally:
+            self._deadline.end = None
         if error is not None:
             raise error from cause  # outside the handler: no hidden __context__ either
         return WireResponse(response.status_code, Headers.from_raw(response.headers.raw),
