@@ -17,6 +17,7 @@ import gzip
 import itertools
 import json
 import socket
+import ssl
 import struct
 import threading
 from collections import defaultdict, deque
@@ -230,7 +231,8 @@ def _rst(writer: asyncio.StreamWriter) -> None:
 class LoopbackServer:
     """The server. ``start()`` runs it in a daemon thread; ``stop()`` ends it."""
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.ssl_context = ssl_context  # serve HTTPS with this context
         self.requests: list[Recorded] = []
         self._scripts: dict[str, deque[Action]] = defaultdict(deque)
         self._routes: dict[str, Callable[[Recorded], Action]] = {}
@@ -244,7 +246,8 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> LoopbackServer:
         self._thread.start()
@@ -253,7 +256,8 @@ class LoopbackServer:
         return self
 
     async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0,
+                                                  ssl=self.ssl_context)
         self.port = self._server.sockets[0].getsockname()[1]
 
     def stop(self) -> None:

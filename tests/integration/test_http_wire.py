@@ -15,8 +15,10 @@ The ``make`` fixture (every test runs on aiohttp, httpx async, stdlib and httpx 
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -39,12 +41,15 @@ from egress.errors import (
     ConfigurationError,
     DeadlineExceededError,
     EgressError,
+    TLSVerificationError,
     TransportError,
     UnsafeRequestError,
 )
+from egress.events import RetryScheduled
 from egress.http import ApiClient, BearerAuth, Timeouts, retry_on
 from egress.http._wire import WireRequest
-from egress.policies import attempts
+from egress.policies import CircuitBreaker, CircuitState, CountWindow, attempts
+from egress.testing import RecordingSink
 
 make, server, other = _clients.make, _clients.server, _clients.other  # the shared fixtures
 
@@ -243,3 +248,82 @@ async def test_every_call_ends_by_its_deadline(make: Callable[..., Api], server:
     error = caught.value
     sent = error.sent if isinstance(error, TransportError) else error.__cause__.sent  # type: ignore[union-attr]
     assert sent is True
+
+
+# -- 4. trust is what the caller configured --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (cert file, key file), made by openssl."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def tls_server(certificate: tuple[str, str]) -> Iterator[LoopbackServer]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    srv = LoopbackServer(ssl_context=context).start()
+    yield srv
+    srv.stop()
+
+
+async def test_a_trusted_certificate_works(make: Callable[..., Api], tls_server: LoopbackServer,
+                                           certificate: tuple[str, str]) -> None:
+    api = make(base_url=tls_server.url, verify=certificate[0])
+    assert (await api.get("/ok")).status_code == 200
+
+
+async def test_the_environment_does_not_change_trust(
+        make: Callable[..., Api], tls_server: LoopbackServer, certificate: tuple[str, str],
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", certificate[0])
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    monkeypatch.setenv("SSLKEYLOGFILE", str(tmp_path / "keys.log"))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:1")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")
+    api = make(base_url=tls_server.url)  # trust_env=False: the default
+    with pytest.raises(TLSVerificationError):
+        await api.get("/ok")
+    assert not (tmp_path / "keys.log").exists()
+    plain = make(base_url=tls_server.url.replace("https", "http"), pipeline=Pipeline())
+    with pytest.raises(TransportError) as caught:  # no proxy: straight to a TLS port
+        await plain.get("/ok")
+    assert "127.0.0.1:1" not in str(caught.value)
+
+
+async def test_a_refused_certificate_is_permanent(make: Callable[..., Api],
+                                                   tls_server: LoopbackServer) -> None:
+    sink = RecordingSink()
+    breaker = CircuitBreaker("tls-test", minimum_calls=1, window=CountWindow(2), sink=sink)
+    api = make(base_url=tls_server.url, pipeline=Pipeline(
+        Retry(on=retry_on(lambda exc, info: True), backoff=FAST), breaker, sink=sink))
+    for _ in range(3):
+        with pytest.raises(TLSVerificationError) as caught:
+            await api.post("/pay", json={}, idempotency_key="k")
+        assert caught.value.sent is False and caught.value.permanent is True
+    assert sink.of(RetryScheduled) == []  # not even a hook that says "always retry"
+    assert breaker.state is CircuitState.CLOSED
+    assert tls_server.hits("/pay") == []
+
+
+async def test_a_cross_origin_redirect_keeps_only_allowed_headers(
+        make: Callable[..., Api], server: LoopbackServer, other: LoopbackServer) -> None:
+    api = make(follow_redirects=True, headers={"Stripe-Account": "acct_1", "X-Auth-Token": "t",
+                                               "X-Custom-Key": "c", "Accept": "application/json"})
+    server.script("/v1/r", Reply(302, headers={"Location": other.url + "/landing"}))
+    await api.get("/r", headers={"Idempotency-Key": "k", "X-Trace": "1"})
+    landed = other.hits("/landing")[0]
+    for name in ("stripe-account", "x-auth-token", "x-custom-key", "idempotency-key", "x-trace"):
+        assert name not in landed.headers
+    assert landed.headers["accept"] == "application/json"
+    assert "user-agent" in landed.headers
+    server.script("/v1/same", Reply(302, headers={"Location": "/v1/there"}))
+    await api.get("/same")
+    assert server.hits("/v1/there")[0].headers["stripe-account"] == "acct_1"

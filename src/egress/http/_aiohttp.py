@@ -19,6 +19,7 @@ from egress.errors import (
     AttemptTimeoutError,
     EgressError,
     ResponseError,
+    TLSVerificationError,
     TransportError,
     UnsafeRequestError,
 )
@@ -43,6 +44,8 @@ def _map_error(exc: BaseException, request: WireRequest, reading: bool) -> Egres
     name = type(exc).__name__
     if isinstance(exc, EgressError):
         return exc
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return TLSVerificationError(f"{where}: the server's certificate was refused")
     if isinstance(exc, aiohttp.ClientConnectorError):
         return TransportError(f"{where}: could not connect ({name})", sent=False)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import ssl
+import sys
 from collections.abc import Generator, Iterable, Mapping
 from typing import Any
 
@@ -107,14 +108,39 @@ class PreparedCall:
         return f"PreparedCall({self.operation!r})"
 
 
-def _ssl_context(verify: bool | str | ssl.SSLContext, allow_insecure: bool) -> ssl.SSLContext:
+def _verifying_context(cafile: str | None, trust_env: bool) -> ssl.SSLContext:
+    """A certificate- and hostname-checking context (TLS 1.2 at least).
+
+    ``ssl.create_default_context`` lets the environment decide: ``SSL_CERT_FILE``/``SSL_CERT_DIR``
+    replace the trust store and ``SSLKEYLOGFILE`` writes session keys to a file. Without
+    ``trust_env`` only the caller's CA file, or the platform's compiled-in store, is trusted.
+    """
+    if trust_env:
+        return ssl.create_default_context(cafile=cafile)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname on
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cafile is not None:
+        context.load_verify_locations(cafile=cafile)
+    elif sys.platform == "win32":  # the system store; OpenSSL's env paths are not used there
+        context.load_default_certs()
+    else:
+        paths = ssl.get_default_verify_paths()  # openssl_*: compiled-in, not the environment
+        if paths.openssl_cafile and os.path.isfile(paths.openssl_cafile):
+            context.load_verify_locations(cafile=paths.openssl_cafile)
+        if paths.openssl_capath and os.path.isdir(paths.openssl_capath):
+            context.load_verify_locations(capath=paths.openssl_capath)
+    return context
+
+
+def _ssl_context(verify: bool | str | ssl.SSLContext, allow_insecure: bool,
+                 trust_env: bool) -> ssl.SSLContext:
     if isinstance(verify, ssl.SSLContext):
         return verify
     if verify is True:
-        return ssl.create_default_context()
+        return _verifying_context(None, trust_env)
     if isinstance(verify, str):
         try:
-            return ssl.create_default_context(cafile=verify)
+            return _verifying_context(verify, trust_env)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigurationError(f"verify: cannot load the CA file ({type(exc).__name__})"
                                      ) from None
@@ -220,7 +246,7 @@ class ClientCore:
         self.default_headers = defaults
         self._default_lower = {k.lower() for k in defaults}
 
-        context = _ssl_context(verify, allow_insecure)
+        context = _ssl_context(verify, allow_insecure, bool(trust_env))
         if verify is False:
             self.sink.emit(InsecureTransport(operation=self.base.origin, at=clock.now()))
             _LOG.warning("egress.http: certificate verification is OFF for %s "

@@ -103,8 +103,8 @@ def retry_on(hook: RetryHook | None = None) -> Callable[[BaseException], bool]:
     """A predicate for ``Retry(on=...)`` applying ``hook`` first, then the default rules."""
 
     def retryable(exc: BaseException) -> bool:
-        if not isinstance(exc, UpstreamError):
-            return False
+        if not isinstance(exc, UpstreamError) or getattr(exc, "permanent", False):
+            return False  # a permanent failure (a refused certificate) is beyond any hook
         info = exc.request_info if isinstance(exc.request_info, RequestInfo) else None
         if hook is not None and info is not None:
             verdict = hook(exc, info)

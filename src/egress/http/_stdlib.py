@@ -15,6 +15,7 @@ import http.client
 import io
 import select
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,7 @@ from egress.errors import (
     ConfigurationError,
     EgressError,
     ResponseError,
+    TLSVerificationError,
     TransportError,
     UnsafeRequestError,
 )
@@ -126,6 +128,8 @@ def _map_error(exc: Exception, request: WireRequest, phase: str) -> EgressError:
     where = _where(request)
     name = type(exc).__name__
     if phase == "connect":
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return TLSVerificationError(f"{where}: the server's certificate was refused")
         if isinstance(exc, TimeoutError):
             return AttemptTimeoutError(f"{where}: connect timed out", sent=False)
         return TransportError(f"{where}: could not connect ({name})", sent=False)
