@@ -15,6 +15,7 @@ The ``make`` fixture (every test runs on aiohttp, httpx async, stdlib and httpx 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import ssl
 import subprocess
 import time
@@ -41,6 +42,7 @@ from egress.errors import (
     ConfigurationError,
     DeadlineExceededError,
     EgressError,
+    ResponseError,
     TLSVerificationError,
     TransportError,
     UnsafeRequestError,
@@ -327,3 +329,22 @@ async def test_a_cross_origin_redirect_keeps_only_allowed_headers(
     server.script("/v1/same", Reply(302, headers={"Location": "/v1/there"}))
     await api.get("/same")
     assert server.hits("/v1/there")[0].headers["stripe-account"] == "acct_1"
+
+
+# -- 6. bodies ----------------------------------------------------------------------------------
+
+
+async def test_json_refuses_infinity_and_other_media_types(make: Callable[..., Api],
+                                                          server: LoopbackServer) -> None:
+    api = make()
+    server.script("/v1/n", Reply(200, b'{"amount": 1e400}',
+                                 headers={"Content-Type": "application/json"}))
+    with pytest.raises(ResponseError):
+        (await api.get("/n")).json()
+    server.script("/v1/page", Reply(200, b"<html>{}</html>", headers={"Content-Type": "text/html"}))
+    with pytest.raises(ResponseError, match="Content-Type"):
+        (await api.get("/page")).json()
+    server.script("/v1/gz", Reply(200, gzip.compress(gzip.compress(b'{"z": 1}')),
+                                  headers={"Content-Encoding": "gzip, gzip",
+                                           "Content-Type": "application/problem+json"}))
+    assert (await api.get("/gz")).json() == {"z": 1}
