@@ -9,6 +9,9 @@ KEYED          POST/PATCH with an idempotency key      any transient failure (sa
 UNSAFE         POST/PATCH without a key                only a failure that proves nothing was sent
 =============  ======================================  ===========================================
 
+A POST/PATCH has a key only if the caller passed one or declared that the upstream honours keys
+(``auto_idempotency_key``). A permanent failure (``TLSVerificationError``) is never retried.
+
 Transient failures: a transport error (refused, reset, timed out), a truncated body, and the
 statuses 408, 429, 500, 502, 503, 504. Errors only carry facts (``sent``, ``status_code``,
 ``replay_safe``); :func:`retry_on` turns them into the decision Retry asks for, after a provider's
