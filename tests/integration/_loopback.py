@@ -110,56 +110,23 @@ class Drip(Action):
 
 @dataclass
 class DripHeaders(Action):
-    """Send the status line, then one header byte every ``interval`` seconds (slowloris)."""
+    """Send the status line, then one header byte every ``interval`` seconds (slowloris).
+
+    ``prefix=b"HTTP/1.1 200 "`` drips the status line itself (a reason phrase that never ends);
+    ``prefix=b"", piece=b"HTTP/1.1 100 Continue\r\n\r\n"`` sends interim answers forever.
+    """
 
     count: int = 200
     interval: float = 0.02
+    prefix: bytes = b"HTTP/1.1 200 OK\r\nX-Slow: "
+    piece: bytes = b"a"
 
     async def run(self, server: LoopbackServer, request: Recorded,
                   writer: asyncio.StreamWriter) -> bool:
-        writer.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        writer.write(self.prefix)
         for _ in range(self.count):
             try:
-                writer.write(b"a")
-                await writer.drain()
-            except (ConnectionError, RuntimeError):
-                return False
-            await asyncio.sleep(self.interval)
-        return False
-
-
-@dataclass
-class ContinueForever(Action):
-    """Answer ``100 Continue`` again and again, never followed by the real answer."""
-
-    count: int = 400
-    interval: float = 0.01
-
-    async def run(self, server: LoopbackServer, request: Recorded,
-                  writer: asyncio.StreamWriter) -> bool:
-        for _ in range(self.count):
-            try:
-                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                await writer.drain()
-            except (ConnectionError, RuntimeError):
-                return False
-            await asyncio.sleep(self.interval)
-        return False
-
-
-@dataclass
-class DripStatus(Action):
-    """Send the status line itself one byte every ``interval`` seconds (a long reason phrase)."""
-
-    count: int = 200
-    interval: float = 0.02
-
-    async def run(self, server: LoopbackServer, request: Recorded,
-                  writer: asyncio.StreamWriter) -> bool:
-        line = b"HTTP/1.1 200 " + b"O" * self.count
-        for index in range(len(line)):
-            try:
-                writer.write(line[index:index + 1])
+                writer.write(self.piece)
                 await writer.drain()
             except (ConnectionError, RuntimeError):
                 return False

@@ -25,10 +25,8 @@ from typing import Any
 import pytest
 import test_http_client as _clients
 from _loopback import (
-    ContinueForever,
     Drip,
     DripHeaders,
-    DripStatus,
     Hang,
     LoopbackServer,
     Reply,
@@ -225,8 +223,9 @@ async def test_waiting_for_a_pooled_connection_is_not_sent(
 
 HOSTILE = {
     "headers-never-end": lambda: DripHeaders(count=400, interval=0.01),
-    "continue-forever": lambda: ContinueForever(count=400, interval=0.01),
-    "dripped-status-line": lambda: DripStatus(count=400, interval=0.01),
+    "continue-forever": lambda: DripHeaders(count=400, interval=0.01, prefix=b"",
+                                            piece=b"HTTP/1.1 100 Continue\r\n\r\n"),
+    "dripped-status-line": lambda: DripHeaders(count=400, interval=0.01, prefix=b"HTTP/1.1 200 "),
     "dripped-body": lambda: Drip(b"x" * 400, interval=0.01),
 }
 
