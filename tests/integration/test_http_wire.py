@@ -347,3 +347,21 @@ async def test_json_refuses_infinity_and_other_media_types(make: Callable[..., A
                                   headers={"Content-Encoding": "gzip, gzip",
                                            "Content-Type": "application/problem+json"}))
     assert (await api.get("/gz")).json() == {"z": 1}
+
+
+async def test_a_deadline_that_ends_in_the_pool_wait_is_not_sent(
+        make: Callable[..., Api], server: LoopbackServer) -> None:
+    api = make(max_connections=1, pipeline=Pipeline(), timeouts=Timeouts(pool=5.0, total=5.0))
+    server.script("/v1/hang", Hang(1.5))
+    busy = asyncio.ensure_future(api.get("/hang"))
+    for _ in range(200):  # until the first call holds the only connection
+        if server.hits("/v1/hang"):
+            break
+        await asyncio.sleep(0.01)
+    with pytest.raises(DeadlineExceededError) as caught:
+        await api.get("/other", deadline=0.3)
+    cause = caught.value.__cause__
+    assert isinstance(cause, TransportError) and cause.sent is False
+    assert server.hits("/v1/other") == []
+    with pytest.raises(EgressError):
+        await busy

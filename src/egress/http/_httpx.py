@@ -35,6 +35,7 @@ from egress.http._wire import WireOptions, WireRequest, WireResponse
 __all__ = ["HttpxAsyncWire", "HttpxSyncWire"]
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+_BACKSTOP = 0.05  # seconds the async total waits for httpx's own timeouts to fire first
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
@@ -147,7 +148,10 @@ class HttpxAsyncWire:
         error: EgressError | None = None
         cause: BaseException | None = None
         try:
-            async with asyncio.timeout(timeouts[4]):
+            # A backstop just after the end: httpx's own pool, connect and read timeouts (all
+            # capped at the end) fire first and say whether anything was sent; this one stops
+            # only what they cannot (a drip), and reports it as sent.
+            async with asyncio.timeout(timeouts[4] + _BACKSTOP):
                 response = await self._client.send(_build(self._client, request, timeouts),
                                                    stream=True)
                 reading = True
