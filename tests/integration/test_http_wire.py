@@ -287,16 +287,29 @@ async def test_the_environment_does_not_change_trust(
     monkeypatch.setenv("SSL_CERT_FILE", certificate[0])
     monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
     monkeypatch.setenv("SSLKEYLOGFILE", str(tmp_path / "keys.log"))
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:1")
-    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")
     api = make(base_url=tls_server.url)  # trust_env=False: the default
     with pytest.raises(TLSVerificationError):
         await api.get("/ok")
     assert not (tmp_path / "keys.log").exists()
-    plain = make(base_url=tls_server.url.replace("https", "http"), pipeline=Pipeline())
-    with pytest.raises(TransportError) as caught:  # no proxy: straight to a TLS port
-        await plain.get("/ok")
-    assert "127.0.0.1:1" not in str(caught.value)
+
+
+async def test_the_environment_does_not_change_routing(
+        make: Callable[..., Api], server: LoopbackServer, other: LoopbackServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, other.url)  # a "proxy" that answers whatever it is asked
+    api = make()
+    await api.get("/direct")
+    assert len(server.hits("/v1/direct")) == 1
+    assert other.requests == []
+    if api.client.backend == "stdlib":
+        return  # no proxy support at all (trust_env=True is refused)
+    proxied = make(trust_env=True)  # the control: the same environment, now trusted
+    await proxied.get("/via")
+    assert server.hits("/v1/via") == []
+    assert other.requests and other.requests[0].path.endswith("/v1/via")
 
 
 async def test_a_refused_certificate_is_permanent(make: Callable[..., Api],
