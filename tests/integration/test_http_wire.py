@@ -15,7 +15,9 @@ The ``make`` fixture (every test runs on aiohttp, httpx async, stdlib and httpx 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
+import socket
 import ssl
 import subprocess
 import time
@@ -378,3 +380,34 @@ async def test_a_deadline_that_ends_in_the_pool_wait_is_not_sent(
     assert server.hits("/v1/other") == []
     with pytest.raises(EgressError):
         await busy
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """A loopback port whose accept queue is full: a new connection's SYN goes unanswered."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    fillers: list[socket.socket] = []
+    for _ in range(8):  # fill the queue (its length is backlog + 1 on Linux)
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(listener.getsockname())
+        fillers.append(filler)
+    time.sleep(0.1)
+    yield url
+    for sock in [*fillers, listener]:
+        sock.close()
+
+
+async def test_a_deadline_that_ends_while_connecting_is_not_sent(
+        make: Callable[..., Api], black_hole: str) -> None:
+    api = make(base_url=black_hole, pipeline=Pipeline(), timeouts=Timeouts(connect=5.0))
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceededError) as caught:
+        await api.post("/pay", json={}, deadline=0.3)
+    assert time.monotonic() - started < 0.3 + 1.5
+    cause = caught.value.__cause__
+    assert isinstance(cause, TransportError) and cause.sent is False

@@ -32,6 +32,7 @@ __all__ = ["AiohttpWire"]
 
 _URL_CACHE_LIMIT = 1024
 _NO_BODY_STATUSES = frozenset({204, 304})
+_BACKSTOP = 0.05  # seconds the total waits for aiohttp's connect and read timers to fire first
 
 
 def _where(request: WireRequest) -> str:
@@ -83,7 +84,9 @@ def _timeout(connect: float, read: float, total: float) -> aiohttp.ClientTimeout
 
     The wait for a pooled connection is bounded by ``Timeouts.pool`` before aiohttp is called.
     """
-    return aiohttp.ClientTimeout(total=total, sock_connect=min(connect, total),
+    # ``total`` is a backstop just after the end, so that the connect and read timers (capped at
+    # the end) fire first and say whether anything was sent; it stops only what they cannot.
+    return aiohttp.ClientTimeout(total=total + _BACKSTOP, sock_connect=min(connect, total),
                                  sock_read=read if read < total else None)
 
 
