@@ -114,6 +114,9 @@ class ScriptedOp:
     def result_id(self, result: str) -> str:
         return result
 
+    async def lookup(self) -> str | None:
+        return None
+
 
 def unknown(key: str = "k") -> OutcomeUnknown:
     return OutcomeUnknown("lost", idempotency_key=key, reference="o-1", operation="create")

@@ -11,6 +11,14 @@ Two decisions live here and nowhere else:
   that may have reached Stripe's endpoint on a request that changes something is
   :class:`~egress.errors.OutcomeUnknown`, never a guess.
 
+**The settlement rule.** Once any attempt of a key may have reached Stripe (sent, answer lost),
+only Stripe's own replay of the key's stored outcome (an error object answered with
+``Idempotent-Replayed: true``) is a decision about that key. Any other error answer (a load
+balancer's 408, a proxy's 413, a first-hand 400) says nothing about the earlier attempt, which may
+have charged: the caller gets :class:`~egress.errors.OutcomeUnknown` and the key is kept. An
+answer that is not a well-formed Stripe error object (a JSON ``error`` object with a ``type``, and
+a ``Request-Id``) is never taken for a Stripe decision at all.
+
 Messages carry Stripe's ``type``, ``code``, ``decline_code`` and ``param``, and its ``message``
 only after redaction (no card numbers, keys or client secrets survive); never the request body.
 """
@@ -80,6 +88,11 @@ class StripeError:
     message: str | None = None
     request_id: str | None = None
     should_retry: bool | None = None
+    #: A JSON ``error`` object with a ``type`` and a ``Request-Id``: Stripe's answer, not an
+    #: edge's (a proxy or load balancer in front of Stripe answers HTML, or JSON of its own).
+    well_formed: bool = False
+    #: ``Idempotent-Replayed: true``: Stripe replays the stored outcome of this key.
+    replayed: bool = False
 
     def describe(self) -> str:
         parts = [f"Stripe {self.status}"]
@@ -116,6 +129,8 @@ def parse_stripe_error(exc: StatusError) -> StripeError:
     header = exc.header("stripe-should-retry")
     should_retry = {"true": True, "false": False}.get((header or "").strip().lower())
     message = body.get("message")
+    well_formed = isinstance(body.get("type"), str) and bool(exc.request_id)
+    replayed = (exc.header("idempotent-replayed") or "").strip().lower() == "true"
     return StripeError(
         status=exc.status_code,
         type=_safe_token(body.get("type")),
@@ -125,6 +140,8 @@ def parse_stripe_error(exc: StatusError) -> StripeError:
         message=redact_message(message) if isinstance(message, str) else None,
         request_id=exc.request_id,
         should_retry=should_retry,
+        well_formed=well_formed,
+        replayed=well_formed and replayed,
     )
 
 
@@ -224,15 +241,22 @@ def to_domain_error(exc: BaseException, *, operation: str, changes_state: bool,
         error = parse_stripe_error(exc)
         text = f"{operation}: {error.describe()}"
         status = exc.status_code
-        if error.type == "idempotency_error" and status != 409:
+        if status >= 500 or status == 409:
+            return unknown(error.describe())
+        if ambiguous and not error.replayed:
+            # An earlier attempt of this key may have acted, and this answer is not Stripe's
+            # replay of the key's outcome: an edge's 408/413, or a first-hand refusal that says
+            # nothing about the earlier attempt. Not proof that nothing happened.
+            return unknown(error.describe())
+        if not error.well_formed:
+            # Not Stripe speaking (a proxy, a load balancer): never a decline, never "your
+            # request is wrong". Nothing reached Stripe's idempotency layer on this attempt.
+            return ProviderUnavailable(f"{operation}: {error.describe()} (not a Stripe error "
+                                       f"object)", retry_after=retry_after)
+        if error.type == "idempotency_error":
             return IdempotencyMismatch(text)
         if status == 402 or error.type == "card_error":
             return PaymentDeclined(text, decline_code=error.decline_code, code=error.code)
-        if status >= 500 or status == 409:
-            return unknown(error.describe())
-        if ambiguous and status in (401, 403, 429):
-            # Refused before execution, but an earlier attempt of this call may have executed.
-            return unknown(error.describe())
         if status in (401, 403):
             return AuthenticationFailed(text)
         if status == 429:
