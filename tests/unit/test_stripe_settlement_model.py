@@ -27,7 +27,7 @@ from egress.errors import (
 from egress.payments import Money, PaymentRequest, PaymentStatus
 from egress.stores import MEMORY_STORE
 from egress.stores.idempotency_memory import MemoryIdempotencyStore
-from egress.testing.fake_stripe import FakeStripe, Fault
+from egress.testing.fake_stripe import FakeStripe
 
 # Each example is a few real loopback calls (~0.3 s); raise it for a soak run.
 EXAMPLES = int(os.environ.get("EGRESS_MODEL_EXAMPLES", "40"))
