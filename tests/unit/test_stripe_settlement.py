@@ -262,6 +262,23 @@ async def test_a_lost_store_finds_the_reference_before_charging(check: bool) -> 
         assert live_charges(fake) == (1 if check else 2)  # off: the gap the check closes
 
 
+async def test_a_lost_store_finds_the_refund_before_refunding_again() -> None:
+    clock = FakeClock(wall=time.time(), auto_advance=False)
+    async with FakeStripe(seed=0, clock=clock) as fake:
+        async with StripePayments(fake.api_key, base_url=fake.url) as first:
+            paid = await first.create(order())
+            refund = await first.refund(paid.id, reference="r-1", amount=Money("5.00", "USD"))
+        clock.advance(25 * 3600)
+        async with StripePayments(fake.api_key, base_url=fake.url,
+                                  store=MemoryIdempotencyStore()) as restarted:
+            wire = record(restarted)
+            again = await restarted.refund(paid.id, reference="r-1",
+                                           amount=Money("5.00", "USD"))
+            assert again.id == refund.id
+            assert wire.posts("/v1/refunds") == []
+        assert refunds(fake, paid.id) == 1
+
+
 # -- key in use (issue 10 §5) ------------------------------------------------------------------
 
 

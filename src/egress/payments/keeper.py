@@ -18,7 +18,6 @@ from egress._clock import SYSTEM_CLOCK, Clock
 from egress.errors import (
     AuthenticationFailed,
     ConfigurationError,
-    IdempotencyMismatch,
     InvalidPaymentRequest,
     OutcomeUnknown,
     PaymentDeclined,
@@ -257,7 +256,9 @@ class IdempotencyKeeper:
         # tell, so the operation may look the reference up once, before the first byte is sent.
         try:
             found = await op.lookup()
-        except IdempotencyMismatch:
+        except Exception:
+            # Nothing was sent: drop the reservation, so the next call is a first attempt
+            # again (not a resumed, possibly-sent one).
             await self.store.delete(*record.ident, expected_key=record.key)
             raise
         if found is not None:

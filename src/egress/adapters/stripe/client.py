@@ -311,12 +311,26 @@ class StripePayments:
         async def settle(record: IdempotencyRecord) -> Refund | None:
             return await self._find_refund(payment_id, reference)
 
+        async def lookup() -> Refund | None:
+            # A lost store beyond Stripe's 24 h: the payment's refunds are a short, consistent
+            # list, so one read before the first attempt rules out a second refund.
+            try:
+                found = await self._find_refund(payment_id, reference)
+            except ProviderUnavailable:
+                return None  # as for create: a failed check is skipped, not fatal
+            if found is not None and amount is not None and found.amount != amount:
+                raise IdempotencyMismatch(
+                    f"refund reference already used for another amount at Stripe ({found.id}); "
+                    f"nothing was sent")
+            return found
+
         call: KeyedCall[Refund] = KeyedCall(
             operation="refund", reference=reference,
             fingerprint=request_fingerprint("refund", payment_id,
                                             None if amount is None else str(amount),
                                             None if reason is None else reason.value),
-            send=send, fetch=self._get_refund, settle=settle, result_id=lambda r: r.id)
+            send=send, fetch=self._get_refund, settle=settle, result_id=lambda r: r.id,
+            lookup=lookup if self.check_new_references else None)
         return await self._keeper.run(call)
 
     async def get(self, payment_id: str) -> Payment:
