@@ -78,6 +78,16 @@ async def create_until_known(payments: StripePayments, calls: int = 3) -> Paymen
     return await payments.create(order())
 
 
+async def refund_until_known(payments: StripePayments, payment_id: str,
+                             calls: int = 3) -> Refund:
+    for _ in range(calls - 1):
+        try:
+            return await payments.refund(payment_id, reference="r-1")
+        except OutcomeUnknown:
+            continue
+    return await payments.refund(payment_id, reference="r-1")
+
+
 # -- the reproduction of issue 9 §1 ------------------------------------------------------------
 
 
@@ -134,14 +144,7 @@ async def test_refund_status_after_commit_then_reset_within_one_call(
         status: int, fake: FakeStripe, payments: StripePayments) -> None:
     paid = await payments.create(order())
     fake.faults.script("refunds.create", Fault.commit_then_reset(), Fault.http_status(status))
-    refund: Refund | None = None
-    for _ in range(3):
-        try:
-            refund = await payments.refund(paid.id, reference="r-1")
-            break
-        except OutcomeUnknown:
-            continue
-    assert refund is not None
+    await refund_until_known(payments, paid.id)
     assert refunds(fake, paid.id) == 1
 
 
@@ -153,14 +156,7 @@ async def test_refund_status_after_lost_answers_across_calls(
                        *[Fault.reset()] * (ATTEMPTS - 1), Fault.http_status(status))
     with pytest.raises(OutcomeUnknown):
         await payments.refund(paid.id, reference="r-1")
-    refund: Refund | None = None
-    for _ in range(3):
-        try:
-            refund = await payments.refund(paid.id, reference="r-1")
-            break
-        except OutcomeUnknown:
-            continue
-    assert refund is not None
+    await refund_until_known(payments, paid.id)
     assert refunds(fake, paid.id) == 1
 
 
