@@ -114,3 +114,48 @@ def test_no_sequence_of_lost_answers_and_edge_statuses_charges_twice(
     server.reset()
     MEMORY_STORE.clear()  # breakers and budgets are shared by name: none carries over
     asyncio.run(run(server, script, card))
+
+
+def refunded(fake: FakeStripe, payment_id: str) -> int:
+    return sum(1 for r in fake.ledger.refunds if r.payment_intent == payment_id)
+
+
+async def run_refunds(fake: FakeStripe, script: list[tuple[str, ...]]) -> None:
+    store = MemoryIdempotencyStore()
+    async with StripePayments(fake.api_key, base_url=fake.url, store=store) as payments:
+        paid = await payments.create(PaymentRequest(amount=Money("12.00", "USD"),
+                                                    reference="ref",
+                                                    payment_method="pm_card_visa"))
+        done: str | None = None
+        for refund_faults in script:
+            fake.faults.clear()
+            if refund_faults:
+                fake.faults.script("refunds.create", *refund_faults)
+            try:
+                refund = await payments.refund(paid.id, reference="r")
+            except (OutcomeUnknown, ProviderUnavailable):
+                refund = None
+            except (InvalidPaymentRequest, AuthenticationFailed, PaymentDeclined):
+                assert refunded(fake, paid.id) == 0  # "nothing happened" only when true
+                refund = None
+            assert refunded(fake, paid.id) <= 1
+            if refund is not None:
+                assert done in (None, refund.id)
+                done = refund.id
+    fake.faults.clear()
+    # The end: no faults, and every stored key counts as stale (the provider is asked first,
+    # absence trusted at once: nothing is in flight), so even a saved 500 is settled.
+    async with StripePayments(fake.api_key, base_url=fake.url, store=store, settle_after=0,
+                              max_key_age=1e-6) as payments:
+        final = await payments.refund(paid.id, reference="r")
+    assert done in (None, final.id)
+    assert refunded(fake, paid.id) == 1
+
+
+@settings(max_examples=EXAMPLES // 2)
+@given(script=st.lists(st.lists(faults, max_size=3).map(tuple), min_size=1, max_size=4))
+def test_no_sequence_of_lost_answers_and_edge_statuses_refunds_twice(
+        server: FakeStripe, script: list[tuple[str, ...]]) -> None:
+    server.reset()
+    MEMORY_STORE.clear()
+    asyncio.run(run_refunds(server, script))
