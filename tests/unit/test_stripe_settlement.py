@@ -17,9 +17,13 @@ import pytest
 import pytest_asyncio
 from _recording_wire import record
 
+from egress import Pipeline
 from egress.adapters.stripe import StripePayments
+from egress.adapters.stripe._errors import stripe_retry_hook
 from egress.errors import OutcomeUnknown, PaymentDeclined
+from egress.http import retry_on
 from egress.payments import Money, Payment, PaymentRequest, PaymentStatus, RecordState, Refund
+from egress.policies import Backoff, Retry
 from egress.stores.idempotency_memory import MemoryIdempotencyStore
 from egress.testing import FakeClock, RecordingSink
 from egress.testing.fake_stripe import FakeStripe, Fault
@@ -54,9 +58,14 @@ async def fake(server: FakeStripe) -> FakeStripe:
     return server
 
 
+# Stripe's retry rules with next to no backoff: the matrix tests decisions, not waiting.
+FAST = Pipeline(Retry(on=retry_on(stripe_retry_hook), backoff=Backoff(initial=0.001, cap=0.01)))
+
+
 @pytest_asyncio.fixture(loop_scope="module")
 async def payments(fake: FakeStripe) -> AsyncIterator[StripePayments]:
-    async with StripePayments(fake.api_key, base_url=fake.url, sink=RecordingSink()) as client:
+    async with StripePayments(fake.api_key, base_url=fake.url, sink=RecordingSink(),
+                              pipeline=FAST) as client:
         yield client
 
 
