@@ -20,8 +20,9 @@ from _recording_wire import record
 from egress import Pipeline
 from egress.adapters.stripe import StripePayments
 from egress.adapters.stripe._errors import stripe_retry_hook
-from egress.errors import OutcomeUnknown, PaymentDeclined
-from egress.http import retry_on
+from egress.errors import OutcomeUnknown, PaymentDeclined, ProviderUnavailable
+from egress.http import Headers, retry_on
+from egress.http._wire import WireResponse
 from egress.payments import Money, Payment, PaymentRequest, PaymentStatus, RecordState, Refund
 from egress.policies import Backoff, Retry
 from egress.stores.idempotency_memory import MemoryIdempotencyStore
@@ -167,6 +168,42 @@ async def test_refund_status_after_lost_answers_across_calls(
         await payments.refund(paid.id, reference="r-1")
     await refund_until_known(payments, paid.id)
     assert refunds(fake, paid.id) == 1
+
+
+class EdgeWire:
+    """The client's wire with an edge in front of Stripe: the listed POSTs are answered by the
+    edge with an HTML page (never a Stripe error object), before or after forwarding them."""
+
+    def __init__(self, inner: Any, answers: list[tuple[int, bool]]) -> None:
+        self.inner = inner
+        self.answers = answers  # (status, forwarded first) for the next POSTs
+
+    async def send(self, request: Any) -> Any:
+        if request.method != "POST" or not self.answers:
+            return await self.inner.send(request)
+        status, forward = self.answers.pop(0)
+        if forward:
+            await self.inner.send(request)  # Stripe acted; the edge lost its answer
+        return WireResponse(status, Headers([("Content-Type", "text/html")]),
+                            f"<html><body>{status} from the edge</body></html>".encode())
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.mark.parametrize("status", [400, 402, 403, 404, 408, 413])
+@pytest.mark.parametrize("forwarded", [False, True])
+async def test_an_edge_page_is_never_a_stripe_decision(
+        status: int, forwarded: bool, fake: FakeStripe, payments: StripePayments) -> None:
+    payments.client._wire = EdgeWire(payments.client._wire,  # type: ignore[assignment]
+                                     [(status, forwarded)])
+    with pytest.raises((OutcomeUnknown, ProviderUnavailable)):
+        await payments.create(order())
+    stored = await payments.store.get(payments.scope, "create", "order-1")
+    assert stored is not None and stored.state is not RecordState.FAILED  # the key is kept
+    final = await create_until_known(payments)
+    assert final.metadata["egress_key_generation"] == "0"  # the same key, never renewed
+    assert live_charges(fake) == 1
 
 
 # -- proof that does settle --------------------------------------------------------------------
