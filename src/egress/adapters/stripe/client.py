@@ -139,8 +139,8 @@ class StripePayments:
     ``max_key_age``       82800.0 (23 h)       older keys are never re-sent blindly
     ``settle_after``      600.0                absence is trusted this long after a try
     ``max_scan_pages``    10                   list pages reconcile may read for a proof
-    ``check_new_``        ``True``             search the reference once before the first
-    ``references``                             attempt of a reference with no local record
+    ``check_new_``        ``True``             look a reference with no local record up once
+    ``references``                             before its first attempt (a lost store)
     ``backend``           ``"aiohttp"``        ApiClient wire backend
     ``clock``/``sink``    system / none        time source and event sink
     ====================  ===================  ==============================================
@@ -253,6 +253,7 @@ class StripePayments:
     async def create(self, request: PaymentRequest) -> Payment:
         if not isinstance(request, PaymentRequest):
             raise InvalidPaymentRequest("create() takes a PaymentRequest")
+
         def build(generation: int | None) -> WireRequest:
             return wire.create_intent(request, reference_key=self.reference_key,
                                       payment_method_types=self.payment_method_types,
