@@ -206,12 +206,10 @@ def test_an_answer_that_is_not_a_stripe_error_object_is_never_a_decision(
     if exc.status_code == 404:  # well-formed body, but no Request-Id: not Stripe speaking
         exc = StatusError(404, request_id=None, headers=(),
                           response=Response(404, Headers([]), exc.response.content))
-    for changes_state in (True, False):
+    for changes_state, kind in ((True, OutcomeUnknown), (False, ProviderUnavailable)):
         error = to_domain_error(exc, operation="create", changes_state=changes_state,
                                 idempotency_key="k-1")
-        assert isinstance(error, ProviderUnavailable)
-        assert not isinstance(error, PaymentDeclined | InvalidPaymentRequest
-                              | AuthenticationFailed)
+        assert isinstance(error, kind)  # the edge may have forwarded the POST: unknown
 
 
 @pytest.mark.parametrize("exc", [status(500), TransportError("reset", sent=True),
@@ -249,7 +247,7 @@ def test_error_fields_are_identifiers_or_dropped() -> None:
 def test_a_non_json_error_body_still_maps() -> None:
     error = domain(status(502, body=b"<html>bad gateway</html>"))
     assert isinstance(error, OutcomeUnknown)
-    assert isinstance(domain(status(400, body=b"oops")), ProviderUnavailable)
+    assert isinstance(domain(status(400, body=b"oops")), OutcomeUnknown)
 
 
 def test_card_numbers_in_stripe_messages_never_reach_the_caller() -> None:

@@ -16,8 +16,8 @@ only Stripe's own replay of the key's stored outcome (an error object answered w
 ``Idempotent-Replayed: true``) is a decision about that key. Any other error answer (a load
 balancer's 408, a proxy's 413, a first-hand 400) says nothing about the earlier attempt, which may
 have charged: the caller gets :class:`~egress.errors.OutcomeUnknown` and the key is kept. An
-answer that is not a well-formed Stripe error object (a JSON ``error`` object with a ``type``, and
-a ``Request-Id``) is never taken for a Stripe decision at all.
+answer that is not a well-formed Stripe error object (a JSON ``error`` object and a
+``Request-Id``) is never taken for a Stripe decision at all.
 
 Messages carry Stripe's ``type``, ``code``, ``decline_code`` and ``param``, and its ``message``
 only after redaction (no card numbers, keys or client secrets survive); never the request body.
@@ -88,8 +88,8 @@ class StripeError:
     message: str | None = None
     request_id: str | None = None
     should_retry: bool | None = None
-    #: A JSON ``error`` object with a ``type`` and a ``Request-Id``: Stripe's answer, not an
-    #: edge's (a proxy or load balancer in front of Stripe answers HTML, or JSON of its own).
+    #: A JSON ``error`` object and a ``Request-Id``: Stripe's answer, not an edge's (a proxy or
+    #: load balancer in front of Stripe answers HTML, or JSON of its own, without Request-Id).
     well_formed: bool = False
     #: ``Idempotent-Replayed: true``: Stripe replays the stored outcome of this key.
     replayed: bool = False
@@ -118,6 +118,7 @@ def _safe_token(value: Any) -> str | None:
 def parse_stripe_error(exc: StatusError) -> StripeError:
     """The facts of a Stripe error response (tolerant: a non-JSON body gives just the status)."""
     body: Mapping[str, Any] = {}
+    has_error_object = False
     content = getattr(exc.response, "content", None)
     if isinstance(content, bytes | bytearray):
         try:
@@ -126,10 +127,11 @@ def parse_stripe_error(exc: StatusError) -> StripeError:
             doc = None
         if isinstance(doc, Mapping) and isinstance(doc.get("error"), Mapping):
             body = doc["error"]
+            has_error_object = True
     header = exc.header("stripe-should-retry")
     should_retry = {"true": True, "false": False}.get((header or "").strip().lower())
     message = body.get("message")
-    well_formed = isinstance(body.get("type"), str) and bool(exc.request_id)
+    well_formed = has_error_object and bool(exc.request_id)
     replayed = (exc.header("idempotent-replayed") or "").strip().lower() == "true"
     return StripeError(
         status=exc.status_code,
@@ -174,8 +176,10 @@ def _maybe_processed(exc: BaseException) -> bool:
         return True
     if isinstance(exc, StatusError):
         # 5xx can be replayed-and-saved failures of an executed request; 409 means a request
-        # with this key is executing right now. 4xx answers come before execution or are final.
-        return exc.status_code >= 500 or exc.status_code == 409
+        # with this key is executing right now. Stripe's 4xx answers come before execution or
+        # are final; an edge's page (not a Stripe error object) may follow a forwarded request.
+        return (exc.status_code >= 500 or exc.status_code == 409
+                or not parse_stripe_error(exc).well_formed)
     return False
 
 
@@ -249,10 +253,9 @@ def to_domain_error(exc: BaseException, *, operation: str, changes_state: bool,
             # nothing about the earlier attempt. Not proof that nothing happened.
             return unknown(error.describe())
         if not error.well_formed:
-            # Not Stripe speaking (a proxy, a load balancer): never a decline, never "your
-            # request is wrong". Nothing reached Stripe's idempotency layer on this attempt.
-            return ProviderUnavailable(f"{operation}: {error.describe()} (not a Stripe error "
-                                       f"object)", retry_after=retry_after)
+            # Not Stripe speaking (a proxy, a load balancer, a WAF): never a decline, never
+            # "your request is wrong". Whether it forwarded the request first is unknowable.
+            return unknown(f"{error.describe()} (not a Stripe error object)")
         if error.type == "idempotency_error":
             return IdempotencyMismatch(text)
         if status == 402 or error.type == "card_error":
