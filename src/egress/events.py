@@ -49,6 +49,7 @@ __all__ = [
     "NullSink",
     "RateLimitPaused",
     "RateLimitRejected",
+    "Reconciled",
     "RedirectFollowed",
     "RetryExhausted",
     "RetryGivenUp",
@@ -228,6 +229,19 @@ class TokenRefreshed(Event):
 
     kind: ClassVar[str] = "http.token_refreshed"
     after_401: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reconciled(Event):
+    """A payment operation was settled by asking the provider (``reconcile``).
+
+    ``how`` is ``"found"`` (the provider holds its result) or ``"absent"`` (the provider proved
+    nothing happened, or knows nothing of it). While that cannot be proven yet, the caller gets
+    ``OutcomeUnknown`` and no event.
+    """
+
+    kind: ClassVar[str] = "payments.reconciled"
+    how: str
 
 
 # -- per call and per attempt ----------------------------------------------------------------

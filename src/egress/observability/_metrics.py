@@ -20,6 +20,7 @@ from egress.events import (
     DeadlineExceeded,
     Event,
     RateLimitRejected,
+    Reconciled,
     RetryScheduled,
 )
 from egress.observability._labels import (
@@ -65,6 +66,8 @@ class MetricsSink:
             self.outcome_unknown(self._op(event.operation))
         elif event.kind == "idempotency.replayed":
             self.replayed(self._op(event.operation))
+        elif isinstance(event, Reconciled):
+            self.reconciled(self._op(event.operation), _how(event.how))
 
     def _attempt_ended(self, event: AttemptSucceeded | AttemptFailed) -> None:
         error = self._error(event.error) if isinstance(event, AttemptFailed) else None
@@ -130,6 +133,13 @@ class MetricsSink:
 
     def replayed(self, operation: str) -> None:
         """The provider replayed an earlier answer to a reused key."""
+
+    def reconciled(self, operation: str, how: str) -> None:
+        """A payment operation was settled by asking the provider: ``found`` or ``absent``."""
+
+
+def _how(value: str) -> str:
+    return value if value in ("found", "absent") else OTHER
 
 
 def _state(value: object) -> str:

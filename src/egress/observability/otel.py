@@ -73,6 +73,7 @@ class OpenTelemetrySink(MetricsSink):
             ("deadline_exceeded", "Calls that ran out of deadline"),
             ("outcome_unknown", "Payment operations in doubt"),
             ("idempotent_replays", "Provider replays of a reused key"),
+            ("reconciled", "Payment operations settled by asking the provider"),
         )}
         self._states: dict[str, str] = {}
         self._states_lock = threading.Lock()
@@ -176,6 +177,9 @@ class OpenTelemetrySink(MetricsSink):
 
     def replayed(self, operation: str) -> None:
         self._counters["idempotent_replays"].add(1, {"operation": operation})
+
+    def reconciled(self, operation: str, how: str) -> None:
+        self._counters["reconciled"].add(1, {"operation": operation, "how": how})
 
     def _observe_states(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._states_lock:

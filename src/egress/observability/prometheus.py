@@ -85,6 +85,9 @@ class _Metrics:
         self.outcome_unknown = Counter("egress_outcome_unknown",
                                        "Payment operations whose outcome is in doubt",
                                        ["operation"], registry=r)
+        self.reconciled = Counter("egress_reconciled",
+                                  "Payment operations settled by asking the provider",
+                                  ["operation", "how"], registry=r)
         self.replays = Counter("egress_idempotent_replays",
                                "Answers the provider replayed for a reused idempotency key",
                                ["operation"], registry=r)
@@ -164,6 +167,9 @@ class PrometheusSink(MetricsSink):
 
     def replayed(self, operation: str) -> None:
         self._m.replays.labels(operation).inc()
+
+    def reconciled(self, operation: str, how: str) -> None:
+        self._m.reconciled.labels(operation, how).inc()
 
     def __repr__(self) -> str:
         return "PrometheusSink()"

@@ -22,7 +22,7 @@ from egress.errors import (
     OutcomeUnknown,
     PaymentDeclined,
 )
-from egress.events import NULL_SINK, EventSink, emit_safely
+from egress.events import NULL_SINK, EventSink, Reconciled, emit_safely
 from egress.payments.idempotency import (
     DEFAULT_MAX_KEY_AGE,
     DEFAULT_SETTLE_AFTER,
@@ -296,6 +296,14 @@ class IdempotencyKeeper:
         return None
 
     async def reconcile(self, op: KeyedOperation[R]) -> R | None:
+        """Settle a logical operation by asking the provider (see :meth:`_reconcile`), and say
+        how it was settled (a ``payments.reconciled`` event)."""
+        found = await self._reconcile(op)
+        emit_safely(self.sink, Reconciled(operation=op.operation, at=self.clock.now(),
+                                          how="absent" if found is None else "found"))
+        return found
+
+    async def _reconcile(self, op: KeyedOperation[R]) -> R | None:
         """Settle a logical operation by asking the provider; never sends the operation itself.
 
         Returns the result if it happened, ``None`` if the provider proves it did not (the
