@@ -114,6 +114,9 @@ async def test_a_raising_sink_leaves_outcome_unknown_to_the_caller() -> None:
         def result_id(self, result: str) -> str:
             return result
 
+        async def lookup(self) -> str | None:
+            return None
+
     with pytest.raises(OutcomeUnknown):
         await keeper.run(Lost())
     with pytest.raises(OutcomeUnknown):  # the reuse of the stored key is observed too
