@@ -106,6 +106,31 @@ def _httpx_deadline(timeouts: Any) -> float | None:
     return max(values) if values else None
 
 
+class _Kept:
+    """A response body read within the attempt."""
+
+    __slots__ = ("chunks", "limit", "retryable", "size")
+
+    def __init__(self, retryable: bool, limit: int | None) -> None:
+        self.retryable = retryable
+        self.limit = limit
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def add(self, chunk: bytes) -> bool:
+        """Keep ``chunk``; ``False`` once the body is too large to keep (then it streams on,
+        and is not retried)."""
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+        return self.limit is None or self.size <= self.limit
+
+    def finish(self, response: httpx.Response, call: _Call) -> httpx.Response:
+        response.stream = httpx.ByteStream(b"".join(self.chunks))
+        if self.retryable:
+            raise call.status_error(response)
+        return response
+
+
 class _Call:
     """One logical request: what its attempts share, and the errors they raise."""
 
@@ -172,6 +197,15 @@ class _Call:
 
     def can_retry(self) -> bool:
         return self.tape is None or self.tape.replayable or self._read()
+
+    def plan(self, response: httpx.Response) -> _Kept | None:
+        """``None``: the body goes to the caller as it streams. Otherwise it is read within the
+        attempt: a retryable status's error page (so that it can be retried, and the last one
+        returned), or every body with ``buffer_body``."""
+        retryable = response.status_code in TRANSIENT_STATUSES and self.can_retry()
+        if self.transport.buffer_body:
+            return _Kept(retryable, None)
+        return _Kept(retryable, ERROR_BODY_LIMIT) if retryable else None
 
     def failed(self, error: BaseException) -> None:
         """Bookkeeping of a failed attempt: a body that cannot be sent again ends the retries."""
@@ -385,32 +419,23 @@ class ResilientTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
         stream = response.stream
         assert isinstance(stream, httpx.AsyncByteStream)
         watch = call.watch()
-        retryable = response.status_code in TRANSIENT_STATUSES and call.can_retry()
-        if not (retryable or self.buffer_body):
+        kept = call.plan(response)
+        if kept is None:
             response.stream = AsyncBody(stream, watch)
             return response
-        limit = ERROR_BODY_LIMIT if not self.buffer_body else None
         iterator = stream.__aiter__()
-        chunks: list[bytes] = []
-        size = 0
         try:
             while (chunk := await read_async(iterator, watch)) is not None:
                 watch.count(chunk)
-                chunks.append(chunk)
-                size += len(chunk)
-                if limit is not None and size > limit:
-                    # Too large to keep for a retry: the answer, as it streams.
-                    response.stream = AsyncBody(stream, watch, iterator, tuple(chunks))
+                if not kept.add(chunk):
+                    response.stream = AsyncBody(stream, watch, iterator, tuple(kept.chunks))
                     return response
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
             raise
         await stream.aclose()
-        response.stream = httpx.ByteStream(b"".join(chunks))
-        if retryable:
-            raise call.status_error(response)
-        return response
+        return kept.finish(response, call)
 
     async def aclose(self) -> None:
         if isinstance(self._inner, httpx.AsyncBaseTransport):
@@ -465,30 +490,22 @@ class ResilientTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
         stream = response.stream
         assert isinstance(stream, httpx.SyncByteStream)
         watch = call.watch()
-        retryable = response.status_code in TRANSIENT_STATUSES and call.can_retry()
-        if not (retryable or self.buffer_body):
+        kept = call.plan(response)
+        if kept is None:
             response.stream = SyncBody(stream, watch)
             return response
-        limit = ERROR_BODY_LIMIT if not self.buffer_body else None
         iterator: Iterator[bytes] = iter(stream)
-        chunks: list[bytes] = []
-        size = 0
         try:
             while (chunk := read_sync(iterator, watch)) is not None:
                 watch.count(chunk)
-                chunks.append(chunk)
-                size += len(chunk)
-                if limit is not None and size > limit:
-                    response.stream = SyncBody(stream, watch, iterator, tuple(chunks))
+                if not kept.add(chunk):
+                    response.stream = SyncBody(stream, watch, iterator, tuple(kept.chunks))
                     return response
         except BaseException:
             stream.close()
             raise
         stream.close()
-        response.stream = httpx.ByteStream(b"".join(chunks))
-        if retryable:
-            raise call.status_error(response)
-        return response
+        return kept.finish(response, call)
 
     def close(self) -> None:
         if isinstance(self._inner, httpx.BaseTransport):
