@@ -218,7 +218,9 @@ class _Call:
             why = ("over the replay limit" if tape.size > tape.limit > 0
                    else "the request is not replay-safe" if tape.limit == 0
                    else "it was not sent whole")
-            error.add_note(f"egress: not retried: the streamed request body was not kept ({why})")
+            note = f"egress: not retried: the streamed request body was not kept ({why})"
+            if note not in getattr(error, "__notes__", ()):
+                error.add_note(note)
 
     def end(self) -> None:
         request = self.request
