@@ -3,8 +3,9 @@
 The vendored tree (tests/third_party/httpx, BSD licence) runs in its own pytest process with its
 own settings; its harness (tests/third_party/httpx/conftest.py) wraps transports and runs every
 async test on asyncio and trio. ``all`` wraps every client's default transport *and* every
-transport a test hands in; the few tests that inspect a mounted transport object itself are
-strict xfails there (a wrapper is not the object it wraps), and run plainly with ``default``.
+transport a test hands in, except in the 17 tests that inspect a mounted transport object itself
+(a wrapper is not the object it wraps): those run with the default transports wrapped, and
+fail, as strict xfails, when wrapped too.
 The three tests marked ``network`` need the internet and are left out.
 """
 
@@ -40,18 +41,19 @@ def test_httpx_client_suite_passes_with_every_transport_wrapped() -> None:
     code, output = _run("--egress-wrap=all", "tests/client")
     counts = _counts(output)
     assert code == 0, output[-6000:]
-    assert "failed" not in counts and "error" not in counts and "errors" not in counts
-    assert counts.get("xfailed") == 17, output[-3000:]  # the identity tests, and only them
-    assert counts["passed"] >= 285
+    assert set(counts) <= {"passed", "skipped", "deselected"}, output[-3000:]
+    assert counts["passed"] >= 300  # 307 with httpx 0.28.1 on Python 3.11
     for backend in ("asyncio", "trio"):
         ran = len(re.findall(rf"^PASSED .*\[{backend}[\]-]", output, re.MULTILINE))
         assert ran >= 60, f"{backend}: only {ran} async tests passed"  # 67 in 0.28.1
 
 
 @pytest.mark.slow
-def test_httpx_proxy_tests_pass_with_default_transports_wrapped() -> None:
-    code, output = _run("--egress-wrap=default", "tests/client/test_proxies.py")
+def test_the_one_difference_is_that_a_wrapper_is_not_the_object_it_wraps() -> None:
+    code, output = _run("--egress-wrap=all", "--egress-identity-xfail",
+                        "tests/client/test_proxies.py", "-k",
+                        "test_transport_for_request or test_proxy_with_mounts")
     counts = _counts(output)
     assert code == 0, output[-6000:]
-    assert set(counts) <= {"passed", "deselected", "skipped"}, output[-3000:]
-    assert counts["passed"] >= 60
+    assert counts.get("xfailed") == 17, output[-3000:]  # strict: each must fail
+    assert set(counts) <= {"passed", "xfailed", "deselected"}, output[-3000:]

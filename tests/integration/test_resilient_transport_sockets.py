@@ -34,7 +34,7 @@ def fast(**settings: object) -> ResilientTransport:
 @pytest.mark.parametrize("library", ["asyncio", "trio"])
 def test_a_slow_body_streams_as_it_arrives(server: LoopbackServer, library: str) -> None:
     server.clear()
-    server.script("/feed", Reply(503, headers={"Retry-After": "0"}), Drip(b"x" * 20, 0.02))
+    server.script("/feed", Reply(503, headers={"Retry-After": "0"}), Drip(b"x" * 20, 0.05))
 
     async def main() -> list[bytes]:
         async with httpx.AsyncClient(transport=fast()) as client, \
@@ -43,8 +43,9 @@ def test_a_slow_body_streams_as_it_arrives(server: LoopbackServer, library: str)
             return [chunk async for chunk in response.aiter_raw()]
 
     chunks = anyio.run(main, backend=library)
-    # one byte per drip: many chunks, not one body read whole before the first was handed over
-    assert b"".join(chunks) == b"x" * 20 and len(chunks) >= 5
+    # one byte per drip over a second: several chunks, not one body read whole before the first
+    # was handed over (a loaded machine may batch a few bytes into one read, never all of them)
+    assert b"".join(chunks) == b"x" * 20 and len(chunks) >= 2
     assert len(server.hits("/feed")) == 2  # the 503 retried: headers only
 
 

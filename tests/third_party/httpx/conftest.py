@@ -4,7 +4,8 @@
 
 * ``off``: nothing (plain httpx, the baseline);
 * ``default``: the transport every client builds for itself (``transport=None``);
-* ``all``: that, and every transport a test hands to a client (``transport=``, ``mounts=``).
+* ``all``: that, and every transport a test hands to a client (``transport=``, ``mounts=``),
+  except in the few tests that inspect the mounted transport object itself (see below).
 
 ``--egress-backends`` chooses the async libraries the ``anyio`` tests run on (httpx's own
 settings run asyncio only; egress must also work on trio).
@@ -13,6 +14,7 @@ settings run asyncio only; egress must also work on trio).
 from __future__ import annotations
 
 import functools
+import typing
 from typing import Any
 
 import httpx
@@ -20,34 +22,33 @@ import pytest
 
 from egress.http import ResilientTransport
 
-WRAPPED: list[ResilientTransport] = []
+_STATE = {"everything": True}  # False: wrap default transports only (see _IDENTITY_TESTS)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--egress-wrap", choices=("off", "default", "all"), default="all")
     parser.addoption("--egress-backends", default="asyncio,trio")
+    parser.addoption("--egress-identity-xfail", action="store_true")
 
 
 def _wrap(transport: Any) -> Any:
     if transport is None or isinstance(transport, ResilientTransport):
         return transport
-    wrapped = ResilientTransport(transport)
-    WRAPPED.append(wrapped)
-    return wrapped
+    return ResilientTransport(transport)
 
 
-def _patch(client_class: Any, everything: bool) -> None:
+def _patch(client_class: Any) -> None:
     init_transport = client_class._init_transport
     init = client_class.__init__
 
     @functools.wraps(init_transport)
     def _init_transport(self: Any, *args: Any, transport: Any = None, **kwargs: Any) -> Any:
         built = init_transport(self, *args, transport=transport, **kwargs)
-        return _wrap(built) if transport is None or everything else built
+        return _wrap(built) if transport is None or _STATE["everything"] else built
 
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, mounts: Any = None, **kwargs: Any) -> None:
-        if everything and mounts is not None:
+        if _STATE["everything"] and mounts is not None:
             mounts = {pattern: _wrap(transport) for pattern, transport in mounts.items()}
         init(self, *args, mounts=mounts, **kwargs)
 
@@ -56,10 +57,12 @@ def _patch(client_class: Any, everything: bool) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "egress_default_only: wrap default transports only")
     mode = config.getoption("--egress-wrap")
+    _STATE["everything"] = mode == "all"
     if mode != "off":
         for client_class in (httpx.Client, httpx.AsyncClient):
-            _patch(client_class, everything=mode == "all")
+            _patch(client_class)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -82,8 +85,9 @@ def anyio_backend(egress_backend: str) -> str:
 
 # The one deliberate difference: a wrapper is not the object it wraps. These tests look up the
 # transport a client mounted (``client._transport_for_url``, private) and inspect it (``is``,
-# ``isinstance(..., httpx.HTTPTransport)``, its private ``_pool``). With ``--egress-wrap=all``
-# they find the ResilientTransport around it, so they must fail; with ``default`` they pass.
+# ``isinstance(..., httpx.HTTPTransport)``, its private ``_pool``): wrapping the transports they
+# hand in must fail them. With ``--egress-wrap=all`` they run with the default transports wrapped
+# only (``default``), and ``--egress-identity-xfail`` shows them failing when wrapped too.
 _IDENTITY_TESTS = ("test_proxies.py::test_transport_for_request",
                    "test_proxies.py::test_proxy_with_mounts")
 
@@ -97,5 +101,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         params = getattr(item, "callspec", None)
         if params is not None and params.params.get("expected") is None:
             continue  # no proxy: the client's own transport, which the test compares to itself
-        item.add_marker(pytest.mark.xfail(
-            strict=True, reason="inspects the mounted transport object; a wrapper is not it"))
+        if config.getoption("--egress-identity-xfail"):
+            item.add_marker(pytest.mark.xfail(
+                strict=True, reason="inspects the mounted transport object; a wrapper is not it"))
+        else:
+            item.add_marker(pytest.mark.egress_default_only)
+
+
+@pytest.fixture(autouse=True)
+def _egress_default_only(request: pytest.FixtureRequest) -> typing.Iterator[None]:
+    if request.node.get_closest_marker("egress_default_only") is None:
+        yield
+        return
+    _STATE["everything"] = False
+    try:
+        yield
+    finally:
+        _STATE["everything"] = True
