@@ -286,6 +286,24 @@ def test_a_deadline_replaces_httpx_timeout_as_the_bound(clock: FakeClock) -> Non
     assert [round(start - starts[0], 3) for start in starts] == [0.0, 0.2, 0.6, 1.4]
 
 
+def test_an_unbounded_httpx_timeout_stays_unbounded_without_a_deadline() -> None:
+    seen: list[dict[str, float | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return httpx.Response(200)
+
+    timeout = httpx.Timeout(5.0, read=None)  # a long poll: wait for the answer as long as it takes
+    with httpx.Client(transport=ResilientTransport(httpx.MockTransport(handler)),
+                      timeout=timeout) as client:
+        client.get("https://api.example.com/poll")
+    with httpx.Client(transport=ResilientTransport(httpx.MockTransport(handler), deadline=2.0),
+                      timeout=timeout) as client:
+        client.get("https://api.example.com/poll")
+    assert seen[0]["read"] is None and 4.0 < seen[0]["connect"] <= 5.0  # type: ignore[operator]
+    assert all(0 < value <= 2.0 for value in seen[1].values())  # type: ignore[operator]
+
+
 # -- request bodies -----------------------------------------------------------------------------
 
 

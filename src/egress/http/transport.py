@@ -180,9 +180,12 @@ class _Call:
         if remaining is not None:
             remaining = max(remaining, 1e-3)
             current: dict[str, Any] = dict(self.extensions.get("timeout") or {})
+            # An unbounded httpx timeout (a long poll's read=None) stays unbounded unless a hard
+            # deadline applies: httpx's own timeout only bounds when retries may start.
+            unset = remaining if self.hard is not None else None
             # A new dict: the caller's (shared with redirects and auth retries) stays as it was.
             request.extensions = {**self.extensions, "timeout": {
-                key: remaining if current.get(key) is None else min(current[key], remaining)
+                key: unset if current.get(key) is None else min(current[key], remaining)
                 for key in _TIMEOUT_KEYS}}
         if self.hard is None:
             return None
