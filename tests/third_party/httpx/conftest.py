@@ -14,11 +14,13 @@ settings run asyncio only; egress must also work on trio).
 from __future__ import annotations
 
 import functools
+import socket
 import typing
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn.config
 
 from egress.http import ResilientTransport
 
@@ -56,7 +58,25 @@ def _patch(client_class: Any) -> None:
     client_class.__init__ = __init__
 
 
+def _free_port_for_the_test_server() -> None:
+    """httpx's ``server`` fixture serves on uvicorn's default port, 8000: on a shared machine that
+    port may be taken. Its default becomes a free loopback port (the fixture reads the port back
+    from the config, so its URLs follow)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    init = uvicorn.config.Config.__init__
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("port", port)
+        init(self, *args, **kwargs)
+
+    uvicorn.config.Config.__init__ = __init__  # type: ignore[method-assign]
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _free_port_for_the_test_server()
     config.addinivalue_line("markers", "egress_default_only: wrap default transports only")
     mode = config.getoption("--egress-wrap")
     _STATE["everything"] = mode == "all"
