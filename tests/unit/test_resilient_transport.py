@@ -379,6 +379,7 @@ def test_a_streamed_body_over_the_replay_limit_ends_the_retries() -> None:
         with pytest.raises(httpx.ReadError) as caught:
             client.put("https://api.example.com/doc", content=upload())
         assert len(bodies) == 1 and caught.value.replay_safe is False  # type: ignore[attr-defined]
+        assert any("over replay_limit" in note for note in caught.value.__notes__)
         # a status: the answer itself is returned, since the body cannot be sent again
         inner2, bodies2 = _consuming(503)
     transport = ResilientTransport(inner2, pipeline=fast(), replay_limit=4)

@@ -218,9 +218,8 @@ class _Call:
             error.replay_safe = False
             if isinstance(error, TransportError):
                 error.sent = True
-            why = ("over the replay limit" if tape.size > tape.limit > 0
-                   else "the request is not replay-safe" if tape.limit == 0
-                   else "it was not sent whole")
+            why = ("the request is not replay-safe" if not self.info.replay_safe
+                   else "over replay_limit" if tape.overflow else "it was not sent whole")
             note = f"egress: not retried: the streamed request body was not kept ({why})"
             if note not in getattr(error, "__notes__", ()):
                 error.add_note(note)
