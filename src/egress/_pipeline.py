@@ -278,7 +278,8 @@ class Pipeline:
     to the same failures make the same decisions in both worlds.
     """
 
-    __slots__ = ("_async", "_per_call", "_sync", "clock", "name", "policies", "sink")
+    __slots__ = ("_async", "_per_call", "_recorder", "_sync", "clock", "name", "policies",
+                 "sink")
 
     def __init__(
         self,
@@ -295,8 +296,9 @@ class Pipeline:
         self.policies: tuple[Policy, ...] = policies
         self.clock = clock
         # Held guarded: a sink that raises never changes what a call returns or raises; and
-        # recording, so that an error can carry the report of its call.
-        self.sink = _Recorder(guard(sink))
+        # each call context gets the recorder, so that an error can carry its call's report.
+        self.sink: EventSink = guard(sink)
+        self._recorder = _Recorder(self.sink)
         self.name = name
         self._per_call = wants_per_call(self.sink)
         step_async: AsyncStep = (_observed_terminal_async if self._per_call
@@ -313,8 +315,8 @@ class Pipeline:
         parent = _CURRENT.get()
         if parent is None:
             if deadline is None:  # the common case, kept short: it is on every call
-                return CallContext(operation, self.clock, self.sink, target=target)
-            return CallContext(operation, self.clock, self.sink, self.clock.now() + deadline,
+                return CallContext(operation, self.clock, self._recorder, target=target)
+            return CallContext(operation, self.clock, self._recorder, self.clock.now() + deadline,
                                target=target)
         clock = self.clock
         absolute = None if deadline is None else clock.now() + deadline
@@ -326,7 +328,7 @@ class Pipeline:
             raise DeadlineExceededError(
                 f"{operation}: deadline exceeded (no time left to start this call)"
             )
-        return CallContext(operation, clock, self.sink, absolute, parent.in_retry,
+        return CallContext(operation, clock, self._recorder, absolute, parent.in_retry,
                            target=target)
 
     async def execute(
