@@ -46,6 +46,7 @@ __all__ = [
 
 DEFAULT_TOKEN_SKEW = 30.0
 DEFAULT_TOKEN_LIFETIME = 300.0  # when the token endpoint does not say
+MAX_TOKEN_LIFETIME = 86400.0  # a longer expires_in is capped (a 401 refreshes earlier anyway)
 
 
 def _secret(owner: str, name: str, value: Secret) -> Secret:
@@ -237,6 +238,8 @@ class OAuth2ClientCredentials(Auth):
         lifetime = data.get("expires_in", DEFAULT_TOKEN_LIFETIME)
         if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) or lifetime <= 0:
             lifetime = DEFAULT_TOKEN_LIFETIME
+        # A 400-digit int overflows float(); 1e400 parses as inf: both are capped, not trusted.
+        lifetime = min(lifetime, MAX_TOKEN_LIFETIME)
         self._token = _Token(token, clock.now() + max(float(lifetime) - self.skew, 0.0))
         return token
 

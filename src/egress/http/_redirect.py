@@ -35,9 +35,12 @@ def next_hop(method: str, url: str, *, headers: dict[str, str], body: bytes | No
     """
     if _CONTROL.search(location.strip()):
         raise UnsafeRequestError("redirect Location has control characters; refused")
-    target = urljoin(url, location.strip())
-    target = target.split("#", 1)[0]
-    scheme, host, port = origin_of(target)
+    try:  # a port out of range or a broken IPv6 literal is the server's bad answer
+        target = urljoin(url, location.strip())
+        target = target.split("#", 1)[0]
+        scheme, host, port = origin_of(target)
+    except ValueError:
+        raise UnsafeRequestError("redirect Location is not a valid URL; refused") from None
     if scheme not in ("http", "https") or not host:
         raise UnsafeRequestError("redirect to a non-HTTP URL refused")
     if origin_of(url)[0] == "https" and scheme == "http":

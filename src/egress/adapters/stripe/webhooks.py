@@ -31,6 +31,7 @@ from egress.adapters.stripe._requests import DEFAULT_REFERENCE_KEY
 from egress.errors import (
     ConfigurationError,
     ResponseError,
+    WebhookPayloadInvalid,
     WebhookSignatureMalformed,
     WebhookSignatureMismatch,
     WebhookSignatureMissing,
@@ -221,10 +222,15 @@ def verify_webhook(payload: bytes, header: str | None, secret: Secrets,
     """Verify a delivery and parse it: the typed event, or a :class:`WebhookError`.
 
     ``secret`` may be a sequence of secrets (old and new, while rolling). ``now`` (Unix
-    seconds) replaces the system clock for the age check.
+    seconds) replaces the system clock for the age check. A validly signed payload that is
+    not a usable event raises :class:`~egress.errors.WebhookPayloadInvalid` (a
+    ``WebhookError`` and a ``ResponseError``).
     """
     verify_signature(payload, header, secret, tolerance=tolerance, now=now)
-    return parse_event(payload, reference_key=reference_key)
+    try:
+        return parse_event(payload, reference_key=reference_key)
+    except ResponseError as exc:  # signed, but unusable: still "answer 400, trust nothing"
+        raise WebhookPayloadInvalid(str(exc)) from None
 
 
 class StripeWebhooks:
