@@ -3,12 +3,14 @@ built-in exception (the property itself is checked over random inputs in tests/f
 
 from __future__ import annotations
 
+import contextlib
 import json
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from egress import Secret
 from egress.adapters.stripe import StripePayments, verify_webhook
 from egress.adapters.stripe._parse import parse_payment_intent
 from egress.adapters.stripe.webhooks import sign_payload
@@ -29,7 +31,6 @@ from egress.http._wire import WireRequest, WireResponse
 from egress.payments import Money, PaymentRequest
 from egress.payments.idempotency import RecordState
 from egress.testing import FakeClock
-from egress import Secret
 
 HUGE = [10**20, -(10**20), 2**63, 253402300800]
 
@@ -128,10 +129,8 @@ def test_money_refuses_anything_but_a_plain_decimal_string(amount: str) -> None:
 @pytest.mark.parametrize("amount", [Decimal("1E+1000000"), Decimal("1E-1000000"),
                                     Decimal("-0E+1000000"), 10**4000])
 def test_money_refuses_hostile_decimals_with_a_typed_error(amount: Any) -> None:
-    try:
+    with contextlib.suppress(InvalidPaymentRequest):  # a value or a typed refusal, nothing else
         Money(amount, "USD")
-    except InvalidPaymentRequest:
-        pass
 
 
 @pytest.mark.parametrize("minor", [10**4000, 2**63])

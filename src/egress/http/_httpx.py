@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from egress._redacted import drop_frames
 from egress.errors import (
     AttemptTimeoutError,
     EgressError,
@@ -24,6 +25,7 @@ from egress.errors import (
 )
 from egress.http._body import BodyReader
 from egress.http._headers import Headers
+from egress.http._httpx_logs import install as install_log_filter
 from egress.http._wire import WireOptions, WireRequest, WireResponse
 
 __all__ = ["HttpxAsyncWire", "HttpxSyncWire"]
@@ -107,6 +109,7 @@ class HttpxAsyncWire:
     name = "httpx"
 
     def __init__(self, options: WireOptions) -> None:
+        install_log_filter()  # httpx logs full URLs, httpcore response headers
         self._client = httpx.AsyncClient(**_client_kwargs(options))
         self._client.cookies.jar.set_policy(_NoCookies())
         self._cap = options.max_response_bytes
@@ -133,6 +136,7 @@ class HttpxAsyncWire:
             error = _map_error(exc, _where(request), reading)
             if error is exc:
                 raise
+            drop_frames(exc)  # the library's frames hold the raw request in locals
             raise error from exc
         return WireResponse(response.status_code, Headers.from_raw(response.headers.raw),
                             content)
@@ -150,6 +154,7 @@ class HttpxSyncWire:
     name = "httpx"
 
     def __init__(self, options: WireOptions) -> None:
+        install_log_filter()  # httpx logs full URLs, httpcore response headers
         self._client = httpx.Client(**_client_kwargs(options))
         self._client.cookies.jar.set_policy(_NoCookies())
         self._cap = options.max_response_bytes
@@ -179,6 +184,7 @@ class HttpxSyncWire:
             error = _map_error(exc, _where(request), reading)
             if error is exc:
                 raise
+            drop_frames(exc)  # the library's frames hold the raw request in locals
             raise error from exc
         return WireResponse(response.status_code, Headers.from_raw(response.headers.raw),
                             content)

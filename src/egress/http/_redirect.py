@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urljoin
 
+from egress._redacted import RedactedHeaders, RedactedURL
 from egress.errors import UnsafeRequestError
 from egress.http._url import origin_of
 
@@ -47,15 +48,18 @@ def next_hop(method: str, url: str, *, headers: dict[str, str], body: bytes | No
         raise UnsafeRequestError("redirect from https to http refused (it would expose the "
                                  "request in clear text)")
     same = (scheme, host, port) == base_origin
-    new_headers = dict(headers)
+    target = RedactedURL(target)  # headers and URL stay masked in any repr (egress._redacted)
+    new_headers = RedactedHeaders(headers)
     if status == 303 or (status in (301, 302) and method == "POST"):
         method = "GET" if method != "HEAD" else method
         body = None
-        new_headers = {k: v for k, v in new_headers.items()
-                       if k.lower() not in _BODY_HEADERS and k.lower() != key_header}
+        new_headers = RedactedHeaders({
+            k: v for k, v in new_headers.items()
+            if k.lower() not in _BODY_HEADERS and k.lower() != key_header})
     elif not same and body is not None and method not in _SAFE_METHODS:
         raise UnsafeRequestError(f"redirect {status} would resend a {method} body to another "
                                  f"origin; refused")
     if not same:
-        new_headers = {k: v for k, v in new_headers.items() if k.lower() not in sensitive}
+        new_headers = RedactedHeaders({k: v for k, v in new_headers.items()
+                                       if k.lower() not in sensitive})
     return method, target, new_headers, body, same

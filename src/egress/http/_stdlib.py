@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from egress._redacted import RedactedURL, drop_frames
 from egress.errors import (
     AttemptTimeoutError,
     ConfigurationError,
@@ -168,7 +169,8 @@ class StdlibWire:
             scheme = parts.scheme
             port = parts.port or (443 if scheme == "https" else 80)
             path = parts.path or "/"
-            target = f"{path}?{parts.query}" if parts.query else path
+            # Its repr hides the query (api_key=...): it is a local of send() in any traceback.
+            target = RedactedURL(f"{path}?{parts.query}") if parts.query else path
             found = (scheme, parts.hostname or "", port, target)
             if len(self._targets) < _URL_CACHE_LIMIT:
                 self._targets[url] = found
@@ -249,6 +251,7 @@ class StdlibWire:
             error = _map_error(exc, request, phase)
             if error is exc:
                 raise
+            drop_frames(exc)  # the library's frames hold the raw request in locals
             raise error from exc
         finally:
             if entry is not None:

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 from egress._clock import SYSTEM_CLOCK, Clock
+from egress._redacted import RevealedBytes
 from egress._secret import Secret
 from egress.adapters.stripe._parse import (
     parse_json,
@@ -77,12 +78,12 @@ Secrets = WebhookSecret | Sequence[WebhookSecret]
 
 def _secrets(secret: Secrets) -> list[bytes]:
     items = [secret] if isinstance(secret, str | Secret) else list(secret)
-    keys = []
+    keys: list[bytes] = []
     for item in items:
         value = item.reveal() if isinstance(item, Secret) else item
         if not isinstance(value, str) or not value:
             raise ConfigurationError("webhook secret must be a non-empty string or Secret")
-        keys.append(value.encode("utf-8"))
+        keys.append(RevealedBytes(value.encode("utf-8")))  # masked in any traceback's locals
     if not keys:
         raise ConfigurationError("at least one webhook secret is needed")
     return keys
