@@ -127,7 +127,8 @@ def parse_stripe_error(exc: StatusError) -> StripeError:
             body = doc["error"]
     header = exc.header("stripe-should-retry")
     should_retry = {"true": True, "false": False}.get((header or "").strip().lower())
-    message = body.get("message") if body.get("type") in _MESSAGE_TYPES else None
+    kind = body.get("type")
+    message = body.get("message") if isinstance(kind, str) and kind in _MESSAGE_TYPES else None
     return StripeError(
         status=exc.status_code,
         type=_safe_token(body.get("type")),
