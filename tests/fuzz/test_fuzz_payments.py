@@ -95,7 +95,7 @@ REFUND: dict[str, Any] = {
 
 
 def mutated(base: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
-    return st.dictionaries(st.sampled_from(sorted(base) + ["extra"]), json_values,
+    return st.dictionaries(st.sampled_from([*sorted(base), "extra"]), json_values,
                            max_size=4).map(lambda changes: {**base, **changes})
 
 
