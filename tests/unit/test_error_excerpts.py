@@ -10,6 +10,7 @@ import pytest
 from egress import Secret
 from egress.adapters.stripe._errors import parse_stripe_error, to_domain_error
 from egress.errors import StatusError
+from egress.http._body import encode_body
 from egress.http._error_facts import error_excerpt, scrub_headers, secrets_in
 from egress.http._headers import Headers
 from egress.http._response import Response
@@ -57,9 +58,17 @@ def test_echoed_header_values_holding_a_secret_are_scrubbed() -> None:
     assert scrubbed == {"X-Echo": "[redacted]", "X-Echo-Query": "[redacted]", "Retry-After": "3"}
 
 
-def test_secrets_are_found_in_nested_arguments() -> None:
-    found = secrets_in({"a": [Secret("s1"), {"b": Secret("s2")}]}, [("k", Secret("s3"))], None)
+def test_secrets_are_found_in_params_form_and_headers_shaped_arguments() -> None:
+    found = secrets_in({"a": [Secret("s1"), "x"], "b": Secret("s2")}, [("k", Secret("s3"))],
+                       None)
     assert sorted(found) == ["s1", "s2", "s3"]
+
+
+def test_secrets_in_a_json_body_are_reported_while_encoding() -> None:
+    found: list[str] = []
+    body, _ = encode_body({"card": {"number": Secret("4242"), "x": [Secret("cvc")]}},
+                          secrets=found)
+    assert body == b'{"card":{"number":"4242","x":["cvc"]}}' and sorted(found) == ["4242", "cvc"]
 
 
 def stripe_status(error: dict[str, Any]) -> StatusError:

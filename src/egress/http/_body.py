@@ -27,15 +27,19 @@ _UNSET: Any = object()
 
 
 def encode_body(json: Any = _UNSET, form: Params | None = None,
-                content: bytes | None = None) -> tuple[bytes | None, str | None]:
-    """(body bytes, content type) from exactly one of ``json``, ``form`` or ``content``."""
+                content: bytes | None = None, secrets: list[str] | None = None,
+                ) -> tuple[bytes | None, str | None]:
+    """(body bytes, content type) from exactly one of ``json``, ``form`` or ``content``.
+
+    ``secrets``, if given, receives the value of every ``Secret`` met in ``json``."""
     given = (json is not _UNSET) + (form is not None) + (content is not None)
     if given > 1:
         raise UnsafeRequestError("give at most one of json=, form= and content=")
     if json is not _UNSET:
         try:
             text = _json.dumps(json, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                               default=_reveal_secret)
+                               default=_reveal_secret if secrets is None else
+                               lambda value: _noted(_reveal_secret(value), secrets))
         except (TypeError, ValueError) as exc:
             raise UnsafeRequestError(f"json= cannot be encoded: {type(exc).__name__}") from None
         return RevealedBytes(text.encode()), "application/json"
@@ -55,6 +59,11 @@ def _reveal_secret(value: object) -> str:
     if isinstance(value, Secret):
         return value.reveal()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _noted(value: str, found: list[str]) -> str:
+    found.append(value)
+    return value
 
 
 def _refuse_constant(name: str) -> Any:

@@ -259,10 +259,11 @@ class ClientCore:
         if method not in _METHODS:
             method = _check_method(method)
         url = self.base.url(path, path_params, params)
+        found: list[str] = []  # Secret values met in json=
         if json is _UNSET and form is None and content is None:
             body, content_type = None, None
         else:
-            body, content_type = encode_body(json, form, content)
+            body, content_type = encode_body(json, form, content, found)
         merged = self.default_headers
         if (headers or content_type is not None or idempotency_key is not None
                 or method in _KEYED_METHODS):
@@ -296,7 +297,8 @@ class ClientCore:
                     names[(method, path)] = operation
         secrets: tuple[str, ...] = ()
         if not plain:
-            secrets = tuple(secrets_in(params, form, None if json is _UNSET else json))
+            secrets = tuple(secrets_in(params, form))
+            secrets += tuple(found)
             if headers:
                 secrets += tuple(v.reveal() if isinstance(v, Secret) else v
                                  for k, v in headers.items()

@@ -35,7 +35,6 @@ ERROR_FIELDS = ("type", "error", "code", "error_code", "decline_code", "status",
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_.:/\[\]\-]{1,80}")
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9.+\-]{1,40}/[A-Za-z0-9.+\-]{1,60}")
 _MIN_SECRET = 4
-_MAX_DEPTH = 32
 
 
 def variants(secrets: Iterable[str]) -> tuple[str, ...]:
@@ -100,15 +99,19 @@ def scrub_headers(headers: Iterable[tuple[str, str]], secrets: Iterable[str]
 
 
 def secrets_in(*values: object) -> list[str]:
-    """Every :class:`~egress.Secret` value inside ``values`` (mappings, lists, tuples)."""
+    """Every :class:`~egress.Secret` value in ``params=``/``form=``/``headers=``-shaped
+    arguments: a mapping or a sequence of pairs, whose values may be lists (two levels, which
+    is all those arguments have; ``json=`` bodies report theirs while being encoded)."""
     found: list[str] = []
-    pending: list[tuple[object, int]] = [(v, 0) for v in values]
-    while pending:
-        value, depth = pending.pop()
-        if isinstance(value, Secret):
-            found.append(value.reveal())
-        elif depth < _MAX_DEPTH and isinstance(value, Mapping):
-            pending += [(v, depth + 1) for v in value.values()]
-        elif depth < _MAX_DEPTH and isinstance(value, list | tuple):
-            pending += [(v, depth + 1) for v in value]
+    for value in values:
+        if value is None:
+            continue
+        items = value.values() if isinstance(value, Mapping) else (
+            pair[1] for pair in value if isinstance(pair, tuple) and len(pair) == 2
+        ) if isinstance(value, list | tuple) else ()
+        for item in items:
+            if isinstance(item, Secret):
+                found.append(item.reveal())
+            elif isinstance(item, list | tuple):
+                found += [v.reveal() for v in item if isinstance(v, Secret)]
     return found
