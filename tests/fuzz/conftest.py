@@ -12,7 +12,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     write = terminalreporter.write_line
     write("")
-    write(f"egress fuzz: {EXAMPLES} examples per property; every input under {SLOW_MS:.0f} ms")
+    write(f"egress fuzz: {EXAMPLES} examples per property; every input under {SLOW_MS:.0f} ms "
+          f"of CPU (worst wall time below)")
     write(f"{'parser class':<44} {'inputs':>8} {'worst ms':>9}")
     for name, (count, worst) in sorted(TALLY.items()):
         write(f"{name:<44} {int(count):>8} {worst:>9.2f}")
