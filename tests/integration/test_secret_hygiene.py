@@ -99,9 +99,14 @@ class Evidence:
                   for name, node in (frame.locals or {}).items()]
         self.add(f"{where} rich(show_locals)", "\n".join(lines))
 
+    def assert_clean(self) -> None:
+        """Zero hits in everything gathered, log records included."""
+        leaks = self.leaks()
+        assert not leaks, "\n".join(leaks)
+
     def leaks(self) -> list[str]:
         found = []
-        for where, text in self.texts:
+        for where, text in [*self.texts, *(("log", line) for line in self.logs)]:
             for secret in hits(text):
                 at = text.find(secret) if secret in text else 0
                 found.append(f"{where}: {secret} in ...{text[max(0, at - 300):at + 60]!r}")
@@ -139,10 +144,6 @@ def evidence() -> Iterator[Evidence]:
         root.setLevel(old)
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
-    for line in handler.lines:
-        found.add("log", line)
-    leaks = found.leaks()
-    assert not leaks, "\n".join(leaks)
 
 
 def echo(request: Recorded) -> Reply:
@@ -222,6 +223,7 @@ async def test_async_clients_leak_nothing(server: LoopbackServer, evidence: Evid
         assert any(line.startswith("httpx INFO HTTP Request") for line in evidence.logs)
         assert any(line.startswith("httpcore.http11 DEBUG receive_response_headers")
                    for line in evidence.logs)
+    evidence.assert_clean()
 
 
 @pytest.mark.parametrize("auth", list(AUTHS))
@@ -241,6 +243,7 @@ def test_sync_clients_leak_nothing(server: LoopbackServer, evidence: Evidence,
                 evidence.exception(f"{backend} {auth} {method} {path}", exc)
     for event in sink.events:
         evidence.add("event", repr(event))
+    evidence.assert_clean()
 
 
 @pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
@@ -281,6 +284,7 @@ async def test_stripe_and_webhooks_leak_nothing(evidence: Evidence, backend: str
             evidence.exception(f"webhook rolled {header[:10]}", exc)
     for event in sink.events:
         evidence.add("event", repr(event))
+    evidence.assert_clean()
 
 
 def test_a_card_number_typed_into_a_payment_request_does_not_leak(evidence: Evidence) -> None:
@@ -299,3 +303,4 @@ def test_a_card_number_typed_into_a_payment_request_does_not_leak(evidence: Evid
             evidence.exception(f"PaymentRequest {field}", exc.with_traceback(tb))
         else:
             raise AssertionError("card data accepted")
+    evidence.assert_clean()
