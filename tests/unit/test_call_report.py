@@ -68,3 +68,21 @@ def test_a_call_that_succeeds_keeps_nothing_and_secrets_never_show() -> None:
                               lambda: (_ for _ in ()).throw(TransportError("x", sent=False)))
     assert "4242424242424242" not in info.value.__notes__[0]
     assert "sk_live_x" not in info.value.__notes__[0]
+
+
+def test_resilient_transport_errors_carry_the_report_once() -> None:
+    import httpx
+
+    from egress import BreakerRegistry
+    from egress.http import ResilientTransport
+
+    transport = ResilientTransport(
+        httpx.MockTransport(lambda request: httpx.Response(500)), pipeline=Pipeline(),
+        breakers=BreakerRegistry(minimum_calls=2, window=CountWindow(2)))
+    with httpx.Client(transport=transport) as client:
+        for _ in range(2):
+            client.get("https://down.example.com/x")
+        with pytest.raises(httpx.TransportError) as info:
+            client.get("https://down.example.com/x")
+    assert info.value.__notes__ == [
+        "egress report GET down.example.com: breaker https://down.example.com open: refused"]

@@ -132,6 +132,7 @@ def from_egress(exc: EgressError, request: httpx.Request, info: Any) -> EgressEr
     error = cls.__new__(cls)
     error.args = exc.args
     error.__dict__.update(exc.__dict__)
+    error.__dict__.pop("__notes__", None)  # not the same list: add_note below would grow it
     error.__dict__.update(_facts(info, bool(getattr(exc, "sent", False))))
     error.request = request  # type: ignore[attr-defined]
     for note in getattr(exc, "__notes__", ()):
