@@ -16,6 +16,7 @@ acknowledged ``verify=False``) turns checks off; see docs/http-client.md for wha
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -42,6 +43,8 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 _BACKSTOP = 0.05  # seconds asyncio waits for reqwest's own timeout to fire first
 # reqwest's words for a refused certificate (rustls through the platform verifier)
 _CERT_WORDS = ("certificate", "UnknownIssuer", "NotValidForName", "Expired")
+# reqwest's platform verifier (rustls-native-certs on Linux) reads these whatever it is told
+_TRUST_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR")
 
 
 def _where(request: WireRequest) -> str:
@@ -52,6 +55,15 @@ def _causes(exc: BaseException) -> str:
     details = getattr(exc, "details", None)
     causes = details.get("causes") if isinstance(details, dict) else None
     return " ".join(str(c.get("message", "")) for c in causes or () if isinstance(c, dict))
+
+
+def _environment_additions(values: tuple[str | None, ...]) -> list[str]:
+    """Which of ``SSL_CERT_FILE``/``SSL_CERT_DIR`` (``values``) name something other than the
+    platform's compiled-in store (what egress trusts with ``trust_env=False``)."""
+    paths = ssl.get_default_verify_paths()
+    compiled = (paths.openssl_cafile, paths.openssl_capath)
+    return [name for name, value, default in zip(_TRUST_VARIABLES, values, compiled, strict=True)
+            if value and os.path.realpath(value) != os.path.realpath(default or "")]
 
 
 def _map_error(exc: Exception, where: str) -> EgressError:
@@ -130,6 +142,8 @@ class PyreqwestWire:
         # reqwest has no per-request pool timeout: the wait for a slot happens here, where it
         # is known to send nothing.
         self._slots = asyncio.Semaphore(options.max_connections)
+        self._checked_env: tuple[str | None, ...] = (None, None)
+        self._env_adds: list[str] = []
 
     def _open(self, request: WireRequest) -> Client:
         # reqwest's connect timeout is per client: the client's own Timeouts.connect (seen on
@@ -137,7 +151,24 @@ class PyreqwestWire:
         self._client = _client(self._options, request.limits.timeouts.connect)
         return self._client
 
+    def _refuse_environment_trust(self, request: WireRequest) -> None:
+        """With ``trust_env=False`` the environment must not change trust, but reqwest cannot be
+        told to ignore ``SSL_CERT_FILE``/``SSL_CERT_DIR``: refuse, before anything is sent,
+        when they name anything but the platform's compiled-in store (trusted anyway)."""
+        if self._options.trust_env or not request.url.startswith("https:"):
+            return
+        values = tuple(os.environ.get(name) for name in _TRUST_VARIABLES)
+        if values != self._checked_env:  # real paths resolved once per setting, not per call
+            self._env_adds = _environment_additions(values)
+            self._checked_env = values
+        if self._env_adds:
+            raise TLSVerificationError(
+                f"{_where(request)}: {' and '.join(self._env_adds)} point beyond the platform's "
+                f"trust store, and the pyreqwest backend cannot ignore them with trust_env=False;"
+                f" nothing was sent (unset them, pass trust_env=True, or use another backend)")
+
     async def send(self, request: WireRequest) -> WireResponse:
+        self._refuse_environment_trust(request)
         client = self._client or self._open(request)
         slots = self._slots
         if slots.locked():
