@@ -4,14 +4,15 @@ from typing import TYPE_CHECKING, Any
 
 from egress.testing._clock import FakeClock
 from egress.testing._sink import RecordingSink
+from egress.testing._state import isolated_state
 from egress.testing.payments import InMemoryPayments, PaymentFault
 
 if TYPE_CHECKING:
     from egress.testing.fake_stripe import FakeStripe
-    from egress.testing.fake_stripe.pytest_plugin import fake_stripe_fixture
+    from egress.testing.pytest_plugin import fake_stripe_fixture
 
 __all__ = ["FakeClock", "FakeStripe", "InMemoryPayments", "PaymentFault", "RecordingSink",
-           "fake_stripe_fixture"]
+           "fake_stripe_fixture", "isolated_state"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,7 +22,7 @@ def __getattr__(name: str) -> Any:
 
         return FakeStripe
     if name == "fake_stripe_fixture":
-        from egress.testing.fake_stripe.pytest_plugin import fake_stripe_fixture
+        from egress.testing.pytest_plugin import fake_stripe_fixture
 
         return fake_stripe_fixture
     raise AttributeError(f"module 'egress.testing' has no attribute {name!r}")
