@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 
@@ -142,3 +143,17 @@ def test_deadline_and_attempt_timeouts_are_timeouts() -> None:
     assert issubclass(egress.AttemptTimeoutError, TimeoutError)
     assert issubclass(egress.AttemptTimeoutError, egress.TransportError)
     assert egress.AttemptTimeoutError("x").sent is True
+
+
+@pytest.mark.parametrize("reach", [
+    lambda: egress.http.SyncApiClient("https://api.example.com", backend="httpx"),
+    lambda: egress.http.ResilientTransport,
+], ids=["backend", "transport"])
+def test_without_httpx_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch,
+                                                 reach: Callable[[], object]) -> None:
+    monkeypatch.setitem(sys.modules, "httpx", None)  # as if not installed
+    for name in ("egress.http._httpx", "egress.http.transport"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.delitem(egress.http.__dict__, "ResilientTransport", raising=False)
+    with pytest.raises(egress.ConfigurationError, match=r"egress\[httpx\]"):
+        reach()

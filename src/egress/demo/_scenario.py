@@ -25,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
+import aiohttp
 
 from egress.adapters.stripe import StripePayments
 from egress.adapters.stripe import _requests as wire
@@ -293,7 +293,7 @@ async def _run_naive(options: DemoOptions, fake: FakeStripe, plan: list[PaymentR
     headers = {"Authorization": f"Bearer {fake.api_key}",
                "Stripe-Version": "2024-06-20"}
 
-    async def one(client: httpx.AsyncClient, request: PaymentRequest) -> None:
+    async def one(client: aiohttp.ClientSession, request: PaymentRequest) -> None:
         built = wire.create_intent(request)
         async with gate:
             started = time.perf_counter()
@@ -303,19 +303,20 @@ async def _run_naive(options: DemoOptions, fake: FakeStripe, plan: list[PaymentR
                     progress.retries += 1
                     await asyncio.sleep(0.05 * 2**attempt)
                 try:
-                    response = await client.post(built.path, data=dict(built.params),
-                                                 headers=headers, timeout=2.0)
-                    document = response.json()
-                except (httpx.HTTPError, ValueError):
+                    async with client.post(fake.url + built.path, data=dict(built.params),
+                                           headers=headers, timeout=timeout) as response:
+                        status = response.status
+                        document = await response.json(content_type=None)
+                except (aiohttp.ClientError, TimeoutError, ValueError):
                     continue
-                if response.status_code >= 500 or response.status_code == 429:
+                if status >= 500 or status == 429:
                     continue
-                if response.status_code == 402:
+                if status == 402:
                     outcome = "declined"
-                elif response.status_code == 200 and document.get("status") == "succeeded":
+                elif status == 200 and document.get("status") == "succeeded":
                     outcome = "succeeded"
                 else:
-                    outcome = str(document.get("status", response.status_code)).replace("_", " ")
+                    outcome = str(document.get("status", status)).replace("_", " ")
                 break
             progress.latencies.append(time.perf_counter() - started)
         if outcome == "succeeded":
@@ -323,7 +324,8 @@ async def _run_naive(options: DemoOptions, fake: FakeStripe, plan: list[PaymentR
         progress.outcomes[outcome] += 1
         progress.done += 1
 
-    async with httpx.AsyncClient(base_url=fake.url) as client:
+    timeout = aiohttp.ClientTimeout(total=2.0)
+    async with aiohttp.ClientSession() as client:
         await asyncio.gather(*(one(client, request) for request in plan))
     return paid
 

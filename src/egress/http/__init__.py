@@ -80,6 +80,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # ResilientTransport is for httpx users: importing it (and httpx) waits until it is asked for.
     if name == "ResilientTransport":
+        import egress.http._httpx  # noqa: F401  (first: names the extra when httpx is missing)
         from egress.http.transport import ResilientTransport
 
         return ResilientTransport

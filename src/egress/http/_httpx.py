@@ -13,10 +13,9 @@ import asyncio
 import http.cookiejar
 from typing import Any
 
-import httpx
-
 from egress.errors import (
     AttemptTimeoutError,
+    ConfigurationError,
     EgressError,
     ResponseError,
     TransportError,
@@ -25,6 +24,12 @@ from egress.errors import (
 from egress.http._body import BodyReader
 from egress.http._headers import Headers
 from egress.http._wire import WireOptions, WireRequest, WireResponse
+
+try:
+    import httpx
+except ModuleNotFoundError as exc:  # httpx is an extra since 0.2
+    raise ConfigurationError("backend='httpx' and ResilientTransport need the httpx package: "
+                             "pip install 'egress[httpx]'") from exc
 
 __all__ = ["HttpxAsyncWire", "HttpxSyncWire"]
 
