@@ -4,9 +4,15 @@ Deadlines on every call, retries that cannot hurt, breakers and limits that fail
 so that domain code speaks ``PaymentService``, not HTTP. See ``docs/`` and ``README.md``.
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
+# Not ``from typing import TYPE_CHECKING``: importing typing alone costs a few ms, and type
+# checkers treat any constant of this name as true.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
+    __version__: str
     from egress._clock import Clock
     from egress._clock import SystemClock as SystemClock  # egress.extend's; kept for old code
     from egress._pipeline import CallContext as CallContext  # egress.extend's; kept for old code
