@@ -7,11 +7,18 @@ reports the median of the cumulative import time of the statement's modules (wha
 ``-X importtime`` attributes to them, so interpreter start-up is excluded), and the median wall
 time of the whole process. Rows for ``asyncio`` and an empty statement give the machine's
 baseline: egress cannot load faster than the asyncio it needs once a call runs.
+
+``--compare DIR`` adds a column for another source tree (say an older checkout's ``src``),
+measured interleaved with this one so that machine load hits both alike::
+
+    git archive v0.1.0 src | tar -x -C /tmp/old
+    uv run python bench/imports.py --compare /tmp/old/src
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -35,11 +42,14 @@ CASES = [
 _LINE = re.compile(r"import time:\s+\d+ \|\s+(\d+) \|(\s*)(\S+)")
 
 
-def measure(statement: str) -> tuple[float, float]:
+def measure(statement: str, src: str | None = None) -> tuple[float, float]:
     """(import ms, wall ms) of one fresh interpreter running ``statement``."""
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = src  # ahead of the installed (editable) egress
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-X", "importtime", "-c", statement],
-                          capture_output=True, text=True, check=True, timeout=60)
+                          capture_output=True, text=True, check=True, timeout=60, env=env)
     wall = (time.perf_counter() - started) * 1000
     # Top-level rows (one space of indent) are what the statement imported itself; site and
     # encodings are imported by every interpreter before the statement runs, so they are skipped
@@ -54,15 +64,27 @@ def measure(statement: str) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=11)
+    parser.add_argument("--compare", metavar="SRC", default=None,
+                        help="another egress source tree to measure alongside")
     args = parser.parse_args()
-    print(f"python {sys.version.split()[0]}; median of {args.runs} fresh interpreters each\n")
-    print(f"| {'statement':<62} | import ms | process ms |")
-    print(f"|{'-' * 64}|----------:|-----------:|")
+    print(f"python {sys.version.split()[0]}; median of {args.runs} fresh interpreters each; "
+          f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.1f}\n")
+    other = " | SRC import ms | SRC process ms" if args.compare else ""
+    print(f"| {'statement':<60} | import ms | process ms{other} |")
+    print(f"|{'-' * 62}|----------:|-----------:" + ("|--------------:|---------------:"
+                                                       if args.compare else "") + "|")
     for label, statement in CASES:
-        runs = [measure(statement) for _ in range(args.runs)]
-        imports = statistics.median(r[0] for r in runs)
-        wall = statistics.median(r[1] for r in runs)
-        print(f"| {label:<62} | {imports:9.1f} | {wall:10.1f} |")
+        runs, before = [], []
+        for _ in range(args.runs):
+            runs.append(measure(statement))
+            if args.compare:
+                before.append(measure(statement, args.compare))
+        row = (f"| {label:<60} | {statistics.median(r[0] for r in runs):9.1f} | "
+               f"{statistics.median(r[1] for r in runs):10.1f}")
+        if args.compare:
+            row += (f" | {statistics.median(r[0] for r in before):13.1f} | "
+                    f"{statistics.median(r[1] for r in before):14.1f}")
+        print(row + " |")
 
 
 if __name__ == "__main__":

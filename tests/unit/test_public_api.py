@@ -112,6 +112,15 @@ def test_version_comes_from_the_package_metadata() -> None:
     assert "__version__" in dir(egress)
 
 
+def test_clients_send_the_version_in_their_user_agent() -> None:
+    default = egress.http.SyncApiClient("https://api.example.com")
+    assert default._core.default_headers["User-Agent"] == f"egress/{egress.__version__}"
+    default.close()
+    custom = egress.http.SyncApiClient("https://api.example.com", user_agent="shop/2")
+    assert custom._core.default_headers["User-Agent"] == "shop/2"
+    custom.close()
+
+
 def _modules_after(statement: str) -> set[str]:
     out = subprocess.run([sys.executable, "-c", f"{statement}; import sys; "
                           "print('\\n'.join(sys.modules))"],
@@ -126,7 +135,7 @@ def test_import_egress_loads_no_event_loop_and_no_http_library() -> None:
 
 def test_the_http_seam_loads_only_the_backend_in_use() -> None:
     loaded = _modules_after("import egress.http")
-    assert not {"httpx", "aiohttp", "rich"} & loaded
+    assert not {"httpx", "aiohttp", "rich", "importlib.metadata"} & loaded
     loaded = _modules_after("from egress.http import ApiClient; "
                             "ApiClient('https://api.example.com')")
     assert "aiohttp" in loaded and "httpx" not in loaded
