@@ -124,15 +124,26 @@ class StripeState:
         self.events.append(event)
         self._pending.append(event)
 
-    def _render(self, intent: dict[str, Any], params: Params) -> dict[str, Any]:
+    def _render(self, intent: dict[str, Any], params: Params, *,
+                listing: bool = False) -> dict[str, Any]:
         out = copy.deepcopy(intent)
-        expand = P.get_str_list(params, "expand") or []
+        expand = _expansions(params, _INTENT_EXPANDABLE, listing=listing)
         if "latest_charge" in expand and out["latest_charge"] is not None:
             out["latest_charge"] = copy.deepcopy(self._charges[out["latest_charge"]])
         if "payment_method" in expand and out["payment_method"] is not None:
             card = card_for(out["payment_method"])
             if card is not None:
                 out["payment_method"] = self._payment_method_object(out["payment_method"], card)
+        return out
+
+    def _render_refund(self, refund: dict[str, Any], params: Params, *,
+                       listing: bool = False) -> dict[str, Any]:
+        out = copy.deepcopy(refund)
+        expand = _expansions(params, _REFUND_EXPANDABLE, listing=listing)
+        if "charge" in expand and out["charge"] is not None:
+            out["charge"] = copy.deepcopy(self._charges[out["charge"]])
+        if "payment_intent" in expand and out["payment_intent"] is not None:
+            out["payment_intent"] = self._render(self._intents[out["payment_intent"]], {})
         return out
 
     def _intent(self, ident: str) -> dict[str, Any]:
@@ -173,8 +184,21 @@ class StripeState:
         card = self._card(payment_method) if payment_method is not None else None
         automatic = params.get("automatic_payment_methods")
         apm = None
-        if isinstance(automatic, dict):
-            apm = {"enabled": automatic.get("enabled") == "true"}
+        if automatic is not None:
+            if not isinstance(automatic, dict):
+                raise invalid("Invalid hash", param="automatic_payment_methods",
+                              code="parameter_invalid_hash")
+            enabled = automatic.get("enabled")
+            if enabled is None:
+                raise invalid("Missing required param: automatic_payment_methods[enabled].",
+                              param="automatic_payment_methods[enabled]",
+                              code="parameter_missing")
+            if enabled not in ("true", "false"):
+                raise invalid(f"Invalid boolean: {str(enabled)[:40]}",
+                              param="automatic_payment_methods[enabled]",
+                              code="parameter_invalid_boolean")
+            apm = {"enabled": enabled == "true"}
+        shipping = _shipping(params)
         with self.lock:
             ident = self.new_id("pi_")
             intent: dict[str, Any] = {
@@ -212,7 +236,7 @@ class StripeState:
                 "receipt_email": P.get_str(params, "receipt_email"),
                 "review": None,
                 "setup_future_usage": P.get_str(params, "setup_future_usage"),
-                "shipping": None,
+                "shipping": shipping,
                 "source": None,
                 "statement_descriptor": P.get_str(params, "statement_descriptor"),
                 "statement_descriptor_suffix": P.get_str(params, "statement_descriptor_suffix"),
@@ -349,6 +373,7 @@ class StripeState:
 
     def list_intents(self, params: Params) -> dict[str, Any]:
         P.check_known(params, P.LIST_PARAMS)
+        _expansions(params, _INTENT_EXPANDABLE, listing=True)
         limit = self._limit(params)
         after = P.get_str(params, "starting_after")
         before = P.get_str(params, "ending_before")
@@ -357,21 +382,16 @@ class StripeState:
         with self.lock:
             items = [i for i in reversed(self._intents.values())
                      if (customer is None or i["customer"] == customer) and created(i)]
-            if after is not None:
-                items = _after_cursor(items, after, self._intents, "payment_intent")
-            elif before is not None:
-                if before not in self._intents:
-                    raise resource_missing("payment_intent", before, "ending_before")
-                ids = [i["id"] for i in items]
-                items = items[:ids.index(before)] if before in ids else []
-                items = items[-limit:]
-            page = items[:limit]
-            return {"object": "list", "data": [self._render(i, params) for i in page],
-                    "has_more": len(items) > limit, "url": "/v1/payment_intents"}
+            page, more = _page(items, limit, after, before, known=self._intents,
+                               kind="payment_intent")
+            return {"object": "list",
+                    "data": [self._render(i, params, listing=True) for i in page],
+                    "has_more": more, "url": "/v1/payment_intents"}
 
     def search_intents(self, params: Params) -> dict[str, Any]:
         P.check_known(params, P.SEARCH_PARAMS)
         query = P.get_str(params, "query", required=True) or ""
+        _expansions(params, _INTENT_EXPANDABLE, listing=True)
         limit = self._limit(params)
         page = P.get_str(params, "page")
         offset = 0
@@ -390,7 +410,7 @@ class StripeState:
             page_items = hits[offset:offset + limit]
             more = len(hits) > offset + limit
             return {"object": "search_result",
-                    "data": [self._render(i, params) for i in page_items],
+                    "data": [self._render(i, params, listing=True) for i in page_items],
                     "has_more": more,
                     "next_page": f"page_o{offset + limit}" if more else None,
                     "url": "/v1/payment_intents/search"}
@@ -478,23 +498,25 @@ class StripeState:
                 created=refund["created"]))
             self._emit("refund.created", refund, info)
             self._emit("charge.refunded", charge, info)
-            return copy.deepcopy(refund)
+            return self._render_refund(refund, params)
 
     def list_refunds(self, params: Params) -> dict[str, Any]:
         P.check_known(params, P.REFUND_LIST_PARAMS)
+        _expansions(params, _REFUND_EXPANDABLE, listing=True)
         limit = self._limit(params)
         pi_id = P.get_str(params, "payment_intent")
         charge_id = P.get_str(params, "charge")
         after = P.get_str(params, "starting_after")
+        before = P.get_str(params, "ending_before")
         created = self._created_filter(params)
         with self.lock:
             items = [r for r in reversed(self._refunds.values())
                      if (pi_id is None or r["payment_intent"] == pi_id)
                      and (charge_id is None or r["charge"] == charge_id) and created(r)]
-            if after is not None:
-                items = _after_cursor(items, after, self._refunds, "refund")
-            return {"object": "list", "data": [copy.deepcopy(r) for r in items[:limit]],
-                    "has_more": len(items) > limit, "url": "/v1/refunds"}
+            page, more = _page(items, limit, after, before, known=self._refunds, kind="refund")
+            return {"object": "list",
+                    "data": [self._render_refund(r, params, listing=True) for r in page],
+                    "has_more": more, "url": "/v1/refunds"}
 
     def retrieve_refund(self, ident: str, params: Params) -> dict[str, Any]:
         P.check_known(params, frozenset({"expand"}))
@@ -502,7 +524,7 @@ class StripeState:
             refund = self._refunds.get(ident)
             if refund is None:
                 raise resource_missing("refund", ident, "id")
-            return copy.deepcopy(refund)
+            return self._render_refund(refund, params)
 
     # -- confirmation ------------------------------------------------------------------------
 
@@ -654,7 +676,9 @@ class StripeState:
         return amount
 
     def _limit(self, params: Params) -> int:
-        limit = P.get_int(params, "limit") or DEFAULT_LIST_LIMIT
+        limit = P.get_int(params, "limit")
+        if limit is None:
+            limit = DEFAULT_LIST_LIMIT
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise invalid("This value must be between 1 and 100.", param="limit")
         return limit
@@ -691,3 +715,75 @@ def _after_cursor(items: list[dict[str, Any]], cursor: str, known: Mapping[str, 
         raise resource_missing(kind, cursor, "starting_after")
     ids = [item["id"] for item in items]
     return items[ids.index(cursor) + 1:] if cursor in ids else []
+
+
+# What ``expand`` may name on each object (lists and searches: with a ``data.`` prefix).
+_INTENT_EXPANDABLE = frozenset({"latest_charge", "payment_method"})
+_REFUND_EXPANDABLE = frozenset({"charge", "payment_intent"})
+
+
+def _expansions(params: Params, allowed: frozenset[str], *, listing: bool) -> set[str]:
+    """The validated ``expand`` paths, as Stripe checks them: a list expands ``data.X`` and
+    refuses a bare ``X`` (naming the right spelling); an unknown path is refused."""
+    wanted: set[str] = set()
+    for path in P.get_str_list(params, "expand") or []:
+        name = path.removeprefix("data.") if listing else path
+        if listing and name == path:
+            hint = (f" You may want to try expanding 'data.{path}' instead."
+                    if path in allowed else "")
+            raise invalid(f"This property cannot be expanded ({path}).{hint}")
+        if name not in allowed:
+            raise invalid(f"This property cannot be expanded ({name}).")
+        wanted.add(name)
+    return wanted
+
+
+def _page(items: list[dict[str, Any]], limit: int, after: str | None, before: str | None, *,
+          known: Mapping[str, Any], kind: str) -> tuple[list[dict[str, Any]], bool]:
+    """One page of a newest-first list and its ``has_more``, in either direction.
+
+    ``starting_after``: the ``limit`` items after the cursor, ``has_more`` if more follow.
+    ``ending_before``: the ``limit`` items just before the cursor (newer ones), ``has_more`` if
+    still newer ones exist: what the SDK's backward iteration follows until it is false.
+    """
+    if after is not None:
+        items = _after_cursor(items, after, known, kind)
+    elif before is not None:
+        if before not in known:
+            raise resource_missing(kind, before, "ending_before")
+        ids = [item["id"] for item in items]
+        newer = items[:ids.index(before)] if before in ids else []
+        return newer[-limit:], len(newer) > limit
+    return items[:limit], len(items) > limit
+
+
+_ADDRESS_FIELDS = ("city", "country", "line1", "line2", "postal_code", "state")
+
+
+def _shipping(params: Params) -> dict[str, Any] | None:
+    """``shipping``, as Stripe stores it: name and address required, every field echoed."""
+    raw = params.get("shipping")
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, Mapping):
+        raise invalid("Invalid hash", param="shipping", code="parameter_invalid_hash")
+    address = raw.get("address")
+    if not isinstance(address, Mapping):
+        raise invalid("Missing required param: shipping[address].", param="shipping[address]",
+                      code="parameter_missing")
+    name = P.get_str(raw, "name")
+    if not name:
+        raise invalid("Missing required param: shipping[name].", param="shipping[name]",
+                      code="parameter_missing")
+    unknown = set(address) - set(_ADDRESS_FIELDS)
+    if unknown:
+        field = sorted(unknown)[0]
+        raise invalid(f"Received unknown parameter: shipping[address][{field}]",
+                      param=f"shipping[address][{field}]")
+    return {
+        "address": {field: P.get_str(address, field) for field in _ADDRESS_FIELDS},
+        "carrier": P.get_str(raw, "carrier"),
+        "name": name,
+        "phone": P.get_str(raw, "phone"),
+        "tracking_number": P.get_str(raw, "tracking_number"),
+    }
