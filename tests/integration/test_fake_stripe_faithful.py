@@ -150,3 +150,49 @@ def test_stats_count_a_refused_request_once(fake_stripe: FakeStripe) -> None:
     with urllib.request.urlopen(fake_stripe.url + "/_fake/stats") as answer:
         counters: dict[str, Any] = json.loads(answer.read())["counters"]
     assert counters["status.401"] == 1 and counters["status.404"] == 1
+
+
+def test_payment_method_data_with_confirm_creates_the_method_and_charges(
+        client: stripe.StripeClient, fake_stripe: FakeStripe) -> None:
+    # Before: answered 400 although Stripe creates the payment method and charges.
+    pi = client.v1.payment_intents.create(params={
+        "amount": 1500, "currency": "usd", "confirm": True,
+        "payment_method_data": {"type": "card", "card": {"token": "tok_visa"}},  # type: ignore[typeddict-item]
+        "expand": ["payment_method"]})
+    assert pi.status == "succeeded"
+    assert pi.payment_method.id.startswith("pm_") and pi.payment_method.card.last4 == "4242"
+    assert len(fake_stripe.ledger.charges) == 1
+    with pytest.raises(stripe.CardError) as declined:
+        client.v1.payment_intents.create(params={
+            "amount": 1500, "currency": "usd", "confirm": True,
+            "payment_method_data": {"type": "card",  # type: ignore[typeddict-item]
+                                    "card": {"token": "tok_chargeDeclined"}}})
+    assert declined.value.code == "card_declined"
+    with pytest.raises(stripe.InvalidRequestError, match="only specify one"):
+        client.v1.payment_intents.create(params={
+            "amount": 1500, "currency": "usd", "payment_method": "pm_card_visa",
+            "payment_method_data": {"type": "card",  # type: ignore[typeddict-item]
+                                    "card": {"token": "tok_visa"}}})
+
+
+def test_payment_method_options_are_kept_and_checked(client: stripe.StripeClient) -> None:
+    pi = client.v1.payment_intents.create(params={
+        "amount": 1000, "currency": "usd",
+        "payment_method_options": {"card": {"request_three_d_secure": "challenge"}}})
+    assert pi.payment_method_options.card.request_three_d_secure == "challenge"
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.payment_intents.create(params={
+            "amount": 1000, "currency": "usd",
+            "payment_method_options": {"card": {"request_three_d_secure": "sometimes"}}})
+
+
+def test_connect_parameters_are_refused_not_dropped(client: stripe.StripeClient) -> None:
+    # Before: on_behalf_of and application_fee_amount were accepted and not echoed.
+    with pytest.raises(stripe.InvalidRequestError) as fee:
+        client.v1.payment_intents.create(params={"amount": 1000, "currency": "usd",
+                                                 "application_fee_amount": 100})
+    assert fee.value.param == "application_fee_amount"
+    with pytest.raises(stripe.InvalidRequestError) as account:
+        client.v1.payment_intents.create(params={"amount": 1000, "currency": "usd",
+                                                 "on_behalf_of": "acct_123"})
+    assert account.value.param == "on_behalf_of"

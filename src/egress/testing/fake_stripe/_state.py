@@ -82,6 +82,8 @@ class StripeState:
         self._indexed_at: dict[str, float] = {}
         self._charges: dict[str, dict[str, Any]] = {}
         self._refunds: dict[str, dict[str, Any]] = {}
+        # Payment methods created from payment_method_data (a test token): id -> card.
+        self._methods: dict[str, TestCard] = {}
         self.events: list[dict[str, Any]] = []
         self._pending: list[dict[str, Any]] = []
 
@@ -100,6 +102,7 @@ class StripeState:
             self._indexed_at.clear()
             self._charges.clear()
             self._refunds.clear()
+            self._methods.clear()
             self.events.clear()
             self._pending.clear()
 
@@ -131,7 +134,7 @@ class StripeState:
         if "latest_charge" in expand and out["latest_charge"] is not None:
             out["latest_charge"] = copy.deepcopy(self._charges[out["latest_charge"]])
         if "payment_method" in expand and out["payment_method"] is not None:
-            card = card_for(out["payment_method"])
+            card = self._known_card(out["payment_method"])
             if card is not None:
                 out["payment_method"] = self._payment_method_object(out["payment_method"], card)
         return out
@@ -173,7 +176,7 @@ class StripeState:
         confirmation_method = P.get_enum(params, "confirmation_method",
                                          ("automatic", "manual")) or "automatic"
         confirm = P.get_bool(params, "confirm") or False
-        payment_method = P.get_str(params, "payment_method")
+        payment_method = self._payment_method_param(params)
         metadata = P.get_metadata(params) or {}
         types = P.get_str_list(params, "payment_method_types") or ["card"]
         off_session = P.get_bool(params, "off_session")
@@ -199,6 +202,8 @@ class StripeState:
                               code="parameter_invalid_boolean")
             apm = {"enabled": enabled == "true"}
         shipping = _shipping(params)
+        card_options = _card_options(params)
+        _refuse_connect_only(params)
         with self.lock:
             ident = self.new_id("pi_")
             intent: dict[str, Any] = {
@@ -230,7 +235,8 @@ class StripeState:
                 "payment_method_options": {"card": {"installments": None,
                                                     "mandate_options": None,
                                                     "network": None,
-                                                    "request_three_d_secure": "automatic"}},
+                                                    "request_three_d_secure": "automatic",
+                                                    **card_options}},
                 "payment_method_types": types,
                 "processing": None,
                 "receipt_email": P.get_str(params, "receipt_email"),
@@ -268,7 +274,7 @@ class StripeState:
         metadata = P.get_metadata(params)
         amount = P.get_int(params, "amount", minimum=1)
         currency = P.get_str(params, "currency")
-        payment_method = P.get_str(params, "payment_method")
+        payment_method = self._payment_method_param(params)
         card = self._card(payment_method) if payment_method is not None else None
         capture_method = P.get_enum(params, "capture_method",
                                     ("automatic", "automatic_async", "manual"))
@@ -298,7 +304,7 @@ class StripeState:
 
     def confirm_intent(self, ident: str, params: Params, info: RequestInfo) -> dict[str, Any]:
         P.check_known(params, P.CONFIRM_PARAMS)
-        payment_method = P.get_str(params, "payment_method")
+        payment_method = self._payment_method_param(params)
         off_session = P.get_bool(params, "off_session") or False
         error_on_action = P.get_bool(params, "error_on_requires_action") or False
         capture_method = P.get_enum(params, "capture_method",
@@ -422,7 +428,7 @@ class StripeState:
             intent = self._intent(ident)
             if intent["status"] != "requires_action":
                 raise _unexpected_state(f"PaymentIntent {ident} is {intent['status']}.", intent)
-            card = card_for(intent["payment_method"])
+            card = self._known_card(intent["payment_method"])
             assert card is not None
             intent["next_action"] = None
             if succeed:
@@ -644,8 +650,46 @@ class StripeState:
 
     # -- parameter helpers -------------------------------------------------------------------
 
+    def _known_card(self, payment_method: str) -> TestCard | None:
+        return self._methods.get(payment_method) or card_for(payment_method)
+
+    def _payment_method_param(self, params: Params) -> str | None:
+        """``payment_method``, or a card payment method created from ``payment_method_data``
+        (``type=card`` with a test token such as ``tok_visa``), as Stripe creates one."""
+        given = P.get_str(params, "payment_method")
+        data = params.get("payment_method_data")
+        if data is None:
+            return given
+        if given is not None:
+            raise invalid("You may only specify one of these parameters: payment_method, "
+                          "payment_method_data.", param="payment_method_data")
+        if not isinstance(data, Mapping):
+            raise invalid("Invalid hash", param="payment_method_data",
+                          code="parameter_invalid_hash")
+        if P.get_str(data, "type") != "card":
+            raise invalid("FakeStripe creates card payment methods only: set "
+                          "payment_method_data[type]=card.", param="payment_method_data[type]")
+        card_data = data.get("card")
+        token = P.get_str(card_data, "token") if isinstance(card_data, Mapping) else None
+        if token is None:
+            # Stripe refuses raw card numbers unless the account is allowed to send them.
+            raise invalid("Sending credit card numbers directly to the Stripe API is generally "
+                          "unsafe. To continue processing use Stripe.js, the Stripe mobile "
+                          "bindings, or Stripe Elements. In test mode, pass a test token "
+                          "such as payment_method_data[card][token]=tok_visa.",
+                          param="payment_method_data[card]")
+        card = card_for("pm_card_" + token.removeprefix("tok_")) if token.startswith(
+            "tok_") else None
+        if card is None:
+            raise invalid(f"No such token: '{token[:60]}'", param="payment_method_data[card]",
+                          code="resource_missing")
+        ident = self.new_id("pm_")
+        with self.lock:
+            self._methods[ident] = card
+        return ident
+
     def _card(self, payment_method: str) -> TestCard:
-        card = card_for(payment_method)
+        card = self._known_card(payment_method)
         if card is None:
             raise StripeApiError(400, "invalid_request_error",
                                  f"No such PaymentMethod: '{payment_method[:60]}'",
@@ -787,3 +831,55 @@ def _shipping(params: Params) -> dict[str, Any] | None:
         "phone": P.get_str(raw, "phone"),
         "tracking_number": P.get_str(raw, "tracking_number"),
     }
+
+
+# payment_method_options[card][...] the fake keeps (and echoes), with the values Stripe allows.
+_CARD_OPTIONS: dict[str, tuple[str, ...]] = {
+    "request_three_d_secure": ("any", "automatic", "challenge"),
+    "capture_method": ("manual",),
+    "setup_future_usage": ("none", "off_session", "on_session"),
+}
+
+
+def _card_options(params: Params) -> dict[str, str]:
+    """The ``payment_method_options[card]`` given, checked as Stripe checks them."""
+    options = params.get("payment_method_options")
+    if options is None or options == "":
+        return {}
+    if not isinstance(options, Mapping):
+        raise invalid("Invalid hash", param="payment_method_options",
+                      code="parameter_invalid_hash")
+    for kind in options:
+        if kind != "card":
+            raise invalid(f"Received unknown parameter: payment_method_options[{kind[:40]}]",
+                          param=f"payment_method_options[{kind[:40]}]",
+                          code="parameter_unknown")
+    card = options.get("card")
+    if card is None or card == "":
+        return {}
+    if not isinstance(card, Mapping):
+        raise invalid("Invalid hash", param="payment_method_options[card]",
+                      code="parameter_invalid_hash")
+    out: dict[str, str] = {}
+    for key in card:
+        name = f"payment_method_options[card][{key[:40]}]"
+        if key not in _CARD_OPTIONS:
+            raise invalid(f"Received unknown parameter: {name}", param=name,
+                          code="parameter_unknown")
+        value = P.get_enum(card, key, _CARD_OPTIONS[key])
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _refuse_connect_only(params: Params) -> None:
+    """The fake has no connected accounts: Connect parameters are refused, never dropped."""
+    if params.get("application_fee_amount") is not None:
+        raise invalid("Can only apply an application_fee_amount when the PaymentIntent is "
+                      "attempting a direct payment (using an OAuth key or Stripe-Account header) "
+                      "or destination payment (using `transfer_data[destination]`).",
+                      param="application_fee_amount")
+    account = P.get_str(params, "on_behalf_of")
+    if account is not None:
+        raise invalid(f"No such account: '{account[:60]}' (FakeStripe has no connected "
+                      "accounts)", param="on_behalf_of", code="resource_missing")
