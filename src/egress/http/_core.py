@@ -30,6 +30,7 @@ from egress.errors import (
 from egress.events import DeadlineExceeded, EventSink, InsecureTransport, RedirectFollowed
 from egress.http._auth import Auth, SignableRequest
 from egress.http._body import _UNSET, encode_body
+from egress.http._codecs import ACCEPT_ENCODING
 from egress.http._headers import (
     SENSITIVE_REQUEST_HEADERS,
     Headers,
@@ -199,7 +200,7 @@ class ClientCore:
         self.sink = sink
         self.trust_env = bool(trust_env)
 
-        defaults: dict[str, str] = {"Accept-Encoding": "gzip, deflate"}
+        defaults: dict[str, str] = {"Accept-Encoding": ACCEPT_ENCODING}
         if user_agent:
             defaults["User-Agent"] = user_agent
         for name, value in (headers or {}).items():
