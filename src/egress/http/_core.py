@@ -12,7 +12,7 @@ import logging
 import math
 import os
 import ssl
-from collections.abc import Generator, Mapping
+from collections.abc import Collection, Generator, Mapping
 from typing import Any
 
 from egress._clock import Clock
@@ -78,8 +78,8 @@ class NeedAuth:
 class PreparedCall:
     """One logical call, prepared once: every attempt sends these exact bytes."""
 
-    __slots__ = ("_info", "body", "headers", "key", "method", "op", "operation", "plain_url",
-                 "url")
+    __slots__ = ("_info", "body", "expect", "headers", "key", "method", "op", "operation",
+                 "plain_url", "url")
 
     def __init__(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
                  *, key: str | None, operation: str) -> None:
@@ -91,6 +91,8 @@ class PreparedCall:
         self.body = body
         self.key = key
         self.operation = operation
+        #: Non-2xx statuses this call returns as a Response instead of raising StatusError.
+        self.expect: frozenset[int] = frozenset()
         self._info: RequestInfo | None = None
         #: The client's attempt bound to this call, kept when the call is cached (plain GETs).
         self.op: Any = None
@@ -168,8 +170,10 @@ class ClientCore:
         user_agent: str | None,
         clock: Clock,
         sink: EventSink,
+        expect: Collection[int] = (),
     ) -> None:
         self.base = BaseURL(base_url)
+        self.expect = expected_statuses(expect, ConfigurationError)
         if auth is not None and not isinstance(auth, Auth):
             raise ConfigurationError("auth must be an egress.http auth object (BearerAuth, ...)")
         if not isinstance(timeouts, Timeouts):
@@ -237,10 +241,10 @@ class ClientCore:
     def prepare(self, method: str, path: str, *, params: Params | None, json: Any,
                 form: Params | None, content: bytes | None, headers: Mapping[str, str] | None,
                 path_params: Mapping[str, object] | None, idempotency_key: str | None,
-                operation: str | None) -> PreparedCall:
+                operation: str | None, expect: Collection[int] | None = None) -> PreparedCall:
         plain = (not params and json is _UNSET and form is None and content is None
                  and not headers and not path_params and idempotency_key is None
-                 and operation is None)
+                 and operation is None and expect is None)
         if plain:
             # The same GET twice is the same call: prepared once, kept (bounded).
             cached = self._prepared.get((method, path))
@@ -284,6 +288,8 @@ class ClientCore:
                 if len(names) < _NAME_CACHE_LIMIT:
                     names[(method, path)] = operation
         call = PreparedCall(method, url, merged, body, key=key, operation=operation)
+        call.expect = (self.expect if expect is None
+                       else self.expect | expected_statuses(expect, UnsafeRequestError))
         if plain and key is None and len(self._prepared) < _NAME_CACHE_LIMIT:
             self._prepared[(method, path)] = call
         return call
@@ -367,6 +373,10 @@ class ClientCore:
                                                 cross_origin=not same))
                 same_origin = same_origin and same
                 continue
+            if status in call.expect:  # normal for this call: a Response, never a failure
+                return Response(status, answer.headers, answer.content, method=method,
+                                url=url.split("?", 1)[0],
+                                request_id_headers=self.request_id_headers)
             raise self.status_error(method, url, answer)
 
     def status_error(self, method: str, url: str, answer: WireResponse) -> StatusError:
@@ -414,6 +424,16 @@ class ClientCore:
         from egress.http._defaults import default_pipeline
 
         return default_pipeline(self)
+
+
+def expected_statuses(statuses: Collection[int], error: type[EgressError]) -> frozenset[int]:
+    """``expect=``: HTTP statuses (100-599) a caller treats as answers, not errors."""
+    if isinstance(statuses, str | bytes) or not isinstance(statuses, Collection):
+        raise error("expect must be a collection of HTTP statuses, e.g. {200, 304}")
+    for status in statuses:
+        if type(status) is not int or not 100 <= status <= 599:
+            raise error(f"expect: {str(status)[:20]!r} is not an HTTP status (100-599)")
+    return frozenset(statuses)
 
 
 def _check_method(method: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Collection, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -172,6 +172,7 @@ class ApiClient(_ClientBase):
         idempotency_header: str = DEFAULT_IDEMPOTENCY_HEADER,
         request_id_headers: tuple[str, ...] = REQUEST_ID_HEADERS,
         user_agent: str | None = USER_AGENT,
+        expect: Collection[int] = (),
         clock: Clock = SYSTEM_CLOCK,
         sink: EventSink = NULL_SINK,
     ) -> None:
@@ -205,6 +206,7 @@ class ApiClient(_ClientBase):
         deadline: float | None = None,
         pipeline: Pipeline | None = None,
         operation: str | None = None,
+        expect: Collection[int] | None = None,
     ) -> Awaitable[Response]:
         """Send ``method path`` through the pipeline: await it for the 2xx :class:`Response`.
 
@@ -215,7 +217,8 @@ class ApiClient(_ClientBase):
             raise UnsafeRequestError(f"{type(self).__name__} is closed; make a new client")
         call = self._core.prepare(method, path, params=params, json=json, form=form,
                                   content=content, headers=headers, path_params=path_params,
-                                  idempotency_key=idempotency_key, operation=operation)
+                                  idempotency_key=idempotency_key, operation=operation,
+                                  expect=expect)
         op = call.op
         if op is None:
             op = call.op = functools.partial(self._attempt, call)
@@ -264,20 +267,23 @@ class ApiClient(_ClientBase):
                   headers: Mapping[str, str] | None = None,
                   path_params: Mapping[str, object] | None = None,
                   deadline: float | None = None, pipeline: Pipeline | None = None,
-                  operation: str | None = None) -> Awaitable[Response]:
+                  operation: str | None = None,
+                  expect: Collection[int] | None = None) -> Awaitable[Response]:
         return self.request("GET", path, params=params, headers=headers,
                                   path_params=path_params, deadline=deadline, pipeline=pipeline,
-                                  operation=operation)
+                                  operation=operation, expect=expect)
 
     def delete(self, path: str, *, params: Params | None = None,
                      headers: Mapping[str, str] | None = None,
                      path_params: Mapping[str, object] | None = None,
                      idempotency_key: str | None = None, deadline: float | None = None,
                      pipeline: Pipeline | None = None,
-                     operation: str | None = None) -> Awaitable[Response]:
+                     operation: str | None = None,
+                  expect: Collection[int] | None = None) -> Awaitable[Response]:
         return self.request("DELETE", path, params=params, headers=headers,
                                   path_params=path_params, idempotency_key=idempotency_key,
-                                  deadline=deadline, pipeline=pipeline, operation=operation)
+                                  deadline=deadline, pipeline=pipeline, operation=operation,
+                                  expect=expect)
 
     def post(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
                    form: Params | None = None, content: bytes | None = None,
@@ -285,11 +291,12 @@ class ApiClient(_ClientBase):
                    path_params: Mapping[str, object] | None = None,
                    idempotency_key: str | None = None, deadline: float | None = None,
                    pipeline: Pipeline | None = None,
-                   operation: str | None = None) -> Awaitable[Response]:
+                   operation: str | None = None,
+                  expect: Collection[int] | None = None) -> Awaitable[Response]:
         return self.request("POST", path, params=params, json=json, form=form,
                                   content=content, headers=headers, path_params=path_params,
                                   idempotency_key=idempotency_key, deadline=deadline,
-                                  pipeline=pipeline, operation=operation)
+                                  pipeline=pipeline, operation=operation, expect=expect)
 
     def put(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
                   form: Params | None = None, content: bytes | None = None,
@@ -297,11 +304,12 @@ class ApiClient(_ClientBase):
                   path_params: Mapping[str, object] | None = None,
                   idempotency_key: str | None = None, deadline: float | None = None,
                   pipeline: Pipeline | None = None,
-                  operation: str | None = None) -> Awaitable[Response]:
+                  operation: str | None = None,
+                  expect: Collection[int] | None = None) -> Awaitable[Response]:
         return self.request("PUT", path, params=params, json=json, form=form,
                                   content=content, headers=headers, path_params=path_params,
                                   idempotency_key=idempotency_key, deadline=deadline,
-                                  pipeline=pipeline, operation=operation)
+                                  pipeline=pipeline, operation=operation, expect=expect)
 
     def patch(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
                     form: Params | None = None, content: bytes | None = None,
@@ -309,11 +317,12 @@ class ApiClient(_ClientBase):
                     path_params: Mapping[str, object] | None = None,
                     idempotency_key: str | None = None, deadline: float | None = None,
                     pipeline: Pipeline | None = None,
-                    operation: str | None = None) -> Awaitable[Response]:
+                    operation: str | None = None,
+                  expect: Collection[int] | None = None) -> Awaitable[Response]:
         return self.request("PATCH", path, params=params, json=json, form=form,
                                   content=content, headers=headers, path_params=path_params,
                                   idempotency_key=idempotency_key, deadline=deadline,
-                                  pipeline=pipeline, operation=operation)
+                                  pipeline=pipeline, operation=operation, expect=expect)
 
 
 class SyncApiClient(_ClientBase):
@@ -346,6 +355,7 @@ class SyncApiClient(_ClientBase):
         idempotency_header: str = DEFAULT_IDEMPOTENCY_HEADER,
         request_id_headers: tuple[str, ...] = REQUEST_ID_HEADERS,
         user_agent: str | None = USER_AGENT,
+        expect: Collection[int] = (),
         clock: Clock = SYSTEM_CLOCK,
         sink: EventSink = NULL_SINK,
     ) -> None:
@@ -379,13 +389,15 @@ class SyncApiClient(_ClientBase):
         deadline: float | None = None,
         pipeline: Pipeline | None = None,
         operation: str | None = None,
+        expect: Collection[int] | None = None,
     ) -> Response:
         """Send ``method path`` through the pipeline; the 2xx :class:`Response` or an error."""
         if self._closed:
             raise UnsafeRequestError(f"{type(self).__name__} is closed; make a new client")
         call = self._core.prepare(method, path, params=params, json=json, form=form,
                                   content=content, headers=headers, path_params=path_params,
-                                  idempotency_key=idempotency_key, operation=operation)
+                                  idempotency_key=idempotency_key, operation=operation,
+                                  expect=expect)
         op = call.op
         if op is None:
             op = call.op = functools.partial(self._attempt, call)
@@ -432,49 +444,55 @@ class SyncApiClient(_ClientBase):
     def get(self, path: str, *, params: Params | None = None,
             headers: Mapping[str, str] | None = None,
             path_params: Mapping[str, object] | None = None, deadline: float | None = None,
-            pipeline: Pipeline | None = None, operation: str | None = None) -> Response:
+            pipeline: Pipeline | None = None, operation: str | None = None,
+            expect: Collection[int] | None = None) -> Response:
         return self.request("GET", path, params=params, headers=headers,
                             path_params=path_params, deadline=deadline, pipeline=pipeline,
-                            operation=operation)
+                            operation=operation, expect=expect)
 
     def delete(self, path: str, *, params: Params | None = None,
                headers: Mapping[str, str] | None = None,
                path_params: Mapping[str, object] | None = None,
                idempotency_key: str | None = None, deadline: float | None = None,
-               pipeline: Pipeline | None = None, operation: str | None = None) -> Response:
+               pipeline: Pipeline | None = None, operation: str | None = None,
+            expect: Collection[int] | None = None) -> Response:
         return self.request("DELETE", path, params=params, headers=headers,
                             path_params=path_params, idempotency_key=idempotency_key,
-                            deadline=deadline, pipeline=pipeline, operation=operation)
+                            deadline=deadline, pipeline=pipeline, operation=operation,
+                            expect=expect)
 
     def post(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
              form: Params | None = None, content: bytes | None = None,
              headers: Mapping[str, str] | None = None,
              path_params: Mapping[str, object] | None = None,
              idempotency_key: str | None = None, deadline: float | None = None,
-             pipeline: Pipeline | None = None, operation: str | None = None) -> Response:
+             pipeline: Pipeline | None = None, operation: str | None = None,
+            expect: Collection[int] | None = None) -> Response:
         return self.request("POST", path, params=params, json=json, form=form, content=content,
                             headers=headers, path_params=path_params,
                             idempotency_key=idempotency_key, deadline=deadline,
-                            pipeline=pipeline, operation=operation)
+                            pipeline=pipeline, operation=operation, expect=expect)
 
     def put(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
             form: Params | None = None, content: bytes | None = None,
             headers: Mapping[str, str] | None = None,
             path_params: Mapping[str, object] | None = None,
             idempotency_key: str | None = None, deadline: float | None = None,
-            pipeline: Pipeline | None = None, operation: str | None = None) -> Response:
+            pipeline: Pipeline | None = None, operation: str | None = None,
+            expect: Collection[int] | None = None) -> Response:
         return self.request("PUT", path, params=params, json=json, form=form, content=content,
                             headers=headers, path_params=path_params,
                             idempotency_key=idempotency_key, deadline=deadline,
-                            pipeline=pipeline, operation=operation)
+                            pipeline=pipeline, operation=operation, expect=expect)
 
     def patch(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
               form: Params | None = None, content: bytes | None = None,
               headers: Mapping[str, str] | None = None,
               path_params: Mapping[str, object] | None = None,
               idempotency_key: str | None = None, deadline: float | None = None,
-              pipeline: Pipeline | None = None, operation: str | None = None) -> Response:
+              pipeline: Pipeline | None = None, operation: str | None = None,
+            expect: Collection[int] | None = None) -> Response:
         return self.request("PATCH", path, params=params, json=json, form=form, content=content,
                             headers=headers, path_params=path_params,
                             idempotency_key=idempotency_key, deadline=deadline,
-                            pipeline=pipeline, operation=operation)
+                            pipeline=pipeline, operation=operation, expect=expect)
