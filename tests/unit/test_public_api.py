@@ -133,6 +133,12 @@ def test_import_egress_loads_no_event_loop_and_no_http_library() -> None:
     assert not {"asyncio", "httpx", "aiohttp", "rich"} & loaded
 
 
+def test_the_pytest_plugin_loads_nothing_heavy() -> None:
+    # It is imported by every pytest run of every project that installs egress.
+    loaded = _modules_after("import egress.testing.pytest_plugin")
+    assert not {"asyncio", "aiohttp", "egress.payments", "egress.policies"} & loaded
+
+
 def test_the_http_seam_loads_only_the_backend_in_use() -> None:
     loaded = _modules_after("import egress.http")
     assert not {"httpx", "aiohttp", "rich", "importlib.metadata"} & loaded
