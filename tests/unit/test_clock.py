@@ -140,8 +140,9 @@ async def test_pure_virtual_sleeps_still_jump_at_once() -> None:
         return clock.now()
 
     assert await asyncio.gather(nap(3600.0), nap(60.0)) == [36000.0, 600.0]
-    # Ten hours of virtual naps; the default idle threshold alone would be 2.5 s for 10 jumps.
-    assert time.monotonic() - started < DEFAULT_IDLE_THRESHOLD * 4
+    # 20 jumps: waiting out the idle threshold at each would take 20 x 0.25 s = 5 s; jumping at
+    # once takes microseconds. The bound sits far from both.
+    assert time.monotonic() - started < DEFAULT_IDLE_THRESHOLD * 10
 
 
 async def test_a_busy_task_sees_no_virtual_time_pass() -> None:
