@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from egress._redacted import drop_frames
 from egress.errors import (
     AttemptTimeoutError,
     ConfigurationError,
@@ -28,6 +29,7 @@ from egress.errors import (
 )
 from egress.http._body import BodyReader
 from egress.http._headers import Headers
+from egress.http._httpx_logs import install as install_log_filter
 from egress.http._wire import WireOptions, WireRequest, WireResponse
 
 try:
@@ -142,6 +144,7 @@ class HttpxAsyncWire:
     name = "httpx"
 
     def __init__(self, options: WireOptions) -> None:
+        install_log_filter()  # httpx logs full URLs, httpcore response headers
         self._client = httpx.AsyncClient(**_client_kwargs(options))
         self._client.cookies.jar.set_policy(_NoCookies())
         self._cap = options.max_response_bytes
@@ -175,6 +178,7 @@ class HttpxAsyncWire:
                 raise
             cause = _chainable(exc)
         if error is not None:
+            drop_frames(cause)  # the library's frames hold the raw request in locals
             raise error from cause  # outside the handler: no hidden __context__ either
         return WireResponse(response.status_code, Headers.from_raw(response.headers.raw),
                             content)
@@ -280,6 +284,7 @@ class HttpxSyncWire:
     name = "httpx"
 
     def __init__(self, options: WireOptions) -> None:
+        install_log_filter()  # httpx logs full URLs, httpcore response headers
         self._client = httpx.Client(**_client_kwargs(options))
         self._client.cookies.jar.set_policy(_NoCookies())
         self._cap = options.max_response_bytes
@@ -317,6 +322,7 @@ class HttpxSyncWire:
         finally:
             self._deadline.end = None
         if error is not None:
+            drop_frames(cause)  # the library's frames hold the raw request in locals
             raise error from cause  # outside the handler: no hidden __context__ either
         return WireResponse(response.status_code, Headers.from_raw(response.headers.raw),
                             content)
