@@ -331,9 +331,6 @@ class ClientCore:
                                          f"characters")
             check_header(self.idempotency_header, key)
             merged[self.idempotency_header] = key
-        call = PreparedCall(method, url, merged, body, key=key, operation=operation)
-        call.expect = (self.expect if expect is None
-                       else self.expect | expected_statuses(expect, UnsafeRequestError))
         secrets: tuple[str, ...] = ()
         if not plain:
             secrets = tuple(secrets_in(params, form))
@@ -344,6 +341,8 @@ class ClientCore:
                                  if isinstance(v, Secret) or _credential_name(k))
         call = PreparedCall(method, url, merged, body, key=key, operation=operation,
                             secrets=secrets)
+        call.expect = (self.expect if expect is None
+                       else self.expect | expected_statuses(expect, UnsafeRequestError))
         if plain and key is None and len(self._prepared) < _NAME_CACHE_LIMIT:
             self._prepared[(method, path)] = call
         return call
