@@ -62,6 +62,10 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger(__name__)
+# A library never configures logging; the NullHandler keeps Python's last-resort handler from
+# printing egress's records when the application has not configured any. (Here, not in
+# egress/__init__.py, which imports nothing eagerly: every module that logs imports this one.)
+logging.getLogger("egress").addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
