@@ -1,7 +1,8 @@
-"""The policies, one file each: configuration, pure decisions, and thin async and sync drivers."""
+"""The policies: configuration, pure decisions, and thin async and sync drivers.
+
+One file per policy, except the breaker (policy, pure state, drivers and registry apart)."""
 
 from egress.policies.breaker import (
-    BreakerRegistry,
     BreakerSnapshot,
     CircuitBreaker,
     CircuitState,
@@ -9,6 +10,7 @@ from egress.policies.breaker import (
     TimeWindow,
     default_failure,
 )
+from egress.policies.breaker_registry import BreakerRegistry
 from egress.policies.budget import RetryBudget, TokenRetryBudget
 from egress.policies.bulkhead import Bulkhead
 from egress.policies.ratelimit import RateLimiter, server_pause_hint

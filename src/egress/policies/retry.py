@@ -36,6 +36,7 @@ from egress.events import (
     RetryGivenUp,
     RetryScheduled,
 )
+from egress.policies._classify import Classifier, matcher
 from egress.policies.budget import BudgetState, RetryBudget, TokenRetryBudget
 
 __all__ = ["Backoff", "Jitter", "Retry", "Stop", "attempts", "elapsed"]
@@ -178,43 +179,6 @@ class Backoff:
 
 
 # ---------------------------------------------------------------------------------------------
-# Classification
-
-Classifier = type[BaseException] | Callable[[BaseException], bool]
-
-
-def _build_classifier(
-    on: Classifier | Iterable[Classifier],
-) -> Callable[[BaseException], bool]:
-    items: tuple[Any, ...] = (
-        tuple(on) if isinstance(on, tuple | list | set | frozenset) else (on,)
-    )
-    if not items:
-        raise ConfigurationError("Retry: on= must name at least one exception type or predicate")
-    types: list[type[BaseException]] = []
-    predicates: list[Callable[[BaseException], bool]] = []
-    for item in items:
-        if isinstance(item, type) and issubclass(item, BaseException):
-            if not issubclass(item, Exception):
-                raise ConfigurationError(f"Retry: {item.__name__} can never be retried")
-            types.append(item)
-        elif callable(item):
-            predicates.append(item)
-        else:
-            raise ConfigurationError(f"Retry: on= takes exception types and predicates, "
-                                     f"got {item!r}")
-    type_tuple = tuple(types)
-    preds = tuple(predicates)
-
-    def retryable(exc: BaseException) -> bool:
-        if type_tuple and isinstance(exc, type_tuple):
-            return True
-        return any(p(exc) for p in preds)
-
-    return retryable
-
-
-# ---------------------------------------------------------------------------------------------
 # The policy
 
 
@@ -249,7 +213,7 @@ class Retry:
         random: Callable[[], float] = _random.random,
     ) -> None:
         self.on = on
-        self._retryable = _build_classifier(on)
+        self._retryable = matcher("Retry", "on", on, retryable=True)
         self.stop = stop if stop is not None else attempts(DEFAULT_ATTEMPTS)
         if not isinstance(self.stop, Stop):
             raise ConfigurationError(f"Retry: stop must be a Stop, got {self.stop!r}")

@@ -1,0 +1,161 @@
+"""The breaker's drivers: read the clock, call, report. Every decision is in the state.
+
+One async and one sync pump serve both the pipeline step (called ``(ctx, op)``, the context
+being the first argument) and the ``@breaker`` decorator (called with the function's own
+arguments, the context being the breaker's own). The pumps are written out, not shared through
+a generator, because this is the hot path: a fast success in a quiet window costs two attribute
+reads and a comparison, no clock read and no allocation, when slow-call detection is off.
+
+What the state says (notices, :mod:`egress.policies._breaker_state`) becomes events here, and a
+refusal becomes :class:`~egress.errors.CircuitOpenError`, after its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from egress._pipeline import CallContext
+from egress.errors import CircuitOpenError, DeadlineExceededError
+from egress.events import CircuitRejected, CircuitStateChanged, CircuitThresholdExceeded
+from egress.policies._breaker_state import (
+    REFUSED,
+    BreakerState,
+    Notices,
+    StateChanged,
+    ThresholdExceeded,
+)
+
+__all__ = ["IGNORE", "FAILURE", "SUCCESS", "Gate", "pump_async", "pump_sync"]
+
+IGNORE, SUCCESS, FAILURE = -1, 0, 1
+_DEADLINE_CANCELLED = DeadlineExceededError("cancelled by the call's deadline")
+
+
+def report(name: str, notices: Notices, ctx: CallContext) -> None:
+    """Emit one event per notice; raise ``CircuitOpenError`` if the call was refused."""
+    sink, operation = ctx.sink, ctx.operation
+    for notice in notices:
+        if isinstance(notice, StateChanged):
+            sink.emit(CircuitStateChanged(
+                operation=operation, at=notice.at, breaker=name, old=notice.old.value,
+                new=notice.new.value, failure_rate=notice.failure_rate,
+                slow_call_rate=notice.slow_call_rate))
+        elif isinstance(notice, ThresholdExceeded):
+            sink.emit(CircuitThresholdExceeded(
+                operation=operation, at=notice.at, breaker=name,
+                failure_rate=notice.failure_rate, slow_call_rate=notice.slow_call_rate))
+        else:
+            sink.emit(CircuitRejected(operation=operation, at=notice.at, breaker=name,
+                                      retry_after=notice.retry_after))
+            raise CircuitOpenError(name, retry_after=notice.retry_after)
+
+
+class Gate:
+    """What a breaker's pumps share: the state, how outcomes are classified, slow-call timing.
+
+    The pumps call :meth:`enter` only when the state asks to be asked (``fast_gen < 0``) or
+    calls are timed, :meth:`failed` on any exception, and :meth:`succeeded` only when a success
+    may change something (not in a quiet window, or timed).
+    """
+
+    __slots__ = ("classify", "name", "slow", "state", "timed")
+
+    def __init__(self, name: str, state: BreakerState,
+                 classify: Callable[[BaseException], int]) -> None:
+        self.name = name
+        self.state = state
+        self.classify = classify
+        self.slow = state.settings.slow_call_duration
+        self.timed = self.slow != math.inf
+
+    def report(self, notices: Notices, ctx: CallContext) -> None:
+        if notices:
+            report(self.name, notices, ctx)
+
+    def admit(self, now: float, ctx: CallContext) -> int:
+        """The call's generation, or raise ``CircuitOpenError`` (after its events)."""
+        gen, notices = self.state.acquire(now)
+        self.report(notices, ctx)
+        assert gen != REFUSED  # report() raised
+        return gen
+
+    def enter(self, ctx: CallContext) -> tuple[int, float]:
+        """The call's generation and its start time (0.0 when calls are not timed)."""
+        now = ctx.clock.now()
+        gen = self.state.fast_gen
+        if gen < 0:
+            gen = self.admit(now, ctx)
+        return gen, now if self.timed else 0.0
+
+    def succeeded(self, gen: int, start: float, ctx: CallContext) -> None:
+        end = ctx.clock.now()
+        state = self.state
+        if gen != state.quiet_gen or end - start >= self.slow:
+            notices = state.on_success(gen, start, end)
+            if notices:  # (inline: the timed success path comes through here every call)
+                report(self.name, notices, ctx)
+
+    def failed(self, gen: int, start: float, exc: BaseException, ctx: CallContext) -> None:
+        now = ctx.clock.now()
+        if (isinstance(exc, asyncio.CancelledError) and ctx.deadline is not None
+                and now >= ctx.deadline):
+            # Cancelled by the deadline (a Timeout outside the breaker): the upstream did not
+            # answer in time, which counts as a DeadlineExceededError would. A cancellation
+            # before the deadline is the caller's and is ignored.
+            exc = _DEADLINE_CANCELLED
+        verdict = self.classify(exc)
+        state = self.state
+        if verdict == IGNORE:
+            state.release(gen)
+            return
+        self.report(state.on_failure(gen, start, now) if verdict == FAILURE
+                    else state.on_success(gen, start, now), ctx)
+
+
+# The two pumps: ``own`` is the decorator's context; None for a pipeline step, whose context is
+# its first argument. ``own or args[0]`` is only evaluated off the fast path.
+
+
+def pump_async(gate: Gate, fn: Callable[..., Awaitable[Any]], own: CallContext | None
+               ) -> Callable[..., Awaitable[Any]]:
+    state, enter, failed, succeeded, timed = (
+        gate.state, gate.enter, gate.failed, gate.succeeded, gate.timed)
+
+    async def guarded(*args: Any, **kwargs: Any) -> Any:
+        gen, start = state.fast_gen, 0.0
+        if gen < 0 or timed:
+            gen, start = enter(own or args[0])
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            failed(gen, start, exc, own or args[0])
+            raise
+        if timed or gen != state.quiet_gen:
+            succeeded(gen, start, own or args[0])
+        return result
+
+    return guarded
+
+
+def pump_sync(gate: Gate, fn: Callable[..., Any], own: CallContext | None
+              ) -> Callable[..., Any]:
+    state, enter, failed, succeeded, timed = (
+        gate.state, gate.enter, gate.failed, gate.succeeded, gate.timed)
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        gen, start = state.fast_gen, 0.0
+        if gen < 0 or timed:
+            gen, start = enter(own or args[0])
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            failed(gen, start, exc, own or args[0])
+            raise
+        if timed or gen != state.quiet_gen:
+            succeeded(gen, start, own or args[0])
+        return result
+
+    return guarded
