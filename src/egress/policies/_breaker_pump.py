@@ -4,7 +4,7 @@ One async and one sync pump serve both the pipeline step (called ``(ctx, op)``, 
 being the first argument) and the ``@breaker`` decorator (called with the function's own
 arguments, the context being the breaker's own). The pumps are written out, not shared through
 a generator, because this is the hot path: a fast success in a quiet window costs two attribute
-reads and a comparison, no clock read and no allocation, when slow-call detection is off.
+reads and two comparisons, no clock read and no allocation, when slow-call detection is off.
 
 What the state says (notices, :mod:`egress.policies._breaker_state`) becomes events here, and a
 refusal becomes :class:`~egress.errors.CircuitOpenError`, after its events.
@@ -56,9 +56,9 @@ def report(name: str, notices: Notices, ctx: CallContext) -> None:
 class Gate:
     """What a breaker's pumps share: the state, how outcomes are classified, slow-call timing.
 
-    The pumps call :meth:`enter` only when the state asks to be asked (``fast_gen < 0``) or
-    calls are timed, :meth:`failed` on any exception, and :meth:`succeeded` only when a success
-    may change something (not in a quiet window, or timed).
+    The pumps call :meth:`admit` only when the state asks to be asked (``fast_gen < 0``),
+    :meth:`failed` on any exception, and :meth:`succeeded` only when a success may change
+    something (outside a quiet window, or slow).
     """
 
     __slots__ = ("classify", "name", "slow", "state", "timed")
@@ -82,21 +82,11 @@ class Gate:
         assert gen != REFUSED  # report() raised
         return gen
 
-    def enter(self, ctx: CallContext) -> tuple[int, float]:
-        """The call's generation and its start time (0.0 when calls are not timed)."""
-        now = ctx.clock.now()
-        gen = self.state.fast_gen
-        if gen < 0:
-            gen = self.admit(now, ctx)
-        return gen, now if self.timed else 0.0
-
-    def succeeded(self, gen: int, start: float, ctx: CallContext) -> None:
-        end = ctx.clock.now()
-        state = self.state
-        if gen != state.quiet_gen or end - start >= self.slow:
-            notices = state.on_success(gen, start, end)
-            if notices:  # (inline: the timed success path comes through here every call)
-                report(self.name, notices, ctx)
+    def succeeded(self, gen: int, start: float, end: float, ctx: CallContext) -> None:
+        """A success that may change something (``end`` is 0.0 when calls are not timed)."""
+        if not self.timed:
+            end = ctx.clock.now()
+        self.report(self.state.on_success(gen, start, end), ctx)
 
     def failed(self, gen: int, start: float, exc: BaseException, ctx: CallContext) -> None:
         now = ctx.clock.now()
@@ -116,25 +106,28 @@ class Gate:
 
 
 # The two pumps: ``own`` is the decorator's context; None for a pipeline step, whose context is
-# its first argument. ``own or args[0]`` is only evaluated off the fast path.
+# its first argument.
 
 
 def pump_async(gate: Gate, fn: Callable[..., Awaitable[Any]], own: CallContext | None
                ) -> Callable[..., Awaitable[Any]]:
-    state, enter, failed, succeeded, timed = (
-        gate.state, gate.enter, gate.failed, gate.succeeded, gate.timed)
+    state, admit, failed, succeeded, timed, slow = (
+        gate.state, gate.admit, gate.failed, gate.succeeded, gate.timed, gate.slow)
 
     async def guarded(*args: Any, **kwargs: Any) -> Any:
-        gen, start = state.fast_gen, 0.0
-        if gen < 0 or timed:
-            gen, start = enter(own or args[0])
+        ctx = own or args[0]
+        gen = state.fast_gen
+        if gen < 0:
+            gen = admit(ctx.clock.now(), ctx)
+        start = ctx.clock.now() if timed else 0.0
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            failed(gen, start, exc, own or args[0])
+            failed(gen, start, exc, ctx)
             raise
-        if timed or gen != state.quiet_gen:
-            succeeded(gen, start, own or args[0])
+        end = ctx.clock.now() if timed else 0.0
+        if gen != state.quiet_gen or (timed and end - start >= slow):
+            succeeded(gen, start, end, ctx)
         return result
 
     return guarded
@@ -142,20 +135,23 @@ def pump_async(gate: Gate, fn: Callable[..., Awaitable[Any]], own: CallContext |
 
 def pump_sync(gate: Gate, fn: Callable[..., Any], own: CallContext | None
               ) -> Callable[..., Any]:
-    state, enter, failed, succeeded, timed = (
-        gate.state, gate.enter, gate.failed, gate.succeeded, gate.timed)
+    state, admit, failed, succeeded, timed, slow = (
+        gate.state, gate.admit, gate.failed, gate.succeeded, gate.timed, gate.slow)
 
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        gen, start = state.fast_gen, 0.0
-        if gen < 0 or timed:
-            gen, start = enter(own or args[0])
+        ctx = own or args[0]
+        gen = state.fast_gen
+        if gen < 0:
+            gen = admit(ctx.clock.now(), ctx)
+        start = ctx.clock.now() if timed else 0.0
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            failed(gen, start, exc, own or args[0])
+            failed(gen, start, exc, ctx)
             raise
-        if timed or gen != state.quiet_gen:
-            succeeded(gen, start, own or args[0])
+        end = ctx.clock.now() if timed else 0.0
+        if gen != state.quiet_gen or (timed and end - start >= slow):
+            succeeded(gen, start, end, ctx)
         return result
 
     return guarded
