@@ -13,7 +13,12 @@ from egress.policies.breaker import (
 from egress.policies.breaker_registry import BreakerRegistry
 from egress.policies.budget import RetryBudget, TokenRetryBudget
 from egress.policies.bulkhead import Bulkhead
-from egress.policies.ratelimit import RateLimiter, server_pause_hint
+from egress.policies.ratelimit import (
+    RateLimiter,
+    ThrottlePause,
+    server_pause_hint,
+    server_throttled,
+)
 from egress.policies.retry import Backoff, Jitter, Retry, Stop, attempts, elapsed
 from egress.policies.timeout import Timeout
 
@@ -30,6 +35,7 @@ __all__ = [
     "Retry",
     "RetryBudget",
     "Stop",
+    "ThrottlePause",
     "TimeWindow",
     "Timeout",
     "TokenRetryBudget",
@@ -37,4 +43,5 @@ __all__ = [
     "default_failure",
     "elapsed",
     "server_pause_hint",
+    "server_throttled",
 ]
