@@ -229,15 +229,17 @@ class BreakerState:
 
     def on_failure(self, gen: int, start: float, end: float) -> Notices:
         with self._lock:
-            if gen != self._recording_gen:
-                return NO_NOTICES
-            return self._record(end, True, end - start >= self._slow_call_duration)
+            return self._outcome(gen, start, end, True)
 
     def on_success(self, gen: int, start: float, end: float) -> Notices:
         with self._lock:
-            if gen != self._recording_gen:
-                return NO_NOTICES
-            return self._record(end, False, end - start >= self._slow_call_duration)
+            return self._outcome(gen, start, end, False)
+
+    def _outcome(self, gen: int, start: float, end: float, failed: bool) -> Notices:
+        """Record an outcome of generation ``gen`` unless it is stale. Lock held."""
+        if gen != self._recording_gen:
+            return NO_NOTICES
+        return self._record(end, failed, end - start >= self._slow_call_duration)
 
     def _record(self, now: float, failed: bool, slow: bool) -> Notices:
         if self._circuit is CircuitState.HALF_OPEN:
@@ -371,25 +373,24 @@ class CountBreakerState(BreakerState):
         lock = self._lock
         lock.acquire()
         try:
-            if gen == self._fast_recording_gen and end - start < self._slow_call_duration:
-                i = self._next
-                old = self._outcomes[i]
-                if old:
-                    self._outcomes[i] = 0
-                    self._failed_calls -= old & 1
-                    self._slow_calls -= old >> 1
-                i += 1
-                self._next = 0 if i == self._capacity else i
-                calls = self._calls
-                if calls < self._capacity:
-                    self._calls = calls = calls + 1
-                    if calls == self._minimum_calls:
-                        return self._judge(end)
-                if calls == self._capacity and not self._failed_calls and not self._slow_calls:
-                    self.quiet_gen = gen
-                return NO_NOTICES
-            if gen == self._recording_gen:
-                return self._record(end, False, end - start >= self._slow_call_duration)
+            if gen != self._fast_recording_gen or end - start >= self._slow_call_duration:
+                return self._outcome(gen, start, end, False)
+            # CLOSED and fast: overwrite the oldest entry with a clean success.
+            i = self._next
+            old = self._outcomes[i]
+            if old:
+                self._outcomes[i] = 0
+                self._failed_calls -= old & 1
+                self._slow_calls -= old >> 1
+            i += 1
+            self._next = 0 if i == self._capacity else i
+            calls = self._calls
+            if calls < self._capacity:
+                self._calls = calls = calls + 1
+                if calls == self._minimum_calls:
+                    return self._judge(end)
+            if calls == self._capacity and not self._failed_calls and not self._slow_calls:
+                self.quiet_gen = gen
             return NO_NOTICES
         finally:
             lock.release()
@@ -456,15 +457,13 @@ class TimeBreakerState(BreakerState):
         lock = self._lock
         lock.acquire()
         try:
-            if gen == self._fast_recording_gen and end - start < self._slow_call_duration:
-                if end >= self._next_roll:
-                    self._roll(end)
-                self._bucket_calls[self._bucket] += 1
-                self._calls = calls = self._calls + 1
-                return self._judge(end) if calls == self._minimum_calls else NO_NOTICES
-            if gen == self._recording_gen:
-                return self._record(end, False, end - start >= self._slow_call_duration)
-            return NO_NOTICES
+            if gen != self._fast_recording_gen or end - start >= self._slow_call_duration:
+                return self._outcome(gen, start, end, False)
+            if end >= self._next_roll:  # CLOSED and fast: one more call in the current bucket
+                self._roll(end)
+            self._bucket_calls[self._bucket] += 1
+            self._calls = calls = self._calls + 1
+            return self._judge(end) if calls == self._minimum_calls else NO_NOTICES
         finally:
             lock.release()
 

@@ -15,8 +15,12 @@ bucket's size). With ``burst=1`` calls are spaced exactly ``1/rate`` apart.
 caller sharing the limiter (all limiters of the same name in the same store) until a moment;
 callers already waiting re-check after their sleep and take a fresh slot. By default the limiter
 does this by itself when the operation fails with a ``StatusError`` 429 or 503 carrying
-``retry_after`` (see ``pause_on``). After a pause the bucket starts empty: calls resume at the
-rate, not in a burst.
+``retry_after`` (see ``pause_on``); a 429 *without* a hint (Stripe's usual answer) pauses everyone
+for a short, growing time (see :class:`ThrottlePause`). After a pause the bucket starts empty:
+calls resume at the rate, not in a burst.
+
+Decisions live in :class:`LimiterState` (one lock, time as an argument); the async and sync pumps
+only sleep, give a slot back when interrupted, and call.
 """
 
 from __future__ import annotations
@@ -344,17 +348,17 @@ class RateLimiter:
         error.limiter = self._label  # marks a local refusal
         return error
 
-    def _waited(self, ctx: CallContext, reserved_at: float, wait: float, until: float
+    def _waited(self, ctx: CallContext, reserved_at: float, wait: float, arrived: float
                 ) -> tuple[float, float]:
         """After the wait reserved at ``reserved_at`` (``wait < 0``: refused; raise): now, and
-        0.0 to go, or the wait of a fresh slot if a pause came meanwhile, one starting by
-        ``until`` (the latest this call was willing to start)."""
+        0.0 to go, or the wait of a fresh slot if a pause came meanwhile, one starting within
+        ``max_wait`` of when the call ``arrived`` (the latest it was willing to start)."""
         if wait < 0:
             raise self._reject(ctx, reserved_at, -wait)
         now = ctx.clock.now()
         if self._state.paused_for(now) <= 0:
             return now, 0.0
-        wait = self._state.reserve(now, until - now, ctx.deadline)
+        wait = self._state.reserve(now, arrived + self.max_wait - now, ctx.deadline)
         if wait < 0:
             raise self._reject(ctx, now, -wait)
         return now, wait
@@ -378,9 +382,8 @@ class RateLimiter:
         state, max_wait, observe, waited = self._state, self.max_wait, self._observe, self._waited
 
         async def rate_limiter_step(ctx: CallContext, op: AsyncOp) -> Any:
-            sent = ctx.clock.now()
+            sent = arrived = ctx.clock.now()
             wait = state.reserve(sent, max_wait, ctx.deadline)
-            until = sent + max_wait
             while wait != 0.0:
                 if wait > 0:
                     try:
@@ -388,7 +391,7 @@ class RateLimiter:
                     except BaseException:
                         state.refund(sent, wait)
                         raise
-                sent, wait = waited(ctx, sent, wait, until)
+                sent, wait = waited(ctx, sent, wait, arrived)
             try:
                 result = await inner(ctx, op)
             except Exception as exc:
@@ -404,9 +407,8 @@ class RateLimiter:
         state, max_wait, observe, waited = self._state, self.max_wait, self._observe, self._waited
 
         def rate_limiter_step(ctx: CallContext, op: SyncOp) -> Any:
-            sent = ctx.clock.now()
+            sent = arrived = ctx.clock.now()
             wait = state.reserve(sent, max_wait, ctx.deadline)
-            until = sent + max_wait
             while wait != 0.0:
                 if wait > 0:
                     try:
@@ -414,7 +416,7 @@ class RateLimiter:
                     except BaseException:
                         state.refund(sent, wait)
                         raise
-                sent, wait = waited(ctx, sent, wait, until)
+                sent, wait = waited(ctx, sent, wait, arrived)
             try:
                 result = inner(ctx, op)
             except Exception as exc:
