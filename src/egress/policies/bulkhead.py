@@ -193,7 +193,7 @@ class Bulkhead:
         else:
             self._state = store.shared(self.kind, name,
                                        lambda: BulkheadState(max_concurrent, max_queue))
-            if self._state.settings != (max_concurrent, max_queue):
+            if getattr(self._state, "settings", None) not in (None, (max_concurrent, max_queue)):
                 raise ConfigurationError(f"Bulkhead: a bulkhead named {name!r} already lives in "
                                          f"this store with other settings")
 

@@ -306,7 +306,7 @@ class RateLimiter:
             self._state = LimiterState(self.rate, burst)
         else:
             self._state = store.shared(self.kind, name, lambda: LimiterState(self.rate, burst))
-            if self._state.settings != (self.rate, burst):
+            if getattr(self._state, "settings", (self.rate, burst)) != (self.rate, burst):
                 raise ConfigurationError(f"{owner}: a limiter named {name!r} already lives in "
                                          f"this store with other settings")
 
