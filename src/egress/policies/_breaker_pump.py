@@ -64,11 +64,11 @@ class Gate:
     __slots__ = ("classify", "name", "slow", "state", "timed")
 
     def __init__(self, name: str, state: BreakerState,
-                 classify: Callable[[BaseException], int]) -> None:
+                 classify: Callable[[BaseException], int], slow_call_duration: float) -> None:
         self.name = name
         self.state = state
         self.classify = classify
-        self.slow = state.settings.slow_call_duration
+        self.slow = slow_call_duration
         self.timed = self.slow != math.inf
 
     def report(self, notices: Notices, ctx: CallContext) -> None:

@@ -303,7 +303,7 @@ class CircuitBreaker:
                 raise ConfigurationError(
                     f"{owner}: a breaker named {name!r} already lives in this store with other "
                     f"settings; give this one another name or the same settings")
-        self._gate = Gate(name, self._state, classify)
+        self._gate = Gate(name, self._state, classify, self.settings.slow_call_duration)
 
     def _new_state(self) -> BreakerState:
         if self.settings.window_seconds is None:
