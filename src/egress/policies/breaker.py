@@ -376,3 +376,13 @@ class CircuitBreaker:
         """
         pump = pump_async if inspect.iscoroutinefunction(fn) else pump_sync
         return functools.update_wrapper(pump(self._gate, fn, self._own), fn)
+
+
+def __getattr__(name: str) -> Any:
+    # ``egress.policies.breaker.BreakerRegistry`` still works: the registry has its own module
+    # now, which imports this one (hence the lazy import).
+    if name == "BreakerRegistry":
+        from egress.policies.breaker_registry import BreakerRegistry
+
+        return BreakerRegistry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
