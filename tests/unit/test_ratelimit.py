@@ -449,3 +449,29 @@ def test_the_growing_pause_is_configurable_and_can_be_turned_off() -> None:
 ])
 def test_server_throttled(error: BaseException, throttled: bool) -> None:
     assert server_throttled(error) is throttled
+
+
+async def test_a_state_on_a_server_may_reserve_asynchronously() -> None:
+    """A store backed by a server (Redis) hands out a state whose first reservation is awaited."""
+    awaited: list[float] = []
+
+    class RemoteState(LimiterState):
+        __slots__ = ()
+
+        async def reserve_async(self, now: float, max_wait: float,
+                                deadline: float | None = None) -> float:
+            awaited.append(now)
+            return self.reserve(now, max_wait, deadline)
+
+    class RemoteStore(MemoryStore):
+        def shared(self, kind: str, name: str, factory: Any) -> Any:
+            return super().shared(kind, name, lambda: RemoteState(2.0, 1))
+
+    clock = FakeClock()
+    pipeline = Pipeline(RateLimiter(2.0, name="remote", store=RemoteStore()), clock=clock)
+    op = Recorder(clock)
+    start = clock.now()
+    await pipeline.run(op)
+    await pipeline.run(op)
+    assert len(awaited) == 2
+    assert op.times == pytest.approx([start, start + 0.5])

@@ -126,7 +126,8 @@ class LimiterState:
 
     The methods the limiter calls (and a store must provide for the kind ``"rate_limiter"``):
     ``settings``, ``reserve``, ``refund``, ``paused_for``, ``pause_until``, ``throttle_level``,
-    ``throttle`` and ``calm``.
+    ``throttle`` and ``calm``; optionally ``reserve_async`` (awaited by the async pump instead of
+    ``reserve`` for a call's first reservation, when the state lives on a server).
     """
 
     __slots__ = ("_interval", "_lock", "_paused_until", "_returned", "_tat", "_tolerance",
@@ -380,10 +381,13 @@ class RateLimiter:
 
     def wrap_async(self, inner: AsyncStep) -> AsyncStep:
         state, max_wait, observe, waited = self._state, self.max_wait, self._observe, self._waited
+        # A state on a server (egress.stores.redis) may offer an awaitable reservation.
+        reserve_async = getattr(state, "reserve_async", None)
 
         async def rate_limiter_step(ctx: CallContext, op: AsyncOp) -> Any:
             sent = arrived = ctx.clock.now()
-            wait = state.reserve(sent, max_wait, ctx.deadline)
+            wait = (state.reserve(sent, max_wait, ctx.deadline) if reserve_async is None
+                    else await reserve_async(sent, max_wait, ctx.deadline))
             while wait != 0.0:
                 if wait > 0:
                     try:
