@@ -1,10 +1,8 @@
 """The breaker's drivers: read the clock, call, report. Every decision is in the state.
 
-One async and one sync pump serve both the pipeline step (called ``(ctx, op)``, the context
-being the first argument) and the ``@breaker`` decorator (called with the function's own
-arguments, the context being the breaker's own). The pumps are written out, not shared through
-a generator, because this is the hot path: a fast success in a quiet window costs two attribute
-reads and two comparisons, no clock read and no allocation, when slow-call detection is off.
+The pumps are written out, not shared through a generator, because this is the hot path: a fast
+success in a quiet window costs two attribute reads and two comparisons, no clock read and no
+allocation, when slow-call detection is off.
 
 What the state says (notices, :mod:`egress.policies._breaker_state`) becomes events here, and a
 refusal becomes :class:`~egress.errors.CircuitOpenError`, after its events.
@@ -17,7 +15,7 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from egress._pipeline import CallContext
+from egress._pipeline import AsyncOp, AsyncStep, CallContext, SyncOp, SyncStep
 from egress.errors import CircuitOpenError, DeadlineExceededError
 from egress.events import CircuitRejected, CircuitStateChanged, CircuitThresholdExceeded
 from egress.policies._breaker_state import (
@@ -28,7 +26,8 @@ from egress.policies._breaker_state import (
     ThresholdExceeded,
 )
 
-__all__ = ["IGNORE", "FAILURE", "SUCCESS", "Gate", "pump_async", "pump_sync"]
+__all__ = ["FAILURE", "IGNORE", "SUCCESS", "Gate", "guard_async", "guard_sync", "step_async",
+           "step_sync"]
 
 IGNORE, SUCCESS, FAILURE = -1, 0, 1
 _DEADLINE_CANCELLED = DeadlineExceededError("cancelled by the call's deadline")
@@ -71,6 +70,12 @@ class Gate:
         self.slow = slow_call_duration
         self.timed = self.slow != math.inf
 
+    def parts(self) -> tuple[BreakerState, Callable[[float, CallContext], int],
+                             Callable[[int, float, BaseException, CallContext], None],
+                             Callable[[int, float, float, CallContext], None], bool, float]:
+        """What a pump binds once: state, admit, failed, succeeded, timed, slow."""
+        return self.state, self.admit, self.failed, self.succeeded, self.timed, self.slow
+
     def report(self, notices: Notices, ctx: CallContext) -> None:
         if notices:
             report(self.name, notices, ctx)
@@ -105,23 +110,23 @@ class Gate:
                     else state.on_success(gen, start, now), ctx)
 
 
-# The two pumps: ``own`` is the decorator's context; None for a pipeline step, whose context is
-# its first argument.
+# The pumps. A pipeline step is called ``(ctx, op)``; the decorator with the function's own
+# arguments, under the breaker's own context. They are four (async and sync, step and decorator)
+# because the calling conventions differ and this is the hot path: a step taking ``*args,
+# **kwargs`` would allocate a tuple and a dict per call. They hold no decision: what to do with
+# a failure or a success is the Gate's and the state's.
 
 
-def pump_async(gate: Gate, fn: Callable[..., Awaitable[Any]], own: CallContext | None
-               ) -> Callable[..., Awaitable[Any]]:
-    state, admit, failed, succeeded, timed, slow = (
-        gate.state, gate.admit, gate.failed, gate.succeeded, gate.timed, gate.slow)
+def step_async(gate: Gate, inner: AsyncStep) -> AsyncStep:
+    state, admit, failed, succeeded, timed, slow = gate.parts()
 
-    async def guarded(*args: Any, **kwargs: Any) -> Any:
-        ctx = own or args[0]
+    async def circuit_breaker_step(ctx: CallContext, op: AsyncOp) -> Any:
         gen = state.fast_gen
         if gen < 0:
             gen = admit(ctx.clock.now(), ctx)
         start = ctx.clock.now() if timed else 0.0
         try:
-            result = await fn(*args, **kwargs)
+            result = await inner(ctx, op)
         except BaseException as exc:
             failed(gen, start, exc, ctx)
             raise
@@ -130,28 +135,70 @@ def pump_async(gate: Gate, fn: Callable[..., Awaitable[Any]], own: CallContext |
             succeeded(gen, start, end, ctx)
         return result
 
-    return guarded
+    return circuit_breaker_step
 
 
-def pump_sync(gate: Gate, fn: Callable[..., Any], own: CallContext | None
-              ) -> Callable[..., Any]:
-    state, admit, failed, succeeded, timed, slow = (
-        gate.state, gate.admit, gate.failed, gate.succeeded, gate.timed, gate.slow)
+def step_sync(gate: Gate, inner: SyncStep) -> SyncStep:
+    state, admit, failed, succeeded, timed, slow = gate.parts()
 
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        ctx = own or args[0]
+    def circuit_breaker_step(ctx: CallContext, op: SyncOp) -> Any:
         gen = state.fast_gen
         if gen < 0:
             gen = admit(ctx.clock.now(), ctx)
         start = ctx.clock.now() if timed else 0.0
         try:
-            result = fn(*args, **kwargs)
+            result = inner(ctx, op)
         except BaseException as exc:
             failed(gen, start, exc, ctx)
             raise
         end = ctx.clock.now() if timed else 0.0
         if gen != state.quiet_gen or (timed and end - start >= slow):
             succeeded(gen, start, end, ctx)
+        return result
+
+    return circuit_breaker_step
+
+
+def guard_async(gate: Gate, fn: Callable[..., Awaitable[Any]], own: CallContext
+                ) -> Callable[..., Awaitable[Any]]:
+    state, admit, failed, succeeded, timed, slow = gate.parts()
+    now = own.clock.now
+
+    async def guarded(*args: Any, **kwargs: Any) -> Any:
+        gen = state.fast_gen
+        if gen < 0:
+            gen = admit(now(), own)
+        start = now() if timed else 0.0
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            failed(gen, start, exc, own)
+            raise
+        end = now() if timed else 0.0
+        if gen != state.quiet_gen or (timed and end - start >= slow):
+            succeeded(gen, start, end, own)
+        return result
+
+    return guarded
+
+
+def guard_sync(gate: Gate, fn: Callable[..., Any], own: CallContext) -> Callable[..., Any]:
+    state, admit, failed, succeeded, timed, slow = gate.parts()
+    now = own.clock.now
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        gen = state.fast_gen
+        if gen < 0:
+            gen = admit(now(), own)
+        start = now() if timed else 0.0
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            failed(gen, start, exc, own)
+            raise
+        end = now() if timed else 0.0
+        if gen != state.quiet_gen or (timed and end - start >= slow):
+            succeeded(gen, start, end, own)
         return result
 
     return guarded

@@ -59,9 +59,11 @@ from egress.policies._breaker_pump import (
     IGNORE,
     SUCCESS,
     Gate,
-    pump_async,
-    pump_sync,
+    guard_async,
+    guard_sync,
     report,
+    step_async,
+    step_sync,
 )
 from egress.policies._breaker_state import (
     BreakerSettings,
@@ -355,13 +357,13 @@ class CircuitBreaker:
         """Back to CLOSED with an empty window and the open-wait growth forgotten."""
         self._transition(CircuitState.CLOSED)
 
-    # -- drivers (:mod:`egress.policies._breaker_pump`): one async and one sync pump --------
+    # -- drivers (:mod:`egress.policies._breaker_pump`) ----------------------------------------
 
     def wrap_async(self, inner: AsyncStep) -> AsyncStep:
-        return pump_async(self._gate, inner, None)
+        return step_async(self._gate, inner)
 
     def wrap_sync(self, inner: SyncStep) -> SyncStep:
-        return pump_sync(self._gate, inner, None)
+        return step_sync(self._gate, inner)
 
     @overload
     def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]: ...
@@ -374,8 +376,8 @@ class CircuitBreaker:
 
         Clock and sink are the breaker's own; there is no call context (no deadline).
         """
-        pump = pump_async if inspect.iscoroutinefunction(fn) else pump_sync
-        return functools.update_wrapper(pump(self._gate, fn, self._own), fn)
+        guard = guard_async if inspect.iscoroutinefunction(fn) else guard_sync
+        return functools.update_wrapper(guard(self._gate, fn, self._own), fn)
 
 
 def __getattr__(name: str) -> Any:
