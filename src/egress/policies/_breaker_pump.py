@@ -130,9 +130,12 @@ def step_async(gate: Gate, inner: AsyncStep) -> AsyncStep:
         except BaseException as exc:
             failed(gen, start, exc, ctx)
             raise
-        end = ctx.clock.now() if timed else 0.0
-        if gen != state.quiet_gen or (timed and end - start >= slow):
-            succeeded(gen, start, end, ctx)
+        if timed:
+            end = ctx.clock.now()
+            if gen != state.quiet_gen or end - start >= slow:
+                succeeded(gen, start, end, ctx)
+        elif gen != state.quiet_gen:
+            succeeded(gen, start, 0.0, ctx)
         return result
 
     return circuit_breaker_step
@@ -151,9 +154,12 @@ def step_sync(gate: Gate, inner: SyncStep) -> SyncStep:
         except BaseException as exc:
             failed(gen, start, exc, ctx)
             raise
-        end = ctx.clock.now() if timed else 0.0
-        if gen != state.quiet_gen or (timed and end - start >= slow):
-            succeeded(gen, start, end, ctx)
+        if timed:
+            end = ctx.clock.now()
+            if gen != state.quiet_gen or end - start >= slow:
+                succeeded(gen, start, end, ctx)
+        elif gen != state.quiet_gen:
+            succeeded(gen, start, 0.0, ctx)
         return result
 
     return circuit_breaker_step
@@ -174,9 +180,12 @@ def guard_async(gate: Gate, fn: Callable[..., Awaitable[Any]], own: CallContext
         except BaseException as exc:
             failed(gen, start, exc, own)
             raise
-        end = now() if timed else 0.0
-        if gen != state.quiet_gen or (timed and end - start >= slow):
-            succeeded(gen, start, end, own)
+        if timed:
+            end = now()
+            if gen != state.quiet_gen or end - start >= slow:
+                succeeded(gen, start, end, own)
+        elif gen != state.quiet_gen:
+            succeeded(gen, start, 0.0, own)
         return result
 
     return guarded
@@ -196,9 +205,12 @@ def guard_sync(gate: Gate, fn: Callable[..., Any], own: CallContext) -> Callable
         except BaseException as exc:
             failed(gen, start, exc, own)
             raise
-        end = now() if timed else 0.0
-        if gen != state.quiet_gen or (timed and end - start >= slow):
-            succeeded(gen, start, end, own)
+        if timed:
+            end = now()
+            if gen != state.quiet_gen or end - start >= slow:
+                succeeded(gen, start, end, own)
+        elif gen != state.quiet_gen:
+            succeeded(gen, start, 0.0, own)
         return result
 
     return guarded
