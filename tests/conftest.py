@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, settings
 from egress.stores import MEMORY_STORE
 from egress.testing import FakeClock, RecordingSink
 
-
 # Hypothesis must not judge this machine's speed: a cold or loaded 2-core box makes data
 # generation slow, and a health check or per-example deadline tripping on that is a flake, not a
 # finding. "ci" (chosen when CI is set) also derandomizes, so CI runs are reproducible; "dev" keeps
