@@ -333,10 +333,13 @@ class RateLimiter:
         """A server said "slow down" without saying how long: pause every caller for the next
         step of ``throttle`` (nothing when a pause is already in force, or throttle is off)."""
         ctx = ctx or self._own
-        if self.throttle is not None:
-            until = self._state.throttle(ctx.clock.now(), self.throttle)
-            if until is not None:
-                self.pause_until(until, ctx)
+        if self.throttle is None:
+            return
+        now = ctx.clock.now()
+        until = self._state.throttle(now, self.throttle)
+        if until is not None and self._state.pause_until(until):
+            ctx.sink.emit(RateLimitPaused(operation=ctx.operation, at=now, limiter=self._label,
+                                          until=until))
 
     # -- decisions shared by both pumps ----------------------------------------------------------
 
