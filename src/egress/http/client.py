@@ -46,7 +46,7 @@ __all__ = ["ASYNC_BACKENDS", "ApiClient", "DEFAULT_ASYNC_BACKEND", "DEFAULT_SYNC
 DEFAULT_ASYNC_BACKEND = "aiohttp"
 #: Chosen by measurement: http.client with our own pool beats httpx.Client and urllib3.
 DEFAULT_SYNC_BACKEND = "stdlib"
-ASYNC_BACKENDS = ("aiohttp", "httpx")
+ASYNC_BACKENDS = ("aiohttp", "httpx", "pyreqwest")  # pyreqwest: an optional extra
 SYNC_BACKENDS = ("stdlib", "httpx")
 USER_AGENT = f"egress/{__version__}"
 
@@ -60,6 +60,10 @@ def _async_wire(name: str, core: ClientCore) -> AsyncWire:
         from egress.http._httpx import HttpxAsyncWire
 
         return HttpxAsyncWire(core.wire_options)
+    if name == "pyreqwest":
+        from egress.http._pyreqwest import PyreqwestWire
+
+        return PyreqwestWire(core.wire_options)
     raise ConfigurationError(f"backend must be one of {ASYNC_BACKENDS}, got {name!r}")
 
 
