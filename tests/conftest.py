@@ -11,6 +11,9 @@ from hypothesis import HealthCheck, settings
 from egress.stores import MEMORY_STORE
 from egress.testing import FakeClock, RecordingSink
 
+# Real Redis for the tests that need it (redis_url, redis_store, idempotency_store, private_redis).
+pytest_plugins = ["_redis_fixtures"]
+
 
 # Hypothesis must not judge this machine's speed: a cold or loaded 2-core box makes data
 # generation slow, and a health check or per-example deadline tripping on that is a flake, not a

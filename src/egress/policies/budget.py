@@ -45,9 +45,10 @@ class RatioBudgetState:
     """Calls and retries counted in ``_BUCKETS`` time buckets over a sliding window. O(1)."""
 
     __slots__ = ("_bucket", "_calls", "_epoch", "_floor", "_lock", "_percent", "_retries",
-                 "_sum_calls", "_sum_retries", "_width")
+                 "_sum_calls", "_sum_retries", "_width", "settings")
 
     def __init__(self, percent: float, min_per_second: float, window: float) -> None:
+        self.settings = (percent, min_per_second, window)  # for stores that keep it elsewhere
         self._percent = percent
         self._floor = min_per_second * window
         self._width = window / _BUCKETS
