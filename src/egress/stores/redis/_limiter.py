@@ -2,8 +2,8 @@
 
 The script reads the server's ``TIME``, so the fleet shares one clock whatever the instances'
 clocks say. Times travel as integer microseconds (Lua numbers are doubles: exact to 2**53 us).
-One hash per limiter holds ``tat`` (the theoretical arrival time) and ``paused`` (a server hint's
-pause end, set by any instance); a sorted set next to it counts the instances using the limiter
+One key holds the limiter's ``tat`` (theoretical arrival time), another the end of a server hint's
+pause (set by any instance); a sorted set next to them counts the instances using the limiter
 (each one refreshes its entry at most once a second, inside the same script), so that when Redis
 fails each instance falls back to a local limiter at its *share* of the rate.
 """
@@ -23,61 +23,62 @@ _US: Final = 1_000_000
 _PAUSE_SLACK_US: Final = 1_000  # the same hint seen twice a moment apart is the same pause
 _BEAT_EVERY: Final = 1.0  # seconds between an instance's membership refreshes
 
-# KEYS: limiter hash, members zset.
-# ARGV: interval_us, tolerance_us, max_wait_us, deadline_us ('' = none), member ('' = no beat).
-# Returns {granted 0/1, wait_us, server_now_us, paused_us, members (0 = not counted), tat_us}.
+# KEYS: tat, pause end, members (zset). Each key holds a plain string with its own expiry, so an
+# acquire is TIME, MGET, SET: the fewest commands that decide and record. Numbers go to
+# redis.call as numbers: Redis writes them with 17 digits, exact for integer microseconds. The
+# limiter's interval and tolerance (us) are written into its script: fewer arguments to send and
+# parse on every call; each limiter's script is loaded once per Redis.
+# ARGV: max_wait_us, deadline_us ('' = none), member ('' = no beat).
+# Returns {wait_us (granted) or -1 - wait_us (refused), server_now_us, tat_us, paused_us,
+# members (0 = not counted)}.
 _ACQUIRE: Final = """
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local st = redis.call('HMGET', KEYS[1], 'tat', 'paused')
+local now = t[1] * 1000000 + t[2]
+local st = redis.call('MGET', KEYS[1], KEYS[2])
 local tat = tonumber(st[1]) or 0
 local paused = tonumber(st[2]) or 0
-local interval = tonumber(ARGV[1])
-local allow = tat - tonumber(ARGV[2])
+local allow = tat - %(tolerance)d
 if allow < now then allow = now end
 if allow < paused then allow = paused end
 local wait = allow - now
 local members = 0
-if ARGV[5] ~= '' then
-  redis.call('ZADD', KEYS[2], now, ARGV[5])
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 5000000)  -- silent 5 s: gone
-  redis.call('PEXPIRE', KEYS[2], 10000)
-  members = redis.call('ZCARD', KEYS[2])
+if ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[3], now, ARGV[3])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - 5000000)  -- silent 5 s: gone
+  redis.call('PEXPIRE', KEYS[3], 10000)
+  members = redis.call('ZCARD', KEYS[3])
 end
-if wait > tonumber(ARGV[3]) or (ARGV[4] ~= '' and wait > tonumber(ARGV[4])) then
-  return {0, wait, now, paused, members, tat}
+if wait > tonumber(ARGV[1]) or (ARGV[2] ~= '' and wait > tonumber(ARGV[2])) then
+  return {-1 - wait, now, tat, paused, members}
 end
 if tat < allow then tat = allow end
-tat = tat + interval
-redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', tat))
-local keep = tat
-if paused > keep then keep = paused end
-redis.call('PEXPIRE', KEYS[1], math.floor((keep - now) / 1000) + 1000)
-return {1, wait, now, paused, members, tat}
+tat = tat + %(interval)d
+-- Kept a second past the tat: an expired tat is one in the past, the same as a full bucket.
+redis.call('SET', KEYS[1], tat, 'PX', math.floor((tat - now) / 1000) + 1000)
+return {wait, now, tat, paused, members}
 """
 
-# KEYS: limiter hash. ARGV: seconds_us from now, tolerance_us.
-# Returns {extended 0/1, paused_us, server_now_us}.
+# KEYS: tat, pause end. ARGV: seconds_us from now, tolerance_us.
+# Returns {extended 0/1, paused_us, server_now_us}. The bucket starts empty when the pause ends.
 _PAUSE: Final = f"""
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = t[1] * 1000000 + t[2]
 local untl = now + tonumber(ARGV[1])
-local st = redis.call('HMGET', KEYS[1], 'tat', 'paused')
+local st = redis.call('MGET', KEYS[1], KEYS[2])
 local tat = tonumber(st[1]) or 0
 local paused = tonumber(st[2]) or 0
 if untl <= paused + {_PAUSE_SLACK_US} then return {{0, paused, now}} end
 local empty = untl + tonumber(ARGV[2])
 if tat < empty then tat = empty end
-redis.call('HSET', KEYS[1], 'paused', string.format('%.0f', untl),
-           'tat', string.format('%.0f', tat))
-redis.call('PEXPIRE', KEYS[1], math.floor((tat - now) / 1000) + 1000)
+redis.call('SET', KEYS[2], untl, 'PX', math.floor((untl - now) / 1000) + 1000)
+redis.call('SET', KEYS[1], tat, 'PX', math.floor((tat - now) / 1000) + 1000)
 return {{1, untl, now}}
 """
 
-# KEYS: limiter hash. ARGV: the tat this instance's reservation left, interval_us.
+# KEYS: tat. ARGV: the tat this instance's reservation left, interval_us.
 _REFUND: Final = """
-if tonumber(redis.call('HGET', KEYS[1], 'tat')) == tonumber(ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', tonumber(ARGV[1]) - tonumber(ARGV[2])))
+if tonumber(redis.call('GET', KEYS[1])) == tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], tonumber(ARGV[1]) - tonumber(ARGV[2]), 'KEEPTTL')
   return 1
 end
 return 0
@@ -99,7 +100,7 @@ class RedisLimiterState:
         self.settings = local.settings
         self._link = link
         self._key = link.key("rl", name)
-        self._keys = [self._key, self._key + ":members"]
+        self._keys = [self._key, self._key + ":pause", self._key + ":members"]
         self._interval_us = max(1, round(_US / rate))
         self._tolerance_us = (burst - 1) * self._interval_us
         self._member = uuid.uuid4().hex
@@ -111,7 +112,9 @@ class RedisLimiterState:
         self._paused = -math.inf  # the shared pause end, on this process's clock
         self._last: tuple[float, float, int] | None = None  # (now, wait, tat_us) reserved here
         client = link.client
-        self._acquire = client.register_script(_ACQUIRE)
+        self._source = _ACQUIRE % {"interval": self._interval_us,
+                                   "tolerance": self._tolerance_us}
+        self._acquire = client.register_script(self._source)
         self._pause = client.register_script(_PAUSE)
         self._refund = client.register_script(_REFUND)
         self._acquire_async: Any = None
@@ -136,22 +139,23 @@ class RedisLimiterState:
         if now >= self._next_beat:
             self._next_beat = now + _BEAT_EVERY
             member = self._member
-        until = "" if deadline is None else str(math.floor((deadline - now) * _US))
-        return [self._interval_us, self._tolerance_us, math.floor(max_wait * _US), until, member]
+        until = "" if deadline is None else math.floor((deadline - now) * _US)
+        return [math.floor(max_wait * _US), until, member]
 
     def _take(self, now: float, reply: list[int]) -> float:
-        granted, wait_us, server_us, paused_us, members, tat_us = (int(x) for x in reply)
+        wait_us, server_us, tat_us, paused_us, members = reply
         offset = server_us / _US - now
         self._offset = offset
-        self._paused = paused_us / _US - offset if paused_us else -math.inf
+        if paused_us:
+            self._paused = paused_us / _US - offset
         if members and self._fixed_share is None and members != self._share:
             self._share = members
             self._fallback = self._local(members)
-        wait = wait_us / _US
-        if granted:
+        if wait_us >= 0:
+            wait = wait_us / _US
             self._last = (now, wait, tat_us)
             return wait
-        return -wait if wait > 0 else -math.ulp(0.0)
+        return (1 + wait_us) / _US if wait_us < -1 else -math.ulp(0.0)
 
     def reserve(self, now: float, max_wait: float, deadline: float | None = None) -> float:
         link = self._link
@@ -172,7 +176,7 @@ class RedisLimiterState:
             client = link.async_client()
             script = self._acquire_async
             if script is None:
-                script = self._acquire_async = client.register_script(_ACQUIRE)
+                script = self._acquire_async = client.register_script(self._source)
             try:
                 reply = await script(keys=self._keys, args=self._args(now, max_wait, deadline),
                                      client=client)
@@ -206,7 +210,7 @@ class RedisLimiterState:
             return extended
         now = link.clock.now()
         try:
-            reply = self._pause(keys=[self._key],
+            reply = self._pause(keys=self._keys[:2],
                                 args=[max(0, math.ceil((until - now) * _US)),
                                       self._tolerance_us])
         except REDIS_ERRORS as exc:
