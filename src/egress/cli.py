@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
     demo.add_argument("--no-resilience", action="store_true",
                       help="plain retries without idempotency keys or breaker, to compare")
+    demo.add_argument("--workers", type=int, default=None, metavar="N",
+                      help="run N worker processes sharing one rate limit, retry budget and "
+                           "idempotency store through Redis")
+    demo.add_argument("--redis", metavar="URL", default=None,
+                      help="the Redis for --workers (default: a private redis-server on a free "
+                           "loopback port)")
     from egress.testing.fake_stripe._cli import add_parser as add_fake_stripe_parser
 
     add_fake_stripe_parser(sub)
@@ -43,21 +49,32 @@ def _demo(args: argparse.Namespace) -> int:
 
     from egress.demo import DemoOptions, run_demo
     from egress.demo._view import live_progress, render_report
+    from egress.errors import ConfigurationError
 
     try:
         options = DemoOptions(payments=args.payments, concurrency=args.concurrency,
                               chaos=args.chaos, seed=args.seed,
                               resilience=not args.no_resilience)
+        fleet = None
+        if args.workers is not None or args.redis is not None:
+            from egress.demo._fleet import FleetOptions
+
+            fleet = FleetOptions(workers=args.workers or 2, redis_url=args.redis)
     except ValueError as exc:
         print(f"egress demo: {exc}", file=sys.stderr)
         return 2
     console = Console(stderr=args.json)
-    if args.json or not console.is_terminal:
-        report = run_demo(options)
-    else:
-        with ExitStack() as stack:
-            report = run_demo(options, on_start=lambda progress: stack.enter_context(
-                live_progress(console, progress)))
+    try:
+        if args.json or not console.is_terminal:
+            report = run_demo(options, fleet=fleet)
+        else:
+            with ExitStack() as stack:
+                report = run_demo(options, fleet=fleet,
+                                  on_start=lambda progress: stack.enter_context(
+                                      live_progress(console, progress)))
+    except ConfigurationError as exc:  # --workers: Redis unreachable, a worker failed
+        print(exc, file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, sort_keys=True))
     else:

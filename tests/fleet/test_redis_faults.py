@@ -75,7 +75,7 @@ def test_a_frozen_redis_costs_one_timeout_then_nothing(
         began = time.monotonic()
         st.reserve(time.monotonic(), 1.0)
         assert store.down
-        assert time.monotonic() - began < 2.0  # the 0.1 s timeout, with room for a loaded box
+        assert time.monotonic() - began < 2.0  # the 0.25 s timeout, with room for a loaded box
         began = time.monotonic()
         for _ in range(50):  # down: no call waits for Redis until the next probe
             st.reserve(time.monotonic(), 1.0)

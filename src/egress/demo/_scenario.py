@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -39,6 +39,9 @@ from egress.events import CircuitStateChanged, Event, RetryScheduled
 from egress.http import Timeouts
 from egress.payments import Money, Payment, PaymentRequest, PaymentStatus
 from egress.testing.fake_stripe import CHAOS_PROFILES, FakeStripe
+
+if TYPE_CHECKING:
+    from egress.demo._fleet import FleetOptions
 
 __all__ = ["DemoOptions", "DemoReport", "Progress", "run_demo"]
 
@@ -124,9 +127,11 @@ class DemoReport:
     ledger: dict[str, Any]
     invariant_ok: bool
     verdict: str
+    fleet: dict[str, Any] | None = None  # --workers: the workers' shared limit and rate
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        fleet = {} if self.fleet is None else {"fleet": self.fleet}
+        return {**fleet,
             "mode": self.mode,
             "payments": self.options.payments,
             "concurrency": self.options.concurrency,
@@ -329,8 +334,12 @@ async def _run_naive(options: DemoOptions, fake: FakeStripe, plan: list[PaymentR
 
 
 def run_demo(options: DemoOptions, *,
-             on_start: Callable[[Progress], None] | None = None) -> DemoReport:
-    """Start the fake, push the payments, reconcile, and read the ledger's verdict."""
+             on_start: Callable[[Progress], None] | None = None,
+             fleet: FleetOptions | None = None) -> DemoReport:
+    """Start the fake, push the payments, reconcile, and read the ledger's verdict.
+
+    With ``fleet``, worker processes make the payments, sharing state through Redis.
+    """
     plan = plan_payments(options)
     progress = Progress(total=len(plan))
     if on_start is not None:
@@ -340,7 +349,12 @@ def run_demo(options: DemoOptions, *,
             FakeStripe(chaos=options.chaos, seed=options.seed) as fake:
         reconciled: dict[str, int] = {}
         unknown: set[str] = set()
-        if options.resilience:
+        fleet_info: dict[str, Any] | None = None
+        if fleet is not None:
+            from egress.demo._fleet import run_fleet
+
+            paid, unknown, reconciled, fleet_info = run_fleet(options, fleet, fake, progress)
+        elif options.resilience:
             paid, unknown, reconciled = asyncio.run(
                 _run_resilient(options, fake, plan, progress, Path(tmp)))
         else:
@@ -381,5 +395,6 @@ def run_demo(options: DemoOptions, *,
         ledger=ledger,
         invariant_ok=check.ok,
         verdict=str(check),
+        fleet=fleet_info,
     )
 

@@ -28,7 +28,9 @@ __all__ = ["DEFAULT_TIMEOUT", "REDIS_ERRORS", "RedisLink", "SharedStateRestored"
            "SharedStateUnavailable"]
 
 #: Seconds a Redis command may take before the caller falls back to local state.
-DEFAULT_TIMEOUT: Final = 0.1
+# Short, yet above the scheduling stalls of a busy host: a falsely "down" Redis costs only a
+# moment of local limits, but a flapping one costs events and probes.
+DEFAULT_TIMEOUT: Final = 0.25
 DEFAULT_RETRY_MIN: Final = 0.5
 DEFAULT_RETRY_MAX: Final = 10.0
 

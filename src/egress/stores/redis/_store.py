@@ -37,7 +37,7 @@ class RedisStore:
     ``url``             (req.)      ``redis://``, ``rediss://``, ``unix://`` (or give
                                     ``client`` and ``async_client``: Cluster, Sentinel)
     ``prefix``          egress      first part of every key
-    ``timeout``         0.1         seconds per command before falling back to local
+    ``timeout``         0.25        seconds per command before falling back to local
     ``retry_min``       0.5         first wait before Redis is tried again (doubles)
     ``retry_max``       10.0        longest wait between tries
     ``fail_open``       True        budgets: while Redis is down, decide locally (False:
