@@ -93,6 +93,7 @@ async def test_the_async_driver_awaits_redis_and_spaces_calls(redis_store: Redis
     begin = time.monotonic()
     await asyncio.gather(*(pipelines[i % 2].execute("charge", call) for i in range(6)))
     assert len(started) == 6
+    assert redis_store.link._async is not None  # reserved through redis.asyncio, not blocking
     assert max(started) - begin >= 0.5 - 0.02  # 6 calls at 10/s: the last 0.5 s after the first
 
 

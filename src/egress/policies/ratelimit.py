@@ -233,15 +233,18 @@ class RateLimiter:
     # -- drivers: sleep and call; decisions above ------------------------------------------------
 
     def wrap_async(self, inner: AsyncStep) -> AsyncStep:
-        if hasattr(self._state, "reserve_async"):  # state on a server (Redis): awaited I/O
-            return self._wrap_remote_async(inner)
         reserve = self._state.reserve
+        # State on a server (egress.stores.redis) reserves through its asyncio client instead.
+        reserve_async = getattr(self._state, "reserve_async", None)
         max_wait = self.max_wait
         observe = self._observe
 
         async def rate_limiter_step(ctx: CallContext, op: AsyncOp) -> Any:
             now = ctx.clock.now()
-            wait = reserve(now, max_wait, ctx.deadline)
+            if reserve_async is None:
+                wait = reserve(now, max_wait, ctx.deadline)
+            else:
+                wait = await reserve_async(now, max_wait, ctx.deadline)
             if wait != 0.0:
                 await self._wait_async(ctx, now, wait)
             try:
@@ -295,23 +298,3 @@ class RateLimiter:
                 raise
             wait = self._after_sleep(ctx, until)
             now = ctx.clock.now()
-
-    # -- state on a server (egress.stores.redis): the async driver awaits the reservation ---------
-
-    def _wrap_remote_async(self, inner: AsyncStep) -> AsyncStep:
-        reserve_async = self._state.reserve_async  # type: ignore[attr-defined]
-        max_wait = self.max_wait
-        observe = self._observe
-
-        async def rate_limiter_step(ctx: CallContext, op: AsyncOp) -> Any:
-            now = ctx.clock.now()
-            wait = await reserve_async(now, max_wait, ctx.deadline)
-            if wait != 0.0:
-                await self._wait_async(ctx, now, wait)
-            try:
-                return await inner(ctx, op)
-            except Exception as exc:
-                observe(ctx, exc)
-                raise
-
-        return rate_limiter_step
