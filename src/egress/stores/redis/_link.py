@@ -34,8 +34,10 @@ DEFAULT_TIMEOUT: Final = 0.25
 DEFAULT_RETRY_MIN: Final = 0.5
 DEFAULT_RETRY_MAX: Final = 10.0
 
-#: What a Redis call may raise when Redis is down, slow or refusing.
-REDIS_ERRORS: Final = (redis.RedisError, OSError, asyncio.TimeoutError)
+#: What a Redis call may raise when Redis is down, slow or refusing (redis-py's cluster client
+#: raises RedisClusterException, which is not a RedisError).
+REDIS_ERRORS: Final = (redis.RedisError, redis.exceptions.RedisClusterException, OSError,
+                       asyncio.TimeoutError)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

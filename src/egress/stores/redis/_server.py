@@ -47,7 +47,7 @@ def _answers_ping(port: int) -> bool:
 class LocalRedisServer:
     """One ``redis-server`` process; ``start()``, ``kill()``, ``restart()``, ``stop()``."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, args: tuple[str, ...] = ()) -> None:
         binary = redis_server_binary()
         if binary is None:
             raise ConfigurationError(
@@ -55,6 +55,7 @@ class LocalRedisServer:
                 "give a Redis URL instead")
         self.binary = binary
         self.port = port or free_port()
+        self.args = args  # more redis-server options, e.g. ("--cluster-enabled", "yes")
         self._dir = tempfile.mkdtemp(prefix="egress-redis-")
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -75,7 +76,7 @@ class LocalRedisServer:
         log = open(os.path.join(self._dir, "redis.log"), "wb")  # noqa: SIM115 (kept by Popen)
         self._process = subprocess.Popen(  # noqa: S603 (a fixed binary, fixed arguments)
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self._dir, "--protected-mode", "yes"],
+             "--appendonly", "no", "--dir", self._dir, "--protected-mode", "yes", *self.args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + _START_TIMEOUT
