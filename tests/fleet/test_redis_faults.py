@@ -58,7 +58,7 @@ def test_a_dead_redis_means_local_limits_one_event_and_a_return(
     granted = sum(st.reserve(time.monotonic(), 0.0) >= 0 for _ in range(200))
     assert time.monotonic() - began < 5.0  # refused connections: no waiting on a dead Redis
     assert store.down
-    assert 1 <= granted <= 10  # the local fallback's burst, not 200
+    assert 1 <= granted <= 30  # the local fallback: its burst and rate, not 200
     assert [type(e) for e in sink.events] == [SharedStateUnavailable]
     assert sink.events[0].error == "ConnectionError"
     private_redis.start()
