@@ -56,7 +56,9 @@ def show(event: Event) -> None:
 
 async def main(base_url: str) -> None:
     async with ApiClient(base_url + "/v1", auth=BearerAuth(Secret("sk_test_example_key")),
-                         retry_hook=provider_rules, sink=CallbackSink(show)) as client:
+                         retry_hook=provider_rules, sink=CallbackSink(show),
+                         auto_idempotency_key=True,  # this upstream honours Idempotency-Key
+                         ) as client:
         resp = await client.get("/quotes/{parcel}", path_params={"parcel": "p/42"}, deadline=5.0)
         print("quote:", resp.json(), "after", seen["quote"], "requests")
 

@@ -14,7 +14,8 @@ is a policy's decision, never the exception's::
     ├── DeadlineExceededError       the overall deadline passed (also a built-in TimeoutError)
     ├── UpstreamError               the remote side failed; __cause__ keeps the vendor exception
     │   ├── TransportError          .sent: False (nothing left this host) or True (maybe processed)
-    │   │   └── AttemptTimeoutError one attempt ran past its own limit (sent=True: maybe processed)
+    │   │   ├── AttemptTimeoutError one attempt ran past its own limit (sent=True: maybe processed)
+    │   │   └── TLSVerificationError the certificate was refused: permanent, never retried
     │   ├── StatusError             .status_code, .request_id, .retry_after, safe body excerpt
     │   └── ResponseError           unparseable, truncated or oversized answer
     ├── UnsafeRequestError          a request refused before any I/O (URL escape, header injection)
@@ -57,6 +58,7 @@ __all__ = [
     "RetryBudgetExhaustedError",
     "SharedStateUnavailableError",
     "StatusError",
+    "TLSVerificationError",
     "TransportError",
     "UnsafeRequestError",
     "UpstreamError",
@@ -144,6 +146,10 @@ class TransportError(UpstreamError):
     server may have processed it.
     """
 
+    #: A failure that trying again cannot cure (a refused certificate): never retried, and not a
+    #: sign of an outage.
+    permanent = False
+
     def __init__(self, message: str, *, sent: bool) -> None:
         super().__init__(message)
         self.sent = sent
@@ -154,6 +160,19 @@ class AttemptTimeoutError(TransportError, TimeoutError):
 
     def __init__(self, message: str, *, sent: bool = True) -> None:
         super().__init__(message, sent=sent)
+
+
+class TLSVerificationError(TransportError):
+    """The server's certificate was refused (self-signed, expired, another host's, untrusted CA).
+
+    Nothing was sent. It is permanent: no retry or breaker counts it as a passing outage; fix the
+    trust configuration (``verify=``) or the server.
+    """
+
+    permanent = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, sent=False)
 
 
 class StatusError(UpstreamError):

@@ -17,6 +17,7 @@ import gzip
 import itertools
 import json
 import socket
+import ssl
 import struct
 import threading
 from collections import defaultdict, deque
@@ -109,17 +110,23 @@ class Drip(Action):
 
 @dataclass
 class DripHeaders(Action):
-    """Send the status line, then one header byte every ``interval`` seconds (slowloris)."""
+    """Send the status line, then one header byte every ``interval`` seconds (slowloris).
+
+    ``prefix=b"HTTP/1.1 200 "`` drips the status line itself (a reason phrase that never ends);
+    ``prefix=b"", piece=b"HTTP/1.1 100 Continue\r\n\r\n"`` sends interim answers forever.
+    """
 
     count: int = 200
     interval: float = 0.02
+    prefix: bytes = b"HTTP/1.1 200 OK\r\nX-Slow: "
+    piece: bytes = b"a"
 
     async def run(self, server: LoopbackServer, request: Recorded,
                   writer: asyncio.StreamWriter) -> bool:
-        writer.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        writer.write(self.prefix)
         for _ in range(self.count):
             try:
-                writer.write(b"a")
+                writer.write(self.piece)
                 await writer.drain()
             except (ConnectionError, RuntimeError):
                 return False
@@ -191,7 +198,8 @@ def _rst(writer: asyncio.StreamWriter) -> None:
 class LoopbackServer:
     """The server. ``start()`` runs it in a daemon thread; ``stop()`` ends it."""
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.ssl_context = ssl_context  # serve HTTPS with this context
         self.requests: list[Recorded] = []
         self._scripts: dict[str, deque[Action]] = defaultdict(deque)
         self._routes: dict[str, Callable[[Recorded], Action]] = {}
@@ -205,7 +213,8 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> LoopbackServer:
         self._thread.start()
@@ -214,7 +223,8 @@ class LoopbackServer:
         return self
 
     async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0,
+                                                  ssl=self.ssl_context)
         self.port = self._server.sockets[0].getsockname()[1]
 
     def stop(self) -> None:

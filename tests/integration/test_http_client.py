@@ -150,7 +150,7 @@ async def test_get_json_path_params_and_query(make: Callable[..., Api],
 
 async def test_post_form_carries_one_generated_key(make: Callable[..., Api],
                                                    server: LoopbackServer) -> None:
-    api = make()
+    api = make(auto_idempotency_key=True)
     await api.post("/pay", form=[("amount", "2000"), ("metadata[order]", "42")])
     hit = server.requests[-1]
     assert hit.body == b"amount=2000&metadata%5Border%5D=42"
@@ -183,7 +183,7 @@ async def test_retry_after_then_success_feeds_the_rate_limiter(
 
 async def test_keyed_post_retried_with_same_key_and_bytes(make: Callable[..., Api],
                                                          server: LoopbackServer) -> None:
-    api = make()
+    api = make(auto_idempotency_key=True)
     server.script("/v1/charge", Reset(), Reply(503, headers={"Retry-After": "0"}), Reply(200))
     await api.post("/charge", json={"amount": 2000, "currency": "eur"})
     hits = server.hits("/v1/charge")
@@ -289,8 +289,6 @@ async def test_slow_drip_is_stopped_by_the_attempt_total(make: Callable[..., Api
 async def test_slowloris_headers_are_stopped_by_the_attempt_total(
         make: Callable[..., Api], server: LoopbackServer) -> None:
     api = make(timeouts=Timeouts(total=0.3, read=1.0), pipeline=Pipeline())
-    if api.kind == "sync" and api.client.backend == "httpx":
-        pytest.skip("httpx sync has per-read timeouts only (documented); use the stdlib backend")
     server.script("/v1/slow", DripHeaders(count=200, interval=0.02))
     started = time.monotonic()
     with pytest.raises(AttemptTimeoutError):

@@ -261,7 +261,7 @@ def test_per_call_headers_never_leak_into_the_defaults() -> None:
 
 
 def test_plain_calls_are_prepared_once_and_keyed_calls_never_shared() -> None:
-    client = SyncApiClient("https://api.example.com")
+    client = SyncApiClient("https://api.example.com", auto_idempotency_key=True)
     core = client._core
 
     def prepare(method: str, **extra: Any) -> Any:

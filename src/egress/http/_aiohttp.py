@@ -19,6 +19,7 @@ from egress.errors import (
     AttemptTimeoutError,
     EgressError,
     ResponseError,
+    TLSVerificationError,
     TransportError,
     UnsafeRequestError,
 )
@@ -31,6 +32,7 @@ __all__ = ["AiohttpWire"]
 
 _URL_CACHE_LIMIT = 1024
 _NO_BODY_STATUSES = frozenset({204, 304})
+_BACKSTOP = 0.05  # seconds the total waits for aiohttp's connect and read timers to fire first
 
 
 def _where(request: WireRequest) -> str:
@@ -43,6 +45,8 @@ def _map_error(exc: BaseException, request: WireRequest, reading: bool) -> Egres
     name = type(exc).__name__
     if isinstance(exc, EgressError):
         return exc
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return TLSVerificationError(f"{where}: the server's certificate was refused")
     if isinstance(exc, aiohttp.ClientConnectorError):
         return TransportError(f"{where}: could not connect ({name})", sent=False)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -64,12 +68,25 @@ def _map_error(exc: BaseException, request: WireRequest, reading: bool) -> Egres
     return TransportError(f"{where}: unexpected {name}", sent=True)
 
 
+def _chainable(exc: BaseException) -> BaseException | None:
+    """``exc`` if it may be kept as ``__cause__``: only network failures, never an exception
+    that can quote the request (its headers hold credentials)."""
+    if isinstance(exc, aiohttp.ClientResponseError | ValueError):
+        return None
+    if not isinstance(exc, OSError | TimeoutError | aiohttp.ClientConnectionError
+                      | aiohttp.ClientPayloadError):
+        return None
+    return exc
+
+
 def _timeout(connect: float, read: float, total: float) -> aiohttp.ClientTimeout:
     """aiohttp timers cost time on every request: only those that can fire before ``total``.
 
-    The wait for a pooled connection is bounded by ``total`` (and by the client's bulkhead).
+    The wait for a pooled connection is bounded by ``Timeouts.pool`` before aiohttp is called.
     """
-    return aiohttp.ClientTimeout(total=total, sock_connect=min(connect, total),
+    # ``total`` is a backstop just after the end, so that the connect and read timers (capped at
+    # the end) fire first and say whether anything was sent; it stops only what they cannot.
+    return aiohttp.ClientTimeout(total=total + _BACKSTOP, sock_connect=min(connect, total),
                                  sock_read=read if read < total else None)
 
 
@@ -90,6 +107,7 @@ class AiohttpWire:
         self._timeout = aiohttp.ClientTimeout()
         self._last_headers: dict[str, str] | None = None
         self._last_multidict: CIMultiDict[str] = CIMultiDict()
+        self._slots = asyncio.Semaphore(options.max_connections)
 
     def _open(self) -> aiohttp.ClientSession:
         options = self._options
@@ -108,6 +126,11 @@ class AiohttpWire:
             raise_for_status=False,
             requote_redirect_url=False,
         )
+        # aiohttp resends GET/HEAD/OPTIONS/PUT/DELETE once, unseen, after a connection error:
+        # one egress attempt must be one request on the wire (the budget, the breaker, the
+        # events and ``sent`` count attempts). No public switch; aiohttp's own test client
+        # turns it off the same way.
+        self._session._retry_connection = False
         return self._session
 
     def _url(self, url: str) -> URL:
@@ -121,8 +144,32 @@ class AiohttpWire:
     async def send(self, request: WireRequest) -> WireResponse:
         session = self._session or self._open()
         limits = request.limits
-        if limits.by_deadline:
-            connect, read, _write, _pool, total = limits.at(self._now())
+        slots = self._slots
+        if slots.locked():
+            # aiohttp has no pool timeout of its own: wait for a connection here, where the
+            # wait is known to send nothing (its connector never waits: same limit).
+            pool = limits.at(self._now())[3]
+            try:
+                async with asyncio.timeout(pool):
+                    await slots.acquire()
+            except TimeoutError:
+                raise AttemptTimeoutError(f"{_where(request)}: no free connection within the "
+                                          f"pool timeout", sent=False) from None
+            try:
+                return await self._send(session, request, limits.at(self._now()))
+            finally:
+                slots.release()
+        await slots.acquire()  # free: returns at once
+        try:
+            return await self._send(session, request, None)
+        finally:
+            slots.release()
+
+    async def _send(self, session: aiohttp.ClientSession, request: WireRequest,
+                    left: tuple[float, float, float, float, float] | None) -> WireResponse:
+        limits = request.limits
+        if left is not None or limits.by_deadline:
+            connect, read, _write, _pool, total = left or limits.at(self._now())
             timeout = _timeout(connect, read, total)
         elif limits.timeouts is self._timeouts_for:
             timeout = self._timeout
@@ -138,6 +185,8 @@ class AiohttpWire:
         url = self._urls.get(request.url)
         if url is None:
             url = self._url(request.url)
+        error: EgressError | None = None
+        cause: BaseException | None = None
         try:
             response = await session.request(
                 request.method, url, headers=headers,
@@ -145,10 +194,9 @@ class AiohttpWire:
                 auto_decompress=False,
             )
         except Exception as exc:
-            error = _map_error(exc, request, reading=False)
-            if isinstance(exc, aiohttp.ClientResponseError):
-                raise error from None
-            raise error from exc
+            error, cause = _map_error(exc, request, reading=False), _chainable(exc)
+        if error is not None:
+            raise error from cause  # outside the handler: no hidden __context__ either
         try:
             status = response.status
             encoding = response.headers.get("Content-Encoding")
@@ -173,9 +221,11 @@ class AiohttpWire:
         except Exception as exc:
             response.close()  # never return a half-read connection to the pool
             error = _map_error(exc, request, reading=True)
-            if error is exc or isinstance(exc, aiohttp.ClientResponseError):
-                raise error from None
-            raise error from exc
+            if error is exc:
+                raise
+            cause = _chainable(exc)
+        if error is not None:
+            raise error from cause
         response.release()
         return WireResponse(status, headers, content)
 

@@ -104,7 +104,7 @@ class ApiKeyAuth(Auth):
 
     def __init__(self, key: Secret, *, header: str = "X-Api-Key", prefix: str = "") -> None:
         self._key = _secret("ApiKeyAuth", "key", key)
-        check_header(header, prefix, ConfigurationError)
+        check_header(header, f"{prefix}k", ConfigurationError)  # "Key " ends in a space
         self.header = header
         self.static_headers = {header: f"{prefix}{self._key.reveal()}"}
         self.header_names = frozenset({header.lower()})

@@ -2,13 +2,16 @@
 bounded response decoding (no decompression bombs, no unbounded buffers).
 
 The response cap applies three times: to the declared ``Content-Length`` (refused before reading),
-to the bytes read from the wire, and to the decoded bytes (each ``decompress`` call is asked for at
-most what the cap still allows). At most :data:`MAX_ENCODINGS` content codings are accepted.
+to the bytes read from the wire, and to the decoded bytes (each ``decompress`` call yields at most
+:data:`PIECE` bytes, so memory stays within the cap plus a small constant). At most
+:data:`MAX_ENCODINGS` content codings are accepted.
 """
 
 from __future__ import annotations
 
+import io
 import json as _json
+import math
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +23,8 @@ from egress.http._url import Params, encode_pairs
 __all__ = ["BodyReader", "MAX_ENCODINGS", "encode_body", "parse_json"]
 
 MAX_ENCODINGS = 2
+#: The most one ``decompress`` call may produce: what decoding adds to memory over the body.
+PIECE = 64 * 1024
 _DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 _UNSET: Any = object()
 
@@ -56,10 +61,18 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as inf: as non-JSON as the literal Infinity
+        raise ValueError("a number too large for a float is not valid JSON here")
+    return value
+
+
 def parse_json(content: bytes) -> Any:
-    """Strict JSON: no NaN/Infinity, no duplicate keys; bad input raises :class:`ResponseError`."""
+    """Strict JSON: no NaN/Infinity (nor numbers that overflow to it, like ``1e400``), no
+    duplicate keys; bad input raises :class:`ResponseError`."""
     try:
-        return _json.loads(content, parse_constant=_refuse_constant,
+        return _json.loads(content, parse_constant=_refuse_constant, parse_float=_finite_float,
                            object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError, UnicodeDecodeError) as exc:
         raise ResponseError(f"response body is not valid JSON ({type(exc).__name__})",
@@ -72,16 +85,23 @@ def _oversized(cap: int, what: str) -> ResponseError:
 
 
 class BodyReader:
-    """Collects a response body, raw chunk by raw chunk, under the cap; decodes as it goes."""
+    """Collects a response body, raw chunk by raw chunk, under the cap; decodes as it goes.
 
-    __slots__ = ("_cap", "_chunks", "_decoders", "_produced", "_raw", "feed", "plain")
+    Memory stays within the body (at most the cap) plus a small constant: every ``decompress``
+    call yields at most :data:`PIECE` bytes, each layer of a coding chain hands its output on
+    piece by piece, and the body grows in one buffer whose bytes become the result without a
+    copy (a list of chunks joined at the end would hold the body twice).
+    """
+
+    __slots__ = ("_buffer", "_cap", "_decoders", "_first", "_produced", "_raw", "feed", "plain")
 
     feed: Callable[[bytes], None]
 
     def __init__(self, cap: int, content_encoding: str | None,
                  content_length: int | None) -> None:
         self._cap = cap
-        self._chunks: list[bytes] = []
+        self._first: bytes | None = None  # a body of one chunk is kept as it came (no copy)
+        self._buffer: io.BytesIO | None = None
         self._raw = 0
         self._produced = 0
         if content_length is not None and content_length > cap:
@@ -103,41 +123,51 @@ class BodyReader:
         self.plain = not self._decoders
         self.feed = self._feed_decoded if self._decoders else self._feed_plain
 
+    def _keep(self, part: bytes) -> None:
+        if self._first is None and self._buffer is None:
+            self._first = part
+            return
+        buffer = self._buffer
+        if buffer is None:
+            buffer = self._buffer = io.BytesIO()
+            buffer.write(self._first or b"")
+            self._first = None
+        buffer.write(part)
+
     def _feed_plain(self, chunk: bytes) -> None:
         self._raw += len(chunk)
         if self._raw > self._cap:
             raise _oversized(self._cap, "while reading")
-        self._chunks.append(chunk)
+        self._keep(chunk)
 
     def _feed_decoded(self, chunk: bytes) -> None:
         self._raw += len(chunk)
         if self._raw > self._cap:
             raise _oversized(self._cap, "while reading")
-        data = [chunk]
-        for decoder in self._decoders:
-            data = [part for piece in data for part in self._inflate(decoder, piece)]
-        for part in data:
-            self._produced += len(part)
-            if self._produced > self._cap:
-                raise _oversized(self._cap, "after decompression")
-            self._chunks.append(part)
-
-    def _inflate(self, decoder: Any, data: bytes) -> list[bytes]:
-        out: list[bytes] = []
-        produced = self._produced
         try:
-            while data:
-                # Never ask for more than the cap still allows, plus one byte to detect overflow.
-                piece = decoder.decompress(data, self._cap - produced + 1)
-                produced += len(piece)
-                if produced > self._cap:
-                    raise _oversized(self._cap, "after decompression")
-                out.append(piece)
-                data = decoder.unconsumed_tail
+            self._inflate(0, chunk)
         except zlib.error:
             raise ResponseError("response body is not valid compressed data",
                                 reason="encoding") from None
-        return out
+
+    def _inflate(self, level: int, data: bytes) -> None:
+        """Decode ``data`` with decoder ``level`` and hand each piece to the next one."""
+        decoder = self._decoders[level]
+        last = level + 1 == len(self._decoders)
+        while True:
+            piece = decoder.decompress(data, PIECE)
+            if piece:
+                if not last:
+                    self._inflate(level + 1, piece)
+                else:
+                    self._produced += len(piece)
+                    if self._produced > self._cap:
+                        raise _oversized(self._cap, "after decompression")
+                    self._keep(piece)
+            data = decoder.unconsumed_tail
+            # A full piece may leave output pending inside zlib even with no input left.
+            if not data and len(piece) < PIECE:
+                return
 
     def finish(self) -> bytes:
         """The decoded body; raises if a compressed stream ended early.
@@ -150,7 +180,8 @@ class BodyReader:
         for decoder in self._decoders:
             if not decoder.eof:
                 raise ResponseError("compressed response body ended early", reason="truncated")
-        chunks = self._chunks
-        if len(chunks) == 1:
-            return chunks[0]
-        return b"".join(chunks)
+        if self._buffer is not None:
+            body = self._buffer.getvalue()  # the buffer's own bytes: no copy
+            self._buffer = None
+            return body
+        return self._first or b""

@@ -12,7 +12,8 @@ import logging
 import math
 import os
 import ssl
-from collections.abc import Generator, Mapping
+import sys
+from collections.abc import Generator, Iterable, Mapping
 from typing import Any
 
 from egress._clock import Clock
@@ -107,14 +108,39 @@ class PreparedCall:
         return f"PreparedCall({self.operation!r})"
 
 
-def _ssl_context(verify: bool | str | ssl.SSLContext, allow_insecure: bool) -> ssl.SSLContext:
+def _verifying_context(cafile: str | None, trust_env: bool) -> ssl.SSLContext:
+    """A certificate- and hostname-checking context (TLS 1.2 at least).
+
+    ``ssl.create_default_context`` lets the environment decide: ``SSL_CERT_FILE``/``SSL_CERT_DIR``
+    replace the trust store and ``SSLKEYLOGFILE`` writes session keys to a file. Without
+    ``trust_env`` only the caller's CA file, or the platform's compiled-in store, is trusted.
+    """
+    if trust_env:
+        return ssl.create_default_context(cafile=cafile)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname on
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cafile is not None:
+        context.load_verify_locations(cafile=cafile)
+    elif sys.platform == "win32":  # the system store; OpenSSL's env paths are not used there
+        context.load_default_certs()
+    else:
+        paths = ssl.get_default_verify_paths()  # openssl_*: compiled-in, not the environment
+        if paths.openssl_cafile and os.path.isfile(paths.openssl_cafile):
+            context.load_verify_locations(cafile=paths.openssl_cafile)
+        if paths.openssl_capath and os.path.isdir(paths.openssl_capath):
+            context.load_verify_locations(capath=paths.openssl_capath)
+    return context
+
+
+def _ssl_context(verify: bool | str | ssl.SSLContext, allow_insecure: bool,
+                 trust_env: bool) -> ssl.SSLContext:
     if isinstance(verify, ssl.SSLContext):
         return verify
     if verify is True:
-        return ssl.create_default_context()
+        return _verifying_context(None, trust_env)
     if isinstance(verify, str):
         try:
-            return ssl.create_default_context(cafile=verify)
+            return _verifying_context(verify, trust_env)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigurationError(f"verify: cannot load the CA file ({type(exc).__name__})"
                                      ) from None
@@ -161,7 +187,7 @@ class ClientCore:
         trust_env: bool,
         max_connections: int,
         keepalive_expiry: float,
-        auto_idempotency_key: bool,
+        auto_idempotency_key: bool | Iterable[str],
         idempotency_header: str,
         request_id_headers: tuple[str, ...],
         user_agent: str | None,
@@ -189,7 +215,7 @@ class ClientCore:
         self.rate_limiter = rate_limiter
         self.timeouts = timeouts
         self.follow_redirects = bool(follow_redirects)
-        self.auto_idempotency_key = bool(auto_idempotency_key)
+        self.auto_idempotency_key = _auto_keys(auto_idempotency_key)
         self.idempotency_header = idempotency_header
         self._idem_lower = idempotency_header.lower()
         self._operations: dict[tuple[str, str], str] = {}
@@ -210,6 +236,7 @@ class ClientCore:
         sensitive = set(SENSITIVE_REQUEST_HEADERS) | {self._idem_lower}
         if auth is not None:
             for name, value in (auth.static_headers or {}).items():
+                check_header(name, value, ConfigurationError)
                 _put(defaults, name, value)
             self.dynamic_auth = auth.static_headers is None and (
                 type(auth).headers_async is not Auth.headers_async)
@@ -219,7 +246,7 @@ class ClientCore:
         self.default_headers = defaults
         self._default_lower = {k.lower() for k in defaults}
 
-        context = _ssl_context(verify, allow_insecure)
+        context = _ssl_context(verify, allow_insecure, bool(trust_env))
         if verify is False:
             self.sink.emit(InsecureTransport(operation=self.base.origin, at=clock.now()))
             _LOG.warning("egress.http: certificate verification is OFF for %s "
@@ -266,15 +293,6 @@ class ClientCore:
                             idempotency_key = value
                         continue
                     _put(merged, name, value)
-        key = idempotency_key
-        if key is None and method in _KEYED_METHODS and self.auto_idempotency_key:
-            key = _new_key()
-        if key is not None:
-            if not isinstance(key, str) or not key or len(key) > MAX_IDEMPOTENCY_KEY:
-                raise UnsafeRequestError(f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} "
-                                         f"characters")
-            check_header(self.idempotency_header, key)
-            merged[self.idempotency_header] = key
         if operation is None:
             names = self._operations
             operation = names.get((method, path))
@@ -282,6 +300,19 @@ class ClientCore:
                 operation = f"{method} {path}"
                 if len(names) < _NAME_CACHE_LIMIT:
                     names[(method, path)] = operation
+        key = idempotency_key
+        auto = self.auto_idempotency_key
+        if key is None and method in _KEYED_METHODS and (
+                auto is True or (auto and operation in auto)):
+            # Only where the caller declared that the upstream honours keys: a key the server
+            # ignores would make a retried POST look safe when it is not.
+            key = _new_key()
+        if key is not None:
+            if not isinstance(key, str) or not key or len(key) > MAX_IDEMPOTENCY_KEY:
+                raise UnsafeRequestError(f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} "
+                                         f"characters")
+            check_header(self.idempotency_header, key)
+            merged[self.idempotency_header] = key
         call = PreparedCall(method, url, merged, body, key=key, operation=operation)
         if plain and key is None and len(self._prepared) < _NAME_CACHE_LIMIT:
             self._prepared[(method, path)] = call
@@ -413,6 +444,20 @@ class ClientCore:
         from egress.http._defaults import default_pipeline
 
         return default_pipeline(self)
+
+
+def _auto_keys(setting: object) -> bool | frozenset[str]:
+    """``auto_idempotency_key``: ``True``/``False``, or the operations (``"POST /orders"``, the
+    method and path template, or a call's ``operation=``) whose upstream honours keys."""
+    if isinstance(setting, bool):
+        return setting
+    if isinstance(setting, str) or not isinstance(setting, Iterable):
+        raise ConfigurationError("auto_idempotency_key must be True, False or a collection of "
+                                 "operation names such as 'POST /orders'")
+    routes = frozenset(setting)
+    if not all(isinstance(r, str) for r in routes):
+        raise ConfigurationError("auto_idempotency_key: operation names must be strings")
+    return routes
 
 
 def _check_method(method: str) -> str:

@@ -1,7 +1,8 @@
 """Headers: a case-insensitive view of response headers, and the checks on request headers.
 
-Request header names must be HTTP tokens and values must not contain CR, LF or NUL (header
-injection); both are checked before any I/O, with errors that name the header but never show the
+Request header names must be HTTP tokens and values printable ASCII (inner spaces and tabs
+allowed; no CR, LF, NUL or other control character, no leading or trailing whitespace, nothing
+outside ASCII); both are checked before any I/O, with errors that name the header but never show the
 value. Response headers are kept as the raw pairs the backend read and turned into a
 case-insensitive mapping only when someone asks (most successful calls never do).
 """
@@ -19,6 +20,10 @@ __all__ = ["Headers", "check_header", "SENSITIVE_REQUEST_HEADERS", "sanitize_res
 T = TypeVar("T")
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
+# Printable ASCII and inner spaces/tabs only: every backend sends exactly these bytes (httpx
+# refuses non-ASCII, aiohttp would send UTF-8, http.client Latin-1), and h11 refuses leading or
+# trailing whitespace at send time, with the value in its message.
+_GOOD_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?)?")
 
 #: Request headers that carry credentials or one-call identity: never sent across origins.
 SENSITIVE_REQUEST_HEADERS = frozenset(
@@ -40,8 +45,15 @@ def check_header(name: str, value: str, error: type[Exception] = UnsafeRequestEr
                     if isinstance(name, str) else "header names must be strings")
     if not isinstance(value, str):
         raise error(f"header {name!r}: the value must be a string")
-    if _BAD_VALUE.search(value):
-        raise error(f"header {name!r}: the value contains CR, LF or NUL; refused before sending")
+    if not _GOOD_VALUE.fullmatch(value):
+        if _BAD_VALUE.search(value):
+            raise error(f"header {name!r}: the value contains CR, LF or NUL; refused before "
+                        f"sending")
+        if value != value.strip(" \t"):
+            raise error(f"header {name!r}: the value has leading or trailing whitespace; "
+                        f"refused before sending")
+        raise error(f"header {name!r}: the value must be printable ASCII (encode other "
+                    f"characters first, e.g. percent-encoding); refused before sending")
 
 
 def sanitize_response_headers(headers: Headers) -> tuple[tuple[str, str], ...]:

@@ -3,22 +3,28 @@
 Requests go through ``client.send(stream=True)`` and the raw (still encoded) body is read chunk by
 chunk into the bounded :class:`~egress.http._body.BodyReader`. httpx has per-operation timeouts
 only (encode/httpx#1450): the async backend adds the attempt's total limit with
-``asyncio.timeout``; the sync backend checks it between chunks, and caps every per-operation timeout
-by it, so a drip can overrun the total by at most one read timeout.
+``asyncio.timeout``; the sync backend gives its connection pools sockets that cap every read and
+write by the time left in the attempt, so no server (dripped status line or headers, ``100
+Continue`` forever, a dripped body) holds a call past its end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http.cookiejar
+import ssl
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import httpcore
 import httpx
 
 from egress.errors import (
     AttemptTimeoutError,
     EgressError,
     ResponseError,
+    TLSVerificationError,
     TransportError,
     UnsafeRequestError,
 )
@@ -29,6 +35,7 @@ from egress.http._wire import WireOptions, WireRequest, WireResponse
 __all__ = ["HttpxAsyncWire", "HttpxSyncWire"]
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+_BACKSTOP = 0.05  # seconds the async total waits for httpx's own timeouts to fire first
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
@@ -45,6 +52,17 @@ def _where(request: WireRequest) -> str:
     return f"{request.method} {request.url.split('?', 1)[0]}"
 
 
+def _refused_certificate(exc: BaseException) -> bool:
+    """Whether an ssl certificate check is behind ``exc`` (httpx chains httpcore's error)."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 5:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        current, seen = current.__cause__ or current.__context__, seen + 1
+    return False
+
+
 def _map_error(exc: Exception, where: str, reading: bool) -> EgressError:
     """Every httpx failure, translated once. ``where``: method and URL without query;
     ``reading``: the headers had arrived."""
@@ -53,11 +71,14 @@ def _map_error(exc: Exception, where: str, reading: bool) -> EgressError:
     name = type(exc).__name__
     if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
         return AttemptTimeoutError(f"{where}: {name}", sent=False)
+    if isinstance(exc, httpx.ConnectError) and _refused_certificate(exc):
+        return TLSVerificationError(f"{where}: the server's certificate was refused")
     if isinstance(exc, httpx.ConnectError):
         return TransportError(f"{where}: could not connect ({name})", sent=False)
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return AttemptTimeoutError(f"{where}: timed out ({name})", sent=True)
-    if isinstance(exc, httpx.LocalProtocolError | httpx.InvalidURL | httpx.UnsupportedProtocol):
+    if isinstance(exc, httpx.LocalProtocolError | httpx.InvalidURL | httpx.UnsupportedProtocol
+                  | ValueError):
         return UnsafeRequestError(f"{where}: request refused by the HTTP library ({name})")
     if reading and isinstance(exc, httpx.TransportError | OSError):
         return ResponseError(f"{where}: response body incomplete ({name})", reason="truncated")
@@ -65,6 +86,15 @@ def _map_error(exc: Exception, where: str, reading: bool) -> EgressError:
         return TransportError(f"{where}: connection closed without a response ({name})",
                               sent=True)
     return TransportError(f"{where}: {name}", sent=True)
+
+
+def _chainable(exc: BaseException) -> BaseException | None:
+    """``exc`` if it may be kept as ``__cause__``: never one that can quote the request (h11's
+    LocalProtocolError prints the refused header value, a credential)."""
+    if isinstance(exc, httpx.LocalProtocolError | ValueError) or not isinstance(
+            exc, OSError | TimeoutError | httpx.TransportError):
+        return None
+    return exc
 
 
 def _limits(options: WireOptions) -> httpx.Limits:
@@ -115,8 +145,13 @@ class HttpxAsyncWire:
     async def send(self, request: WireRequest) -> WireResponse:
         timeouts = request.limits.at(self._now())
         reading = False
+        error: EgressError | None = None
+        cause: BaseException | None = None
         try:
-            async with asyncio.timeout(timeouts[4]):
+            # A backstop just after the end: httpx's own pool, connect and read timeouts (all
+            # capped at the end) fire first and say whether anything was sent; this one stops
+            # only what they cannot (a drip), and reports it as sent.
+            async with asyncio.timeout(timeouts[4] + _BACKSTOP):
                 response = await self._client.send(_build(self._client, request, timeouts),
                                                    stream=True)
                 reading = True
@@ -133,7 +168,9 @@ class HttpxAsyncWire:
             error = _map_error(exc, _where(request), reading)
             if error is exc:
                 raise
-            raise error from exc
+            cause = _chainable(exc)
+        if error is not None:
+            raise error from cause  # outside the handler: no hidden __context__ either
         return WireResponse(response.status_code, Headers.from_raw(response.headers.raw),
                             content)
 
@@ -142,6 +179,94 @@ class HttpxAsyncWire:
 
     def __repr__(self) -> str:
         return "HttpxAsyncWire()"
+
+
+class _Deadline(threading.local):
+    """The running attempt's end (clock time) in this thread; ``None`` when no attempt runs."""
+
+    end: float | None = None
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket whose every read and write gets ``min(its timeout, time left in the attempt)``.
+
+    httpx's sync API has per-operation timeouts only (encode/httpx#1450): a server that drips
+    its status line or headers, or sends ``100 Continue`` forever, resets the read timeout with
+    each byte. Capping every single socket operation makes the attempt's end hold at any stage.
+    """
+
+    def __init__(self, inner: httpcore.NetworkStream, deadline: _Deadline,
+                 now: Callable[[], float]) -> None:
+        self._inner = inner
+        self._deadline = deadline
+        self._now = now
+
+    def _left(self, timeout: float | None, error: type[Exception]) -> float | None:
+        end = self._deadline.end
+        if end is None:
+            return timeout
+        left = end - self._now()
+        if left <= 0:
+            raise error("the attempt's total time limit passed")
+        return left if timeout is None or left < timeout else timeout
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(ssl_context, server_hostname,
+                                      self._left(timeout, httpcore.ConnectTimeout))
+        return _DeadlineStream(inner, self._deadline, self._now)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's network backend, with :class:`_DeadlineStream` sockets."""
+
+    def __init__(self, inner: httpcore.NetworkBackend, deadline: _Deadline,
+                 now: Callable[[], float]) -> None:
+        self._inner = inner
+        self._deadline = deadline
+        self._now = now
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _DeadlineStream(stream, self._deadline, self._now)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None,
+                            ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_unix_socket(path, timeout, socket_options)
+        return _DeadlineStream(stream, self._deadline, self._now)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _watch_deadlines(client: httpx.Client, deadline: _Deadline,
+                     now: Callable[[], float]) -> None:
+    """Give every connection pool of ``client`` (direct and proxied) deadline-aware sockets.
+
+    httpx takes no network backend; its pools keep theirs in ``_network_backend``, read when a
+    connection opens. The hang tests on the sync httpx backend fail if that ever changes.
+    """
+    for transport in [client._transport, *client._mounts.values()]:
+        pool = getattr(transport, "_pool", None)
+        inner = getattr(pool, "_network_backend", None)
+        if not isinstance(inner, httpcore.NetworkBackend):
+            raise RuntimeError("httpx changed: egress cannot bound its sync reads any more")
+        pool._network_backend = _DeadlineBackend(inner, deadline, now)  # type: ignore[union-attr]
 
 
 class HttpxSyncWire:
@@ -154,11 +279,15 @@ class HttpxSyncWire:
         self._client.cookies.jar.set_policy(_NoCookies())
         self._cap = options.max_response_bytes
         self._now = options.clock.now
+        self._deadline = _Deadline()
+        _watch_deadlines(self._client, self._deadline, self._now)
 
     def send(self, request: WireRequest) -> WireResponse:
         timeouts = request.limits.at(self._now())
-        end = request.limits.end
+        end = self._deadline.end = request.limits.end
         reading = False
+        error: EgressError | None = None
+        cause: BaseException | None = None
         try:
             response = self._client.send(_build(self._client, request, timeouts), stream=True)
             reading = True
@@ -179,7 +308,11 @@ class HttpxSyncWire:
             error = _map_error(exc, _where(request), reading)
             if error is exc:
                 raise
-            raise error from exc
+            cause = _chainable(exc)
+        finally:
+            self._deadline.end = None
+        if error is not None:
+            raise error from cause  # outside the handler: no hidden __context__ either
         return WireResponse(response.status_code, Headers.from_raw(response.headers.raw),
                             content)
 

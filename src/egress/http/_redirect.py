@@ -4,8 +4,10 @@
 * 303, and 301/302 after a POST, become a GET without a body, body headers or idempotency key.
 * 307/308 keep the method and body; sending a body of an unsafe method to another origin is
   refused (it would replay a side effect somewhere the caller never named).
-* A hop to another origin than the client's base carries no Authorization, API-key, Cookie,
-  Proxy-Authorization or Idempotency-Key header (CVE-2018-20060, CVE-2023-43804, CVE-2024-37891).
+* A hop to another origin than the client's base keeps only :data:`CROSS_ORIGIN_HEADERS`
+  (Accept*, User-Agent, Content-*): no Authorization, API-key, Cookie, Proxy-Authorization,
+  Idempotency-Key, Stripe-Account or any custom header (CVE-2018-20060, CVE-2023-43804,
+  CVE-2024-37891).
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ from urllib.parse import urljoin
 from egress.errors import UnsafeRequestError
 from egress.http._url import origin_of
 
-__all__ = ["REDIRECT_STATUSES", "next_hop"]
+__all__ = ["CROSS_ORIGIN_HEADERS", "REDIRECT_STATUSES", "next_hop"]
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding",
                            "transfer-encoding"})
 _CONTROL = re.compile(r"[\x00-\x20\x7f\\]")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+#: The only headers a hop to another origin keeps: an allow-list, because a deny-list misses
+#: whatever the caller invented (``Stripe-Account``, ``X-Auth-Token``, custom key headers...).
+CROSS_ORIGIN_HEADERS = frozenset({"accept", "accept-encoding", "accept-language", "user-agent",
+                                  "content-type", "content-length", "content-language"})
 
 
 def next_hop(method: str, url: str, *, headers: dict[str, str], body: bytes | None,
@@ -54,5 +60,6 @@ def next_hop(method: str, url: str, *, headers: dict[str, str], body: bytes | No
         raise UnsafeRequestError(f"redirect {status} would resend a {method} body to another "
                                  f"origin; refused")
     if not same:
-        new_headers = {k: v for k, v in new_headers.items() if k.lower() not in sensitive}
+        new_headers = {k: v for k, v in new_headers.items()
+                       if k.lower() in CROSS_ORIGIN_HEADERS and k.lower() not in sensitive}
     return method, target, new_headers, body, same

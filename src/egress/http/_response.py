@@ -62,7 +62,18 @@ class Response:
             return self.content.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
-        """The body as JSON. Raises :class:`ResponseError` if it is not strict, valid JSON."""
+        """The body as JSON. Raises :class:`ResponseError` if it is not strict, valid JSON, or if
+        ``Content-Type`` names something else than JSON (an HTML page from a proxy, say).
+
+        Accepted: no ``Content-Type`` at all, or a media type ``*/json`` or ``*/*+json``
+        (``application/json``, ``application/problem+json``, ``text/json``...), any parameters.
+        """
+        ctype = self.headers.get("content-type")
+        if ctype is not None:
+            media = ctype.split(";", 1)[0].strip().lower()
+            if not (media.endswith("/json") or media.endswith("+json")):
+                raise ResponseError(f"expected a JSON answer, got Content-Type "
+                                    f"{media[:60]!r}", reason="malformed")
         return parse_json(self.content)
 
     def json_object(self) -> dict[str, Any]:

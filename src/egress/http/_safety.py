@@ -9,6 +9,9 @@ KEYED          POST/PATCH with an idempotency key      any transient failure (sa
 UNSAFE         POST/PATCH without a key                only a failure that proves nothing was sent
 =============  ======================================  ===========================================
 
+A POST/PATCH has a key only if the caller passed one or declared that the upstream honours keys
+(``auto_idempotency_key``). A permanent failure (``TLSVerificationError``) is never retried.
+
 Transient failures: a transport error (refused, reset, timed out), a truncated body, and the
 statuses 408, 429, 500, 502, 503, 504. Errors only carry facts (``sent``, ``status_code``,
 ``replay_safe``); :func:`retry_on` turns them into the decision Retry asks for, after a provider's
@@ -103,8 +106,8 @@ def retry_on(hook: RetryHook | None = None) -> Callable[[BaseException], bool]:
     """A predicate for ``Retry(on=...)`` applying ``hook`` first, then the default rules."""
 
     def retryable(exc: BaseException) -> bool:
-        if not isinstance(exc, UpstreamError):
-            return False
+        if not isinstance(exc, UpstreamError) or getattr(exc, "permanent", False):
+            return False  # a permanent failure (a refused certificate) is beyond any hook
         info = exc.request_info if isinstance(exc.request_info, RequestInfo) else None
         if hook is not None and info is not None:
             verdict = hook(exc, info)

@@ -15,6 +15,7 @@ import http.client
 import io
 import select
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,7 @@ from egress.errors import (
     ConfigurationError,
     EgressError,
     ResponseError,
+    TLSVerificationError,
     TransportError,
     UnsafeRequestError,
 )
@@ -126,6 +128,8 @@ def _map_error(exc: Exception, request: WireRequest, phase: str) -> EgressError:
     where = _where(request)
     name = type(exc).__name__
     if phase == "connect":
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return TLSVerificationError(f"{where}: the server's certificate was refused")
         if isinstance(exc, TimeoutError):
             return AttemptTimeoutError(f"{where}: connect timed out", sent=False)
         return TransportError(f"{where}: could not connect ({name})", sent=False)
@@ -209,6 +213,8 @@ class StdlibWire:
         entry: _Connection | None = None
         keep = False
         phase = "connect"
+        error: EgressError | None = None
+        cause: BaseException | None = None
         try:
             entry, reused = self._checkout((scheme, host, port), connect)
             conn = entry.conn
@@ -249,7 +255,8 @@ class StdlibWire:
             error = _map_error(exc, request, phase)
             if error is exc:
                 raise
-            raise error from exc
+            # http.client's ValueErrors quote the header value (a credential): never chained.
+            cause = exc if isinstance(exc, OSError | http.client.HTTPException) else None
         finally:
             if entry is not None:
                 if keep:
@@ -257,6 +264,8 @@ class StdlibWire:
                 else:
                     entry.conn.close()
             self._slots.release()
+        if error is not None:
+            raise error from cause  # outside the handler: no hidden __context__ either
         return WireResponse(status, headers, content)
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -155,7 +155,7 @@ class ApiClient(_ClientBase):
         trust_env: bool = False,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
-        auto_idempotency_key: bool = True,
+        auto_idempotency_key: bool | Iterable[str] = False,
         idempotency_header: str = DEFAULT_IDEMPOTENCY_HEADER,
         request_id_headers: tuple[str, ...] = REQUEST_ID_HEADERS,
         user_agent: str | None = USER_AGENT,
@@ -329,7 +329,7 @@ class SyncApiClient(_ClientBase):
         trust_env: bool = False,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
-        auto_idempotency_key: bool = True,
+        auto_idempotency_key: bool | Iterable[str] = False,
         idempotency_header: str = DEFAULT_IDEMPOTENCY_HEADER,
         request_id_headers: tuple[str, ...] = REQUEST_ID_HEADERS,
         user_agent: str | None = USER_AGENT,

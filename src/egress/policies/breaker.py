@@ -150,6 +150,8 @@ def default_failure(exc: BaseException) -> bool:
     """
     if isinstance(exc, StatusError):
         return exc.status_code >= 500
+    if getattr(exc, "permanent", False):  # a refused certificate is configuration, not outage
+        return False
     if isinstance(exc, ResponseError):
         return getattr(exc, "reason", "malformed") in _COUNTED_RESPONSE_REASONS
     if isinstance(exc, UpstreamError | DeadlineExceededError | ProviderUnavailable |

@@ -202,6 +202,7 @@ class StripePayments:
             base_url, auth=BearerAuth(key), headers={"Stripe-Version": api_version},
             pipeline=pipeline, retry_hook=stripe_retry_hook, rate_limiter=limiter,
             backend=backend, timeouts=timeouts or Timeouts(), deadline=self.deadline,
+            auto_idempotency_key=True,  # Stripe honours Idempotency-Key on every POST
             clock=clock, sink=sink)
 
     def __repr__(self) -> str:
