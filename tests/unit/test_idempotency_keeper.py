@@ -27,6 +27,7 @@ from egress.payments.idempotency import (
     Step,
     decide,
 )
+from egress.payments.keeper import PROVEN_NO_EFFECT, Proof
 from egress.stores.idempotency_memory import MemoryIdempotencyStore
 from egress.testing import FakeClock, RecordingSink
 
@@ -94,7 +95,9 @@ class ScriptedOp:
     failures: list[BaseException] = field(default_factory=list)
     commit_before_failing: bool = False
     sent: list[tuple[str, bool]] = field(default_factory=list)
-    found: str | None = None  # what settle() finds at the provider
+    found: str | Proof | None = None  # what settle() finds at the provider
+    held: str | None = None  # what lookup() finds before the first attempt
+    lookup_fails: BaseException | None = None
 
     async def send(self, key: str, *, resumed: bool) -> str:
         self.sent.append((key, resumed))
@@ -108,11 +111,16 @@ class ScriptedOp:
     async def fetch(self, result_id: str) -> str:
         return result_id
 
-    async def settle(self, record: IdempotencyRecord) -> str | None:
+    async def settle(self, record: IdempotencyRecord) -> str | Proof | None:
         return self.found
 
     def result_id(self, result: str) -> str:
         return result
+
+    async def lookup(self) -> str | None:
+        if self.lookup_fails is not None:
+            raise self.lookup_fails
+        return self.held
 
 
 def unknown(key: str = "k") -> OutcomeUnknown:
@@ -273,6 +281,49 @@ async def test_reconcile_without_a_record_asks_the_provider(
         keeper: IdempotencyKeeper) -> None:
     assert await keeper.reconcile(ScriptedOp({})) is None
     assert await keeper.reconcile(ScriptedOp({}, found="pi_9")) == "pi_9"
+
+
+async def test_reconcile_asks_the_provider_even_for_a_failed_record(
+        keeper: IdempotencyKeeper) -> None:
+    op = ScriptedOp({}, failures=[PaymentDeclined("no")])
+    with pytest.raises(PaymentDeclined):
+        await keeper.run(op)
+    assert await keeper.reconcile(op) is None  # the proof holds: nothing there
+    op.found = "pi_7"  # but the provider holds a payment: it wins over the local record
+    assert await keeper.reconcile(op) == "pi_7"
+    stored = await keeper.store.get("s", "create", "o-1")
+    assert stored is not None and stored.state is RecordState.SUCCEEDED
+    assert stored.result_id == "pi_7"
+
+
+async def test_proof_of_no_effect_settles_without_waiting() -> None:
+    clock = FakeClock(wall=NOW, auto_advance=False)
+    keeper = IdempotencyKeeper(MemoryIdempotencyStore(), scope="s", clock=clock,
+                               settle_after=600)
+    op = ScriptedOp({}, failures=[unknown()])
+    with pytest.raises(OutcomeUnknown):
+        await keeper.run(op)
+    op.found = PROVEN_NO_EFFECT  # e.g. a declined intent tagged with this key's generation
+    assert await keeper.reconcile(op) is None
+    stored = await keeper.store.get("s", "create", "o-1")
+    assert stored is not None and stored.state is RecordState.FAILED
+
+
+async def test_lookup_before_the_first_attempt(keeper: IdempotencyKeeper) -> None:
+    op = ScriptedOp({}, held="pi_old")
+    assert await keeper.run(op) == "pi_old"
+    assert op.sent == []
+    stored = await keeper.store.get("s", "create", "o-1")
+    assert stored is not None and stored.state is RecordState.SUCCEEDED
+    assert await keeper.run(ScriptedOp({}, held="other")) == "pi_old"  # asked once only
+
+
+async def test_a_failed_lookup_sends_nothing_and_keeps_no_record(
+        keeper: IdempotencyKeeper) -> None:
+    op = ScriptedOp({}, lookup_fails=IdempotencyMismatch("held for another amount"))
+    with pytest.raises(IdempotencyMismatch):
+        await keeper.run(op)
+    assert op.sent == [] and await keeper.store.get("s", "create", "o-1") is None
 
 
 async def test_lost_renewal_race_decides_again(keeper: IdempotencyKeeper) -> None:

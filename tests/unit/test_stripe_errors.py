@@ -41,8 +41,10 @@ READ = RequestInfo("GET", "https://api.stripe.com/v1/payment_intents/pi_1",
 
 def status(code: int, error: dict[str, Any] | None = None, *,
            should_retry: str | None = None, retry_after: float | None = None,
-           body: bytes | None = None) -> StatusError:
+           body: bytes | None = None, replayed: bool = False) -> StatusError:
     headers = [("Request-Id", "req_123")]
+    if replayed:
+        headers.append(("Idempotent-Replayed", "true"))
     if should_retry is not None:
         headers.append(("Stripe-Should-Retry", should_retry))
     content = body if body is not None else json.dumps({"error": error or {}}).encode()
@@ -140,7 +142,7 @@ def test_idempotency_error_is_a_mismatch() -> None:
     (status(404, {"type": "invalid_request_error", "code": "resource_missing"}),
      InvalidPaymentRequest),
     (status(401, {"type": "invalid_request_error"}), AuthenticationFailed),
-    (status(403), AuthenticationFailed),
+    (status(403, {"type": "invalid_request_error"}), AuthenticationFailed),
     (status(429, {"code": "rate_limit"}, retry_after=3.0), ProviderUnavailable),
     (status(500), OutcomeUnknown),  # Stripe may have acted (a saved 500 replays as 500)
     (status(503, should_retry="false"), OutcomeUnknown),
@@ -178,11 +180,36 @@ def test_after_an_ambiguous_attempt_nothing_proves_absence(exc: BaseException) -
     assert isinstance(domain(exc, ambiguous=True), OutcomeUnknown)
 
 
-def test_definitive_answers_stay_definitive_after_an_ambiguous_attempt() -> None:
-    # Same key: Stripe would have replayed the first outcome; a decline is the outcome.
-    assert isinstance(domain(status(402, DECLINE), ambiguous=True), PaymentDeclined)
+def test_after_an_ambiguous_attempt_only_stripes_replay_is_a_decision() -> None:
+    # Stripe's replay of the key's stored outcome is proof of what the key did.
+    assert isinstance(domain(status(402, DECLINE, replayed=True), ambiguous=True),
+                      PaymentDeclined)
+    assert isinstance(domain(status(400, {"type": "invalid_request_error"}, replayed=True),
+                             ambiguous=True), InvalidPaymentRequest)
+    # Any other answer says nothing about the earlier attempt, which may have charged.
+    for code in (400, 402, 404, 408, 413, 422):
+        assert isinstance(domain(status(code, DECLINE), ambiguous=True), OutcomeUnknown)
+        assert isinstance(domain(status(code, body=b"<html>edge</html>"), ambiguous=True),
+                          OutcomeUnknown)
     assert isinstance(domain(status(400, {"type": "idempotency_error"}), ambiguous=True),
-                      IdempotencyMismatch)
+                      OutcomeUnknown)
+
+
+@pytest.mark.parametrize("exc", [
+    status(400, body=b"<html>400 Bad Request</html>"),
+    status(402, body=b'{"error": "payment required"}'),  # an error, but not Stripe's object
+    status(413, body=b'{"message": "too large"}'),
+    status(404, {"type": "invalid_request_error"}, replayed=False),
+])
+def test_an_answer_that_is_not_a_stripe_error_object_is_never_a_decision(
+        exc: StatusError) -> None:
+    if exc.status_code == 404:  # well-formed body, but no Request-Id: not Stripe speaking
+        exc = StatusError(404, request_id=None, headers=(),
+                          response=Response(404, Headers([]), exc.response.content))
+    for changes_state, kind in ((True, OutcomeUnknown), (False, ProviderUnavailable)):
+        error = to_domain_error(exc, operation="create", changes_state=changes_state,
+                                idempotency_key="k-1")
+        assert isinstance(error, kind)  # the edge may have forwarded the POST: unknown
 
 
 @pytest.mark.parametrize("exc", [status(500), TransportError("reset", sent=True),
@@ -220,7 +247,7 @@ def test_error_fields_are_identifiers_or_dropped() -> None:
 def test_a_non_json_error_body_still_maps() -> None:
     error = domain(status(502, body=b"<html>bad gateway</html>"))
     assert isinstance(error, OutcomeUnknown)
-    assert isinstance(domain(status(400, body=b"oops")), InvalidPaymentRequest)
+    assert isinstance(domain(status(400, body=b"oops")), OutcomeUnknown)
 
 
 def test_card_numbers_in_stripe_messages_never_reach_the_caller() -> None:

@@ -129,19 +129,25 @@ async def test_a_decline_is_never_retried(fake: FakeStripe, payments: StripePaym
     assert record_ is not None and record_.state is RecordState.FAILED
 
 
-async def test_idempotency_error_is_a_mismatch_and_not_retried(fake: FakeStripe) -> None:
-    # Two clients that do not share a store derive the same key for the same reference;
-    # Stripe's own idempotency layer then refuses the different parameters.
+@pytest.mark.parametrize("check", [True, False])
+async def test_idempotency_error_is_a_mismatch_and_not_retried(fake: FakeStripe,
+                                                               check: bool) -> None:
+    # Two clients that do not share a store derive the same key for the same reference. With
+    # check_new_references the second finds the payment by search before sending anything;
+    # without it, Stripe's own idempotency layer refuses the different parameters.
     async with StripePayments(fake.api_key, base_url=fake.url) as first:
         await first.create(order())
-    async with StripePayments(fake.api_key, base_url=fake.url,
+    async with StripePayments(fake.api_key, base_url=fake.url, check_new_references=check,
                               store=MemoryIdempotencyStore()) as second:
         wire = record(second)
         with pytest.raises(IdempotencyMismatch):
             await second.create(order(amount="25.00"))
-        assert len(wire.posts()) == 1
+        assert len(wire.posts()) == (0 if check else 1)
         stored = await second.store.get(second.scope, "create", "order-1")
-        assert stored is not None and stored.state is RecordState.PENDING  # key kept
+        if check:
+            assert stored is None  # nothing reserved: nothing was sent
+        else:
+            assert stored is not None and stored.state is RecordState.PENDING  # key kept
     assert live_charges(fake) == 1
 
 
@@ -361,7 +367,8 @@ async def test_card_data_never_reaches_the_wire_or_an_error(
         await payments.create(order(payment_method="pm_card_chargeDeclinedIncorrectCvc"))
     assert declined.value.decline_code == "incorrect_cvc"
     from urllib.parse import parse_qsl
-    for request in wire.sent:
+    assert wire.posts()
+    for request in wire.posts():
         names = [name for name, _ in parse_qsl((request.body or b"").decode())]
         assert names and not any(("number" in n or "cvc" in n or n.startswith("card"))
                                  for n in names)

@@ -46,6 +46,7 @@ __all__ = [
     "Step",
     "decide",
     "derive_key",
+    "key_generation",
 ]
 
 #: How long providers keep a key at least (Stripe: "at least 24 hours").
@@ -126,6 +127,15 @@ def derive_key(scope: str, operation: str, reference: str, generation: int) -> s
     """
     digest = hashlib.sha256("\x00".join((scope, operation, reference)).encode("utf-8"))
     return f"egress-{operation[:24]}-{digest.hexdigest()[:40]}-g{generation}"
+
+
+def key_generation(key: str) -> int | None:
+    """The generation :func:`derive_key` wrote into ``key`` (``None`` for a foreign key)."""
+    head, sep, tail = key.rpartition("-g")
+    if not (sep and head.startswith("egress-") and tail.isascii() and tail.isdigit()
+            and len(tail) <= 9):
+        return None
+    return int(tail)
 
 
 @runtime_checkable

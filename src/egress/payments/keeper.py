@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Generic, Protocol, TypeVar
+from enum import Enum
+from typing import Final, Generic, Literal, Protocol, TypeVar
 
 from egress._clock import SYSTEM_CLOCK, Clock
 from egress.errors import (
@@ -36,12 +37,25 @@ from egress.payments.idempotency import (
     decide,
 )
 
-__all__ = ["IdempotencyKeeper", "KeyedCall", "KeyedOperation"]
+__all__ = ["PROVEN_NO_EFFECT", "IdempotencyKeeper", "KeyedCall", "KeyedOperation", "Proof"]
 
 R = TypeVar("R")
 
-# Errors that prove the provider did nothing: the next call may use a new key.
+# Errors that prove the provider did nothing: the next call may use a new key. The adapter
+# raises them only with proof from the provider (see KeyedOperation.send): after an ambiguous
+# attempt, only the provider's replay of the key's stored outcome is such proof.
 _NO_EFFECT = (PaymentDeclined, InvalidPaymentRequest, AuthenticationFailed)
+
+
+class Proof(Enum):
+    """What :meth:`KeyedOperation.settle` answers when the provider itself proves the key's
+    attempt ended without effect (e.g. a declined PaymentIntent tagged with this key's
+    generation): trusted at once, without waiting ``settle_after``."""
+
+    NO_EFFECT = "no-effect"
+
+
+PROVEN_NO_EFFECT: Final = Proof.NO_EFFECT
 # How many times a reservation is re-read when another worker renews it concurrently.
 _MAX_RACES = 5
 
@@ -71,18 +85,27 @@ class KeyedOperation(Protocol[R]):
         """Read the current state of a result this operation made before."""
         ...
 
-    async def settle(self, record: IdempotencyRecord) -> R | None:
-        """Ask the provider whether the operation happened: its result, or ``None`` if not."""
+    async def settle(self, record: IdempotencyRecord) -> R | Literal[Proof.NO_EFFECT] | None:
+        """Ask the provider whether the operation happened: its result, ``None`` if a
+        consistent read shows nothing (trusted only ``settle_after`` past the last attempt), or
+        :data:`PROVEN_NO_EFFECT` if the provider shows this key's attempt ended without effect.
+        """
         ...
 
     def result_id(self, result: R) -> str: ...
+
+    async def lookup(self) -> R | None:
+        """Before the first attempt of a reference with no local record: the result the
+        provider already holds for it (a lost or new store), or ``None``. Raise
+        :class:`~egress.errors.IdempotencyMismatch` if it holds one for another request."""
+        ...
 
 
 class KeyedCall(Generic[R]):
     """A :class:`KeyedOperation` assembled from functions: what adapters usually build."""
 
-    __slots__ = ("_fetch", "_result_id", "_send", "_settle", "fingerprint", "operation",
-                 "reference")
+    __slots__ = ("_fetch", "_lookup", "_result_id", "_send", "_settle", "fingerprint",
+                 "operation", "reference")
 
     def __init__(
         self,
@@ -92,8 +115,9 @@ class KeyedCall(Generic[R]):
         fingerprint: str,
         send: Callable[[str, bool], Awaitable[R]],
         fetch: Callable[[str], Awaitable[R]],
-        settle: Callable[[IdempotencyRecord], Awaitable[R | None]],
+        settle: Callable[[IdempotencyRecord], Awaitable[R | Literal[Proof.NO_EFFECT] | None]],
         result_id: Callable[[R], str],
+        lookup: Callable[[], Awaitable[R | None]] | None = None,
     ) -> None:
         self.operation = operation
         self.reference = reference
@@ -102,6 +126,7 @@ class KeyedCall(Generic[R]):
         self._fetch = fetch
         self._settle = settle
         self._result_id = result_id
+        self._lookup = lookup
 
     async def send(self, key: str, *, resumed: bool) -> R:
         return await self._send(key, resumed)
@@ -109,11 +134,14 @@ class KeyedCall(Generic[R]):
     async def fetch(self, result_id: str) -> R:
         return await self._fetch(result_id)
 
-    async def settle(self, record: IdempotencyRecord) -> R | None:
+    async def settle(self, record: IdempotencyRecord) -> R | Literal[Proof.NO_EFFECT] | None:
         return await self._settle(record)
 
     def result_id(self, result: R) -> str:
         return self._result_id(result)
+
+    async def lookup(self) -> R | None:
+        return None if self._lookup is None else await self._lookup()
 
     def __repr__(self) -> str:
         return f"KeyedCall({self.operation!r})"
@@ -169,6 +197,9 @@ class IdempotencyKeeper:
             IdempotencyRecord.new(self.scope, op.operation, op.reference, op.fingerprint, now))
         for _ in range(_MAX_RACES):
             if inserted:
+                found = await self._lookup(op, record)
+                if found is not None:
+                    return found
                 return await self._send(op, record, resumed=False)
             step = decide(record, fingerprint=op.fingerprint, now=now, max_age=self.max_age)
             if step is Step.RETURN and record.result_id is not None:
@@ -219,6 +250,21 @@ class IdempotencyKeeper:
         await self._mark(record, RecordState.SUCCEEDED, op.result_id(result))
         return result
 
+    async def _lookup(self, op: KeyedOperation[R], record: IdempotencyRecord) -> R | None:
+        # No local record: the store may be new or lost. Within the provider's key lifetime the
+        # derived key replays any earlier attempt; beyond it only the provider's own records
+        # tell, so the operation may look the reference up once, before the first byte is sent.
+        try:
+            found = await op.lookup()
+        except Exception:
+            # Nothing was sent: drop the reservation, so the next call is a first attempt
+            # again (not a resumed, possibly-sent one).
+            await self.store.delete(*record.ident, expected_key=record.key)
+            raise
+        if found is not None:
+            await self._mark(record, RecordState.SUCCEEDED, op.result_id(found))
+        return found
+
     async def _mark(self, record: IdempotencyRecord, state: RecordState,
                     result_id: str | None = None) -> None:
         await self.store.replace(record.with_state(state, self.clock.wall(), result_id),
@@ -231,6 +277,9 @@ class IdempotencyKeeper:
         still be in flight).
         """
         found = await op.settle(record)
+        if found is Proof.NO_EFFECT:
+            await self._mark(record, RecordState.FAILED)
+            return None
         if found is not None:
             await self._mark(record, RecordState.SUCCEEDED, op.result_id(found))
             return found
@@ -252,17 +301,25 @@ class IdempotencyKeeper:
         next call then uses a new key) or if nothing was ever recorded and the provider knows
         nothing either. Raises :class:`OutcomeUnknown` while that cannot be proven yet.
 
+        The provider is asked whatever the local record says: a FAILED record is only as good
+        as the proof that wrote it, so a result found for it wins (and is recorded).
+
         A result found for an existing record is recorded (the next call returns it). Without a
         local record nothing is written: the original request, hence its fingerprint, is not
         known here.
         """
         record = await self.store.get(self.scope, op.operation, op.reference)
         if record is None:
-            return await op.settle(_phantom(self.scope, op, self.clock.wall()))
+            found = await op.settle(_phantom(self.scope, op, self.clock.wall()))
+            return None if found is Proof.NO_EFFECT else found
         if record.state is RecordState.SUCCEEDED and record.result_id is not None:
             return await op.fetch(record.result_id)
         if record.state is RecordState.FAILED:
-            return None
+            seen = await op.settle(record)
+            if seen is None or seen is Proof.NO_EFFECT:
+                return None
+            await self._mark(record, RecordState.SUCCEEDED, op.result_id(seen))
+            return seen
         return await self._settle(op, record)
 
 

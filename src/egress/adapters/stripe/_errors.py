@@ -11,6 +11,14 @@ Two decisions live here and nowhere else:
   that may have reached Stripe's endpoint on a request that changes something is
   :class:`~egress.errors.OutcomeUnknown`, never a guess.
 
+**The settlement rule.** Once any attempt of a key may have reached Stripe (sent, answer lost),
+only Stripe's own replay of the key's stored outcome (an error object answered with
+``Idempotent-Replayed: true``) is a decision about that key. Any other error answer (a load
+balancer's 408, a proxy's 413, a first-hand 400) says nothing about the earlier attempt, which may
+have charged: the caller gets :class:`~egress.errors.OutcomeUnknown` and the key is kept. An
+answer that is not a well-formed Stripe error object (a JSON ``error`` object and a
+``Request-Id``) is never taken for a Stripe decision at all.
+
 Messages carry Stripe's ``type``, ``code``, ``decline_code`` and ``param``, and its ``message``
 only after redaction (no card numbers, keys or client secrets survive); never the request body.
 """
@@ -80,6 +88,11 @@ class StripeError:
     message: str | None = None
     request_id: str | None = None
     should_retry: bool | None = None
+    #: A JSON ``error`` object and a ``Request-Id``: Stripe's answer, not an edge's (a proxy or
+    #: load balancer in front of Stripe answers HTML, or JSON of its own, without Request-Id).
+    well_formed: bool = False
+    #: ``Idempotent-Replayed: true``: Stripe replays the stored outcome of this key.
+    replayed: bool = False
 
     def describe(self) -> str:
         parts = [f"Stripe {self.status}"]
@@ -105,6 +118,7 @@ def _safe_token(value: Any) -> str | None:
 def parse_stripe_error(exc: StatusError) -> StripeError:
     """The facts of a Stripe error response (tolerant: a non-JSON body gives just the status)."""
     body: Mapping[str, Any] = {}
+    has_error_object = False
     content = getattr(exc.response, "content", None)
     if isinstance(content, bytes | bytearray):
         try:
@@ -113,9 +127,12 @@ def parse_stripe_error(exc: StatusError) -> StripeError:
             doc = None
         if isinstance(doc, Mapping) and isinstance(doc.get("error"), Mapping):
             body = doc["error"]
+            has_error_object = True
     header = exc.header("stripe-should-retry")
     should_retry = {"true": True, "false": False}.get((header or "").strip().lower())
     message = body.get("message")
+    well_formed = has_error_object and bool(exc.request_id)
+    replayed = (exc.header("idempotent-replayed") or "").strip().lower() == "true"
     return StripeError(
         status=exc.status_code,
         type=_safe_token(body.get("type")),
@@ -125,6 +142,8 @@ def parse_stripe_error(exc: StatusError) -> StripeError:
         message=redact_message(message) if isinstance(message, str) else None,
         request_id=exc.request_id,
         should_retry=should_retry,
+        well_formed=well_formed,
+        replayed=well_formed and replayed,
     )
 
 
@@ -157,8 +176,10 @@ def _maybe_processed(exc: BaseException) -> bool:
         return True
     if isinstance(exc, StatusError):
         # 5xx can be replayed-and-saved failures of an executed request; 409 means a request
-        # with this key is executing right now. 4xx answers come before execution or are final.
-        return exc.status_code >= 500 or exc.status_code == 409
+        # with this key is executing right now. Stripe's 4xx answers come before execution or
+        # are final; an edge's page (not a Stripe error object) may follow a forwarded request.
+        return (exc.status_code >= 500 or exc.status_code == 409
+                or not parse_stripe_error(exc).well_formed)
     return False
 
 
@@ -224,15 +245,21 @@ def to_domain_error(exc: BaseException, *, operation: str, changes_state: bool,
         error = parse_stripe_error(exc)
         text = f"{operation}: {error.describe()}"
         status = exc.status_code
-        if error.type == "idempotency_error" and status != 409:
+        if status >= 500 or status == 409:
+            return unknown(error.describe())
+        if ambiguous and not error.replayed:
+            # An earlier attempt of this key may have acted, and this answer is not Stripe's
+            # replay of the key's outcome: an edge's 408/413, or a first-hand refusal that says
+            # nothing about the earlier attempt. Not proof that nothing happened.
+            return unknown(error.describe())
+        if not error.well_formed:
+            # Not Stripe speaking (a proxy, a load balancer, a WAF): never a decline, never
+            # "your request is wrong". Whether it forwarded the request first is unknowable.
+            return unknown(f"{error.describe()} (not a Stripe error object)")
+        if error.type == "idempotency_error":
             return IdempotencyMismatch(text)
         if status == 402 or error.type == "card_error":
             return PaymentDeclined(text, decline_code=error.decline_code, code=error.code)
-        if status >= 500 or status == 409:
-            return unknown(error.describe())
-        if ambiguous and status in (401, 403, 429):
-            # Refused before execution, but an earlier attempt of this call may have executed.
-            return unknown(error.describe())
         if status in (401, 403):
             return AuthenticationFailed(text)
         if status == 429:

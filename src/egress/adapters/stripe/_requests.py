@@ -21,6 +21,7 @@ from egress.payments.money import Money
 __all__ = [
     "DEFAULT_PAYMENT_METHOD_TYPES",
     "DEFAULT_REFERENCE_KEY",
+    "GENERATION_KEY",
     "LIST_PAGE_SIZE",
     "WireRequest",
     "cancel_intent",
@@ -42,6 +43,9 @@ MAX_METADATA_KEYS: Final = 50
 MAX_METADATA_KEY_LENGTH: Final = 40
 MAX_METADATA_VALUE_LENGTH: Final = 500
 LIST_PAGE_SIZE: Final = 100
+#: The metadata key that carries the idempotency key's generation on every PaymentIntent the
+#: adapter creates: reconciliation reads it to tell which attempt a declined intent belongs to.
+GENERATION_KEY: Final = "egress_key_generation"
 #: The payment method types a PaymentIntent accepts unless configured otherwise.
 DEFAULT_PAYMENT_METHOD_TYPES: Final = ("card",)
 
@@ -73,14 +77,19 @@ def _get(operation_id: str, path: str, params: Mapping[str, FormValue],
 
 
 def _metadata(metadata: Mapping[str, str], reference_key: str,
-              reference: str) -> dict[str, str]:
+              reference: str, generation: int | None = None) -> dict[str, str]:
     existing = metadata.get(reference_key)
     if existing is not None and existing != reference:
         raise InvalidPaymentRequest(
             f"metadata[{reference_key}] is reserved for the reference; it holds another value",
             param="metadata")
+    if GENERATION_KEY in metadata and reference_key != GENERATION_KEY:
+        raise InvalidPaymentRequest(f"metadata[{GENERATION_KEY}] is reserved for the adapter",
+                                    param="metadata")
     merged = dict(metadata)
     merged[reference_key] = reference
+    if generation is not None:
+        merged[GENERATION_KEY] = str(generation)
     if len(merged) > MAX_METADATA_KEYS:
         raise InvalidPaymentRequest(
             f"metadata has more than {MAX_METADATA_KEYS} keys (the reference takes one)",
@@ -109,11 +118,13 @@ def _check_id(value: str, what: str) -> str:
 def create_intent(request: PaymentRequest, *,
                   reference_key: str = DEFAULT_REFERENCE_KEY,
                   payment_method_types: tuple[str, ...] = DEFAULT_PAYMENT_METHOD_TYPES,
-                  ) -> WireRequest:
+                  generation: int | None = None) -> WireRequest:
     """``POST /v1/payment_intents``: create (and, with ``confirm``, confirm) a PaymentIntent.
 
     ``payment_method_types`` is always sent: with it, a server-side confirmation never needs a
     ``return_url`` for a redirect-based method the account happens to have enabled.
+    ``generation`` (the idempotency key's) is tagged in ``metadata[egress_key_generation]``:
+    every attempt of one key sends the same bytes; another key, other bytes.
     """
     params: dict[str, FormValue] = {
         "amount": to_stripe_amount(request.amount),
@@ -122,7 +133,7 @@ def create_intent(request: PaymentRequest, *,
         "confirm": request.confirm,
         "customer": request.customer,
         "description": request.description,
-        "metadata": _metadata(request.metadata, reference_key, request.reference),
+        "metadata": _metadata(request.metadata, reference_key, request.reference, generation),
         "payment_method": request.payment_method,
         "payment_method_types": list(payment_method_types),
     }
@@ -173,13 +184,15 @@ def search_intents(reference: str, *, reference_key: str = DEFAULT_REFERENCE_KEY
                 {"query": query, "limit": LIST_PAGE_SIZE, "page": page})
 
 
-def list_intents(*, created_gte: int, starting_after: str | None = None) -> WireRequest:
-    """``GET /v1/payment_intents``, newest first, created at or after ``created_gte``.
+def list_intents(*, created_gte: int | None = None,
+                 starting_after: str | None = None) -> WireRequest:
+    """``GET /v1/payment_intents``, newest first, created at or after ``created_gte`` (if given).
 
     Listing is strongly consistent: a full scan of the window proves absence.
     """
     return _get("GetPaymentIntents", "/v1/payment_intents",
-                {"created": {"gte": created_gte}, "limit": LIST_PAGE_SIZE,
+                {"created": None if created_gte is None else {"gte": created_gte},
+                 "limit": LIST_PAGE_SIZE,
                  "starting_after": starting_after})
 
 

@@ -9,6 +9,7 @@ The wire format (``_requests``/``_parse``), the amounts (``_amounts``) and the e
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -30,14 +31,16 @@ from egress.adapters.stripe._parse import (
     parse_payment_intent,
     parse_refund,
 )
-from egress.adapters.stripe._requests import DEFAULT_REFERENCE_KEY, WireRequest
+from egress.adapters.stripe._requests import DEFAULT_REFERENCE_KEY, GENERATION_KEY, WireRequest
 from egress.errors import (
     ConfigurationError,
     EgressError,
+    IdempotencyMismatch,
     InvalidPaymentRequest,
     OutcomeUnknown,
     ProviderUnavailable,
     ResponseError,
+    StatusError,
 )
 from egress.events import NULL_SINK, EventSink
 from egress.http import ApiClient, BearerAuth, Response, Timeouts
@@ -47,8 +50,9 @@ from egress.payments.idempotency import (
     IdempotencyRecord,
     IdempotencyStore,
     IdempotentReplay,
+    key_generation,
 )
-from egress.payments.keeper import IdempotencyKeeper, KeyedCall
+from egress.payments.keeper import PROVEN_NO_EFFECT, IdempotencyKeeper, KeyedCall, Proof
 from egress.payments.models import (
     CancellationReason,
     Payment,
@@ -91,6 +95,17 @@ DEFAULT_DEADLINE: Final = 60.0
 DEFAULT_MAX_SCAN_PAGES: Final = 10
 #: Margin for the clock difference between this host and Stripe when listing by ``created``.
 CLOCK_SKEW_MARGIN: Final = 300.0
+#: Search answering 4xx means the account has no search (not every region does): the adapter
+#: falls back to the consistent list scan and asks search again only after this many seconds.
+SEARCH_RETRY_AFTER: Final = 3600.0
+#: Answers of the search endpoint that mean "no search here", not "your request is wrong".
+_SEARCH_UNAVAILABLE = frozenset({400, 403, 404, 405, 410, 501})
+#: Waiting for another in-flight attempt of the same key (Stripe's 409): first pause, growth
+#: factor and longest pause, all bounded by the call's deadline.
+KEY_IN_USE_FIRST_WAIT: Final = 0.25
+KEY_IN_USE_MAX_WAIT: Final = 4.0
+
+_log = logging.getLogger("egress.stripe")
 
 _TEST_PREFIXES = ("sk_test_", "rk_test_")
 _KEY_PREFIXES = ("sk_live_", "rk_live_", *_TEST_PREFIXES)
@@ -124,6 +139,8 @@ class StripePayments:
     ``max_key_age``       82800.0 (23 h)       older keys are never re-sent blindly
     ``settle_after``      600.0                absence is trusted this long after a try
     ``max_scan_pages``    10                   list pages reconcile may read for a proof
+    ``check_new_``        ``True``             look a reference with no local record up once
+    ``references``                             before its first attempt (a lost store)
     ``backend``           ``"aiohttp"``        ApiClient wire backend
     ``clock``/``sink``    system / none        time source and event sink
     ====================  ===================  ==============================================
@@ -148,6 +165,7 @@ class StripePayments:
         max_key_age: float = DEFAULT_MAX_KEY_AGE,
         settle_after: float = DEFAULT_SETTLE_AFTER,
         max_scan_pages: int = DEFAULT_MAX_SCAN_PAGES,
+        check_new_references: bool = True,
         backend: str = "aiohttp",
         clock: Clock = SYSTEM_CLOCK,
         sink: EventSink = NULL_SINK,
@@ -180,6 +198,9 @@ class StripePayments:
         self.reference_key = reference_key
         self.deadline = float(deadline)
         self.max_scan_pages = max_scan_pages
+        self.check_new_references = bool(check_new_references)
+        # Learned per client: None while search works, else when to try it again.
+        self._search_retry_at: float | None = None
         self.clock = clock
         self.sink = sink
         if rate_limit == "auto":
@@ -233,14 +254,24 @@ class StripePayments:
     async def create(self, request: PaymentRequest) -> Payment:
         if not isinstance(request, PaymentRequest):
             raise InvalidPaymentRequest("create() takes a PaymentRequest")
-        built = wire.create_intent(request, reference_key=self.reference_key,
-                                   payment_method_types=self.payment_method_types)
+
+        def build(generation: int | None) -> WireRequest:
+            return wire.create_intent(request, reference_key=self.reference_key,
+                                      payment_method_types=self.payment_method_types,
+                                      generation=generation)
+
+        build(0)  # refuse a bad request before anything is stored or sent
+
+        async def lookup() -> Payment | None:
+            return await self._lookup_reference(request)
+
         call: KeyedCall[Payment] = KeyedCall(
             operation="create", reference=request.reference,
             fingerprint=request_fingerprint("create", request.canonical()),
-            send=lambda key, resumed: self._post_intent(built, key, resumed, "create",
-                                                        request.reference),
-            fetch=self.get, settle=self._settle_create, result_id=_payment_id)
+            send=lambda key, resumed: self._post_intent(build(key_generation(key)), key,
+                                                        resumed, "create", request.reference),
+            fetch=self.get, settle=self._settle_create, result_id=_payment_id,
+            lookup=lookup if self.check_new_references else None)
         return await self._keeper.run(call)
 
     async def confirm(self, payment_id: str, *, payment_method: str | None = None) -> Payment:
@@ -282,12 +313,26 @@ class StripePayments:
         async def settle(record: IdempotencyRecord) -> Refund | None:
             return await self._find_refund(payment_id, reference)
 
+        async def lookup() -> Refund | None:
+            # A lost store beyond Stripe's 24 h: the payment's refunds are a short, consistent
+            # list, so one read before the first attempt rules out a second refund.
+            try:
+                found = await self._find_refund(payment_id, reference)
+            except ProviderUnavailable:
+                return None  # as for create: a failed check is skipped, not fatal
+            if found is not None and amount is not None and found.amount != amount:
+                raise IdempotencyMismatch(
+                    f"refund reference already used for another amount at Stripe ({found.id}); "
+                    f"nothing was sent")
+            return found
+
         call: KeyedCall[Refund] = KeyedCall(
             operation="refund", reference=reference,
             fingerprint=request_fingerprint("refund", payment_id,
                                             None if amount is None else str(amount),
                                             None if reason is None else reason.value),
-            send=send, fetch=self._get_refund, settle=settle, result_id=lambda r: r.id)
+            send=send, fetch=self._get_refund, settle=settle, result_id=lambda r: r.id,
+            lookup=lookup if self.check_new_references else None)
         return await self._keeper.run(call)
 
     async def get(self, payment_id: str) -> Payment:
@@ -302,7 +347,10 @@ class StripePayments:
         record = await self.store.get(self.scope, "create", reference)
         if record is not None and record.result_id is not None:
             return await self.get(record.result_id)
-        return latest_for_reference(await self._search(reference), reference)
+        found = await self._search(reference)
+        if found is None:  # no search on this account: the consistent list, newest first
+            found, _ = await self._scan(reference, since=None)
+        return latest_for_reference(found, reference)
 
     async def reconcile(self, reference: str) -> Payment | None:
         check_reference(reference)
@@ -340,14 +388,28 @@ class StripePayments:
         """One keyed POST through the pipeline; failures become the port's errors."""
         log = AttemptLog()
         token = attempt_log.set(log)
+        deadline_at = self.clock.now() + self.deadline
+        wait = KEY_IN_USE_FIRST_WAIT
         try:
-            response = await self._client.post(
-                built.path, form=list(built.params), path_params=built.path_params,
-                idempotency_key=key)
-        except EgressError as exc:
-            raise to_domain_error(exc, operation=operation, changes_state=True,
-                                  reference=reference, idempotency_key=key,
-                                  ambiguous=resumed or log.ambiguous) from exc
+            while True:
+                try:
+                    response = await self._client.post(
+                        built.path, form=list(built.params), path_params=built.path_params,
+                        idempotency_key=key, deadline=max(deadline_at - self.clock.now(), 0.001))
+                    break
+                except EgressError as exc:
+                    # 409: another attempt with this key is running right now (a concurrent
+                    # caller, or our own attempt whose answer was lost). Its outcome will be
+                    # the key's outcome: wait for it (bounded by the deadline), then ask again
+                    # and get Stripe's replay, instead of reporting OutcomeUnknown.
+                    if (isinstance(exc, StatusError) and exc.status_code == 409
+                            and self.clock.now() + wait < deadline_at):
+                        await self.clock.sleep(wait)
+                        wait = min(wait * 2, KEY_IN_USE_MAX_WAIT)
+                        continue
+                    raise to_domain_error(exc, operation=operation, changes_state=True,
+                                          reference=reference, idempotency_key=key,
+                                          ambiguous=resumed or log.ambiguous) from exc
         finally:
             attempt_log.reset(token)
         if (response.headers.get("idempotent-replayed") or "").lower() == "true":
@@ -394,46 +456,101 @@ class StripePayments:
 
     # -- lookups ----------------------------------------------------------------------------------
 
-    async def _search(self, reference: str) -> list[Payment]:
-        doc = await self._get(wire.search_intents(reference, reference_key=self.reference_key),
-                              "search")
+    async def _search(self, reference: str) -> list[Payment] | None:
+        """Payments carrying ``reference`` by Stripe's search, or ``None`` when this account has
+        no search (learned from a 4xx answer and remembered by this client)."""
+        if self._search_retry_at is not None:
+            if self.clock.now() < self._search_retry_at:
+                return None
+            self._search_retry_at = None
+        built = wire.search_intents(reference, reference_key=self.reference_key)
+        try:
+            response = await self._client.get(built.path, params=list(built.params),
+                                              path_params=built.path_params)
+        except StatusError as exc:
+            if exc.status_code not in _SEARCH_UNAVAILABLE:
+                raise to_domain_error(exc, operation="search", changes_state=False) from exc
+            # Not "your request is wrong": the query is built here from a checked reference.
+            # Search is missing in some regions; the list scan proves what search would show.
+            self._search_retry_at = self.clock.now() + SEARCH_RETRY_AFTER
+            _log.info("Stripe search answered %s: using the list scan for %.0f s",
+                      exc.status_code, SEARCH_RETRY_AFTER)
+            return None
+        except EgressError as exc:
+            raise to_domain_error(exc, operation="search", changes_state=False) from exc
+        doc = self._json(response, "search")
         data, _, _ = self._parse(lambda d, reference_key: parse_list(d), doc,
                                  operation="search")
         return [self._parse(parse_payment_intent, obj, operation="search") for obj in data
                 if _reference_of(obj, self.reference_key) == reference]
 
-    async def _settle_create(self, record: IdempotencyRecord) -> Payment | None:
-        """Did a PaymentIntent for ``record.reference`` come into being? Search first (fast,
-        lagging); then list every PaymentIntent created since the key was reserved (consistent:
-        a full scan is the proof of absence)."""
-        reference = record.reference
-        try:
-            found = latest_for_reference(await self._search(reference), reference,
-                                         skip_failed=True)
-        except ProviderUnavailable:
-            found = None
-        if found is not None:
-            return found
-        since = int(record.created_at - CLOCK_SKEW_MARGIN)
-        matches: list[Payment] = []
+    async def _scan(self, reference: str, *, since: float | None,
+                    ) -> tuple[list[Payment], list[Mapping[str, Any]] | None]:
+        """The consistent list, newest first: payments carrying ``reference`` (created since
+        ``since`` if given) and their raw objects, the latter ``None`` when ``max_scan_pages``
+        ran out before the end of the list (absence is then not proven)."""
+        created_gte = None if since is None else int(since - CLOCK_SKEW_MARGIN)
+        raw: list[Mapping[str, Any]] = []
         after: str | None = None
         for _ in range(self.max_scan_pages):
-            doc = await self._get(wire.list_intents(created_gte=since, starting_after=after),
-                                  "list")
+            doc = await self._get(wire.list_intents(created_gte=created_gte,
+                                                    starting_after=after), "list")
             data, has_more, _ = self._parse(lambda d, reference_key: parse_list(d), doc,
                                             operation="list")
-            matches.extend(self._parse(parse_payment_intent, obj, operation="list")
-                           for obj in data if _reference_of(obj, self.reference_key) == reference)
+            raw.extend(obj for obj in data if _reference_of(obj, self.reference_key) == reference)
             if not has_more or not data:
-                return latest_for_reference(matches, reference, skip_failed=True)
+                return [self._parse(parse_payment_intent, o, operation="list") for o in raw], raw
             after = str(data[-1].get("id"))
+        return [self._parse(parse_payment_intent, o, operation="list") for o in raw], None
+
+    async def _lookup_reference(self, request: PaymentRequest) -> Payment | None:
+        """Before the first attempt of a reference this store has no record of: does Stripe
+        already hold a payment for it? (A lost or new store, beyond the 24 h in which the
+        derived key would make Stripe replay.) One search request; payments that old are long
+        indexed, so search's lag does not matter here. Without search (or while Stripe does not
+        answer) the check is skipped: that is the documented remaining gap."""
+        reference = request.reference
+        try:
+            found = await self._search(reference)
+        except ProviderUnavailable:
+            return None
+        payment = latest_for_reference(found or (), reference, skip_failed=True)
+        if payment is not None and payment.amount != request.amount:
+            raise IdempotencyMismatch(
+                f"reference already used for a different create request at Stripe "
+                f"({payment.id}); nothing was sent")
+        return payment
+
+    async def _settle_create(self, record: IdempotencyRecord,
+                             ) -> Payment | Literal[Proof.NO_EFFECT] | None:
+        """Did a PaymentIntent for ``record.reference`` come into being? Search first (fast,
+        lagging: only what it finds counts); then list every PaymentIntent created since the key
+        was reserved (consistent: a full scan is the proof of absence).
+
+        A declined intent tagged with this key's generation proves the key's attempt ran and
+        moved no money: settled at once, without waiting ``settle_after``."""
+        reference = record.reference
+        try:
+            searched = await self._search(reference)
+        except ProviderUnavailable:
+            searched = None
+        found = latest_for_reference(searched or (), reference, skip_failed=True)
+        if found is not None:
+            return found
+        matches, raw = await self._scan(reference, since=record.created_at)
         found = latest_for_reference(matches, reference, skip_failed=True)
         if found is not None:
             return found
-        raise OutcomeUnknown(
-            f"reconcile: more than {self.max_scan_pages * wire.LIST_PAGE_SIZE} PaymentIntents "
-            f"since the key was reserved; absence cannot be proven (raise max_scan_pages)",
-            idempotency_key=record.key, reference=reference, operation="create")
+        if raw is None:
+            raise OutcomeUnknown(
+                f"reconcile: more than {self.max_scan_pages * wire.LIST_PAGE_SIZE} "
+                f"PaymentIntents since the key was reserved; absence cannot be proven (raise "
+                f"max_scan_pages)",
+                idempotency_key=record.key, reference=reference, operation="create")
+        generation = str(record.generation)
+        if any(_metadata_value(obj, GENERATION_KEY) == generation for obj in raw):
+            return PROVEN_NO_EFFECT  # every intent here is a declined attempt: no money moved
+        return None
 
     async def _find_refund(self, payment_id: str, reference: str) -> Refund | None:
         after: str | None = None
@@ -467,9 +584,13 @@ def _store(store: IdempotencyStore | str | os.PathLike[str] | None) -> Idempoten
     return store
 
 
-def _reference_of(obj: Mapping[str, Any], reference_key: str) -> object:
+def _metadata_value(obj: Mapping[str, Any], key: str) -> object:
     metadata = obj.get("metadata")
-    return metadata.get(reference_key) if isinstance(metadata, Mapping) else None
+    return metadata.get(key) if isinstance(metadata, Mapping) else None
+
+
+def _reference_of(obj: Mapping[str, Any], reference_key: str) -> object:
+    return _metadata_value(obj, reference_key)
 
 
 def _payment_id(payment: Payment) -> str:
