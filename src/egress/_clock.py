@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+import anyio
+
 __all__ = ["Clock", "SystemClock", "TimerHandle", "SYSTEM_CLOCK"]
 
 
@@ -53,7 +55,8 @@ class SystemClock:
     sleep_sync = staticmethod(time.sleep)
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
+        # anyio, not asyncio: a Retry inside an httpx client (ResilientTransport) may run on trio.
+        await anyio.sleep(max(0.0, seconds))
 
     def call_later(self, seconds: float, callback: Callable[[], object]) -> TimerHandle:
         return asyncio.get_running_loop().call_later(max(0.0, seconds), callback)
