@@ -30,7 +30,8 @@ is a policy's decision, never the exception's::
             ├── WebhookSignatureMissing    no signature header, or no signature of the scheme
             ├── WebhookSignatureMalformed  the signature header cannot be parsed
             ├── WebhookTimestampStale      signed too long ago (a possible replay)
-            └── WebhookSignatureMismatch   no signature matches the payload and the secret(s)
+            ├── WebhookSignatureMismatch   no signature matches the payload and the secret(s)
+            └── WebhookPayloadInvalid      signed, but not a usable event (also a ResponseError)
 
 Messages never contain secrets: values that could carry one (header values, bodies, keys) are
 either left out or reduced to a short, redacted excerpt by the code that raises.
@@ -63,6 +64,7 @@ __all__ = [
     "UnsafeRequestError",
     "UpstreamError",
     "WebhookError",
+    "WebhookPayloadInvalid",
     "WebhookSignatureMalformed",
     "WebhookSignatureMismatch",
     "WebhookSignatureMissing",
@@ -325,3 +327,9 @@ class WebhookTimestampStale(WebhookError):
 
 class WebhookSignatureMismatch(WebhookError):
     """No signature in the header matches the payload under the secret(s)."""
+
+
+class WebhookPayloadInvalid(WebhookError, ResponseError):
+    """The signature is valid but the payload is not a usable event (malformed JSON, a field
+    out of range). Also a :class:`ResponseError`, as :func:`parse_event` raises for the same
+    payload. Its message names the field, never a value."""

@@ -15,6 +15,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
+from egress._redacted import drop_frames
 from egress.errors import (
     AttemptTimeoutError,
     EgressError,
@@ -141,6 +142,13 @@ class AiohttpWire:
                 self._urls[url] = cached
         return cached
 
+    def _multidict(self, headers: dict[str, str]) -> Any:
+        if headers is self._last_headers:
+            return self._last_multidict  # the client's default headers: converted once
+        self._last_headers = headers
+        multidict = self._last_multidict = CIMultiDict(headers)
+        return multidict
+
     async def send(self, request: WireRequest) -> WireResponse:
         session = self._session or self._open()
         limits = request.limits
@@ -176,26 +184,21 @@ class AiohttpWire:
         else:
             t = self._timeouts_for = limits.timeouts
             timeout = self._timeout = _timeout(t.connect, t.read, t.total)
-        headers: Any = request.headers
-        if headers is self._last_headers:
-            headers = self._last_multidict  # the client's default headers: converted once
-        else:
-            self._last_headers = headers
-            headers = self._last_multidict = CIMultiDict(headers)
-        url = self._urls.get(request.url)
-        if url is None:
-            url = self._url(request.url)
         error: EgressError | None = None
         cause: BaseException | None = None
         try:
+            # URL and headers are passed inline, never held in locals: a traceback rendered
+            # with its locals would print yarl's URL (query) and the multidict (credentials).
             response = await session.request(
-                request.method, url, headers=headers,
+                request.method, self._urls.get(request.url) or self._url(request.url),
+                headers=self._multidict(request.headers),
                 data=request.body, timeout=timeout, allow_redirects=False,
                 auto_decompress=False,
             )
         except Exception as exc:
             error, cause = _map_error(exc, request, reading=False), _chainable(exc)
         if error is not None:
+            drop_frames(cause)  # the library's frames hold the raw request in locals
             raise error from cause  # outside the handler: no hidden __context__ either
         try:
             status = response.status
@@ -220,11 +223,13 @@ class AiohttpWire:
             raise
         except Exception as exc:
             response.close()  # never return a half-read connection to the pool
+            del response  # its repr prints the URL with its query and the response headers
             error = _map_error(exc, request, reading=True)
             if error is exc:
                 raise
             cause = _chainable(exc)
         if error is not None:
+            drop_frames(cause)
             raise error from cause
         response.release()
         return WireResponse(status, headers, content)

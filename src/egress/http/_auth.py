@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from egress._clock import Clock
+from egress._redacted import RedactedHeaders, RevealedBytes, RevealedStr
 from egress._secret import Secret
 from egress.errors import ConfigurationError, ResponseError, StatusError
 from egress.http._body import parse_json
@@ -46,6 +47,7 @@ __all__ = [
 
 DEFAULT_TOKEN_SKEW = 30.0
 DEFAULT_TOKEN_LIFETIME = 300.0  # when the token endpoint does not say
+MAX_TOKEN_LIFETIME = 86400.0  # a longer expires_in is capped (a 401 refreshes earlier anyway)
 
 
 def _secret(owner: str, name: str, value: Secret) -> Secret:
@@ -90,7 +92,7 @@ class BearerAuth(Auth):
 
     def __init__(self, token: Secret) -> None:
         self._token = _secret("BearerAuth", "token", token)
-        self.static_headers = {"Authorization": f"Bearer {self._token.reveal()}"}
+        self.static_headers = {"Authorization": RevealedStr(f"Bearer {self._token.reveal()}")}
 
     def secret_values(self) -> tuple[str, ...]:
         return (self._token.reveal(),)
@@ -106,7 +108,7 @@ class ApiKeyAuth(Auth):
         self._key = _secret("ApiKeyAuth", "key", key)
         check_header(header, f"{prefix}k", ConfigurationError)  # "Key " ends in a space
         self.header = header
-        self.static_headers = {header: f"{prefix}{self._key.reveal()}"}
+        self.static_headers = {header: RevealedStr(f"{prefix}{self._key.reveal()}")}
         self.header_names = frozenset({header.lower()})
 
     def secret_values(self) -> tuple[str, ...]:
@@ -124,9 +126,9 @@ class BasicAuth(Auth):
             raise ConfigurationError("BasicAuth: username must be a string without ':'")
         self._password = _secret("BasicAuth", "password", password)
         self.username = username
-        pair = f"{username}:{self._password.reveal()}".encode()
-        self._encoded = base64.b64encode(pair).decode("ascii")
-        self.static_headers = {"Authorization": f"Basic {self._encoded}"}
+        self._encoded = RevealedStr(base64.b64encode(
+            f"{username}:{self._password.reveal()}".encode()).decode("ascii"))
+        self.static_headers = {"Authorization": RevealedStr(f"Basic {self._encoded}")}
 
     def secret_values(self) -> tuple[str, ...]:
         return (self._password.reveal(), self._encoded)
@@ -212,17 +214,18 @@ class OAuth2ClientCredentials(Auth):
         return token.value
 
     def _token_request(self) -> tuple[dict[str, str], bytes]:
-        fields: list[tuple[str, str]] = [("grant_type", "client_credentials")]
+        # Revealed straight into values whose repr stays masked (locals in a traceback).
+        fields: list[tuple[str, Any]] = [("grant_type", "client_credentials")]
         if self.scope:
             fields.append(("scope", self.scope))
-        headers = {"Content-Type": "application/x-www-form-urlencoded",
-                   "Accept": "application/json"}
+        headers = RedactedHeaders({"Content-Type": "application/x-www-form-urlencoded",
+                                   "Accept": "application/json"})
         if self.send_as == "basic":
-            pair = f"{self.client_id}:{self._secret.reveal()}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+            headers["Authorization"] = RevealedStr("Basic " + base64.b64encode(
+                f"{self.client_id}:{self._secret.reveal()}".encode()).decode("ascii"))
         else:
-            fields += [("client_id", self.client_id), ("client_secret", self._secret.reveal())]
-        return headers, urlencode(encode_pairs(fields)).encode("ascii")
+            fields += [("client_id", self.client_id), ("client_secret", self._secret)]
+        return headers, RevealedBytes(urlencode(encode_pairs(fields)).encode("ascii"))
 
     def _accept(self, status: int, body: bytes, clock: Clock) -> str:
         self.fetches += 1
@@ -237,6 +240,9 @@ class OAuth2ClientCredentials(Auth):
         lifetime = data.get("expires_in", DEFAULT_TOKEN_LIFETIME)
         if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) or lifetime <= 0:
             lifetime = DEFAULT_TOKEN_LIFETIME
+        # A 400-digit int overflows float(); 1e400 parses as inf: both are capped, not trusted.
+        lifetime = min(lifetime, MAX_TOKEN_LIFETIME)
+        token = RevealedStr(token)
         self._token = _Token(token, clock.now() + max(float(lifetime) - self.skew, 0.0))
         return token
 
@@ -256,7 +262,7 @@ class OAuth2ClientCredentials(Auth):
                     headers, body = self._token_request()
                     status, content = await fetch(self.token_url, headers, body)
                     token = self._accept(status, content, clock)
-        return {"Authorization": f"Bearer {token}"}
+        return RedactedHeaders({"Authorization": RevealedStr(f"Bearer {token}")})
 
     def headers_sync(self, fetch: TokenFetchSync, clock: Clock,
                      stale: str | None) -> Mapping[str, str]:
@@ -268,7 +274,7 @@ class OAuth2ClientCredentials(Auth):
                     headers, body = self._token_request()
                     status, content = fetch(self.token_url, headers, body)
                     token = self._accept(status, content, clock)
-        return {"Authorization": f"Bearer {token}"}
+        return RedactedHeaders({"Authorization": RevealedStr(f"Bearer {token}")})
 
     def __repr__(self) -> str:
         return f"OAuth2ClientCredentials({self.token_url!r}, client_id={self.client_id!r})"

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
+from egress._redacted import RevealedBytes
+from egress._secret import Secret
 from egress.errors import ResponseError, UnsafeRequestError
 from egress.http._url import Params, encode_pairs
 
@@ -30,24 +32,43 @@ _UNSET: Any = object()
 
 
 def encode_body(json: Any = _UNSET, form: Params | None = None,
-                content: bytes | None = None) -> tuple[bytes | None, str | None]:
-    """(body bytes, content type) from exactly one of ``json``, ``form`` or ``content``."""
+                content: bytes | None = None, secrets: list[str] | None = None,
+                ) -> tuple[bytes | None, str | None]:
+    """(body bytes, content type) from exactly one of ``json``, ``form`` or ``content``.
+
+    ``secrets``, if given, receives the value of every ``Secret`` met in ``json``."""
     given = (json is not _UNSET) + (form is not None) + (content is not None)
     if given > 1:
         raise UnsafeRequestError("give at most one of json=, form= and content=")
     if json is not _UNSET:
         try:
-            text = _json.dumps(json, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            text = _json.dumps(json, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                               default=_reveal_secret if secrets is None else
+                               lambda value: _noted(_reveal_secret(value), secrets))
         except (TypeError, ValueError) as exc:
             raise UnsafeRequestError(f"json= cannot be encoded: {type(exc).__name__}") from None
-        return text.encode(), "application/json"
+        return RevealedBytes(text.encode()), "application/json"
+    # Bodies can hold card data or keys: kept in bytes whose repr shows only their length.
     if form is not None:
-        return urlencode(encode_pairs(form)).encode("ascii"), "application/x-www-form-urlencoded"
+        return (RevealedBytes(urlencode(encode_pairs(form)).encode("ascii")),
+                "application/x-www-form-urlencoded")
     if content is not None:
         if not isinstance(content, bytes | bytearray | memoryview):
             raise UnsafeRequestError("content= must be bytes")
-        return bytes(content), None
+        return RevealedBytes(content), None
     return None, None
+
+
+def _reveal_secret(value: object) -> str:
+    """``json.dumps`` hook: an ``egress.Secret`` in ``json=`` is sent as its string."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _noted(value: str, found: list[str]) -> str:
+    found.append(value)
+    return value
 
 
 def _refuse_constant(name: str) -> Any:

@@ -18,6 +18,8 @@ from typing import Any
 
 from egress._clock import Clock
 from egress._pipeline import CallContext, Pipeline
+from egress._redacted import RedactedHeaders, RevealedStr, reveal
+from egress._secret import Secret
 from egress.errors import (
     AttemptTimeoutError,
     ConfigurationError,
@@ -31,6 +33,7 @@ from egress.errors import (
 from egress.events import DeadlineExceeded, EventSink, InsecureTransport, RedirectFollowed
 from egress.http._auth import Auth, SignableRequest
 from egress.http._body import _UNSET, encode_body
+from egress.http._error_facts import error_excerpt, scrub_headers, secrets_in
 from egress.http._headers import (
     SENSITIVE_REQUEST_HEADERS,
     Headers,
@@ -38,7 +41,6 @@ from egress.http._headers import (
     sanitize_response_headers,
 )
 from egress.http._hints import server_hint
-from egress.http._redact import excerpt
 from egress.http._redirect import REDIRECT_STATUSES, next_hop
 from egress.http._response import Response
 from egress.http._safety import RequestInfo, RetryHook, safety_of
@@ -79,10 +81,10 @@ class PreparedCall:
     """One logical call, prepared once: every attempt sends these exact bytes."""
 
     __slots__ = ("_info", "body", "headers", "key", "method", "op", "operation", "plain_url",
-                 "url")
+                 "secrets", "url")
 
     def __init__(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
-                 *, key: str | None, operation: str) -> None:
+                 *, key: str | None, operation: str, secrets: tuple[str, ...] = ()) -> None:
         self.method = method
         self.url = url
         #: The URL without its query string: what errors, events and responses show.
@@ -91,6 +93,9 @@ class PreparedCall:
         self.body = body
         self.key = key
         self.operation = operation
+        #: The call's own secrets (``Secret`` values in params, form, json, headers): an error
+        #: answer echoing one of them never shows it.
+        self.secrets = secrets
         self._info: RequestInfo | None = None
         #: The client's attempt bound to this call, kept when the call is cached (plain GETs).
         self.op: Any = None
@@ -225,12 +230,18 @@ class ClientCore:
         self.sink = sink
         self.trust_env = bool(trust_env)
 
-        defaults: dict[str, str] = {"Accept-Encoding": "gzip, deflate"}
+        # Every request's headers live in a dict whose repr shows names only (egress._redacted).
+        defaults: dict[str, str] = RedactedHeaders({"Accept-Encoding": "gzip, deflate"})
         if user_agent:
             defaults["User-Agent"] = user_agent
-        for name, value in (headers or {}).items():
+        static_secrets: list[str] = []
+        for name, given in (headers or {}).items():
+            value: str = reveal(given)
             check_header(name, value, ConfigurationError)
+            if isinstance(value, RevealedStr) or _credential_name(name):
+                static_secrets.append(value)
             _put(defaults, name, value)
+        self._static_secrets = tuple(static_secrets)
         self.dynamic_auth = False
         self.signs = False
         sensitive = set(SENSITIVE_REQUEST_HEADERS) | {self._idem_lower}
@@ -275,18 +286,20 @@ class ClientCore:
         if method not in _METHODS:
             method = _check_method(method)
         url = self.base.url(path, path_params, params)
+        found: list[str] = []  # Secret values met in json=
         if json is _UNSET and form is None and content is None:
             body, content_type = None, None
         else:
-            body, content_type = encode_body(json, form, content)
+            body, content_type = encode_body(json, form, content, found)
         merged = self.default_headers
         if (headers or content_type is not None or idempotency_key is not None
                 or method in _KEYED_METHODS):
-            merged = dict(merged)
+            merged = RedactedHeaders(merged)
             if content_type is not None:
                 merged["Content-Type"] = content_type
             if headers:
-                for name, value in headers.items():
+                for name, given in headers.items():
+                    value = reveal(given)  # a str, or a Secret's value (masked repr)
                     check_header(name, value)
                     if name.lower() == self._idem_lower:
                         if idempotency_key is None:
@@ -313,7 +326,16 @@ class ClientCore:
                                          f"characters")
             check_header(self.idempotency_header, key)
             merged[self.idempotency_header] = key
-        call = PreparedCall(method, url, merged, body, key=key, operation=operation)
+        secrets: tuple[str, ...] = ()
+        if not plain:
+            secrets = tuple(secrets_in(params, form))
+            secrets += tuple(found)
+            if headers:
+                secrets += tuple(v.reveal() if isinstance(v, Secret) else v
+                                 for k, v in headers.items()
+                                 if isinstance(v, Secret) or _credential_name(k))
+        call = PreparedCall(method, url, merged, body, key=key, operation=operation,
+                            secrets=secrets)
         if plain and key is None and len(self._prepared) < _NAME_CACHE_LIMIT:
             self._prepared[(method, path)] = call
         return call
@@ -355,7 +377,7 @@ class ClientCore:
             sent_headers = headers
             token: str | None = None
             if same_origin and auth is not None and (self.dynamic_auth or self.signs):
-                sent_headers = dict(headers)
+                sent_headers = RedactedHeaders(headers)
                 if self.dynamic_auth:
                     extra: Mapping[str, str] = yield NeedAuth(stale)
                     for name, value in extra.items():
@@ -380,7 +402,7 @@ class ClientCore:
             if (status == 401 and not refreshed and same_origin and auth is not None
                     and auth.refreshable and token is not None):
                 refreshed = True
-                stale = token.removeprefix("Bearer ")
+                stale = RevealedStr(token.removeprefix("Bearer "))
                 continue
             location = answer.headers.get("location") if status in REDIRECT_STATUSES else None
             if self.follow_redirects and location:
@@ -397,22 +419,26 @@ class ClientCore:
                                                 cross_origin=not same))
                 same_origin = same_origin and same
                 continue
-            raise self.status_error(method, url, answer)
+            raise self.status_error(method, url, answer, call.secrets)
 
-    def status_error(self, method: str, url: str, answer: WireResponse) -> StatusError:
+    def status_error(self, method: str, url: str, answer: WireResponse,
+                     secrets: tuple[str, ...] = ()) -> StatusError:
         headers: Headers = answer.headers
+        known = (*self.secret_values(), *secrets)
         plain_url = url.split("?", 1)[0]
         response = Response(answer.status, headers, answer.content, method=method, url=plain_url,
                             request_id_headers=self.request_id_headers)
         return StatusError(
             answer.status, method=method, url=plain_url, request_id=response.request_id,
             retry_after=server_hint(answer.status, headers, self.clock.wall()),
-            body_excerpt=excerpt(answer.content, self.secret_values()),
-            headers=sanitize_response_headers(headers), response=response,
+            body_excerpt=error_excerpt(answer.content, headers.get("content-type"), known),
+            headers=scrub_headers(sanitize_response_headers(headers), known), response=response,
         )
 
     def secret_values(self) -> tuple[str, ...]:
-        return self.auth.secret_values() if self.auth is not None else ()
+        """The client's own secrets: its auth's and those of its ``headers=``."""
+        own = self.auth.secret_values() if self.auth is not None else ()
+        return (*own, *self._static_secrets)
 
     def failed(self, exc: EgressError, call: PreparedCall, limits: AttemptLimits,
                ctx: CallContext | None) -> EgressError:
@@ -467,6 +493,16 @@ def _check_method(method: str) -> str:
     if not upper.isascii() or not upper.isalpha():
         raise UnsafeRequestError("method must be an HTTP method name")
     return upper
+
+
+_CREDENTIAL_NAME = ("auth", "key", "token", "secret", "session", "cookie", "password",
+                    "signature")
+
+
+def _credential_name(name: str) -> bool:
+    """A header name that says it carries a credential (``X-Api-Key``, ``X-Auth-Token``)."""
+    lowered = name.lower()
+    return any(word in lowered for word in _CREDENTIAL_NAME)
 
 
 def _put(headers: dict[str, str], name: str, value: str) -> None:

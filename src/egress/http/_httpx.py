@@ -20,6 +20,7 @@ from typing import Any
 import httpcore
 import httpx
 
+from egress._redacted import drop_frames
 from egress.errors import (
     AttemptTimeoutError,
     EgressError,
@@ -30,6 +31,7 @@ from egress.errors import (
 )
 from egress.http._body import BodyReader
 from egress.http._headers import Headers
+from egress.http._httpx_logs import install as install_log_filter
 from egress.http._wire import WireOptions, WireRequest, WireResponse
 
 __all__ = ["HttpxAsyncWire", "HttpxSyncWire"]
@@ -137,6 +139,7 @@ class HttpxAsyncWire:
     name = "httpx"
 
     def __init__(self, options: WireOptions) -> None:
+        install_log_filter()  # httpx logs full URLs, httpcore response headers
         self._client = httpx.AsyncClient(**_client_kwargs(options))
         self._client.cookies.jar.set_policy(_NoCookies())
         self._cap = options.max_response_bytes
@@ -170,6 +173,7 @@ class HttpxAsyncWire:
                 raise
             cause = _chainable(exc)
         if error is not None:
+            drop_frames(cause)  # the library's frames hold the raw request in locals
             raise error from cause  # outside the handler: no hidden __context__ either
         return WireResponse(response.status_code, Headers.from_raw(response.headers.raw),
                             content)
@@ -275,6 +279,7 @@ class HttpxSyncWire:
     name = "httpx"
 
     def __init__(self, options: WireOptions) -> None:
+        install_log_filter()  # httpx logs full URLs, httpcore response headers
         self._client = httpx.Client(**_client_kwargs(options))
         self._client.cookies.jar.set_policy(_NoCookies())
         self._cap = options.max_response_bytes
@@ -312,6 +317,7 @@ class HttpxSyncWire:
         finally:
             self._deadline.end = None
         if error is not None:
+            drop_frames(cause)  # the library's frames hold the raw request in locals
             raise error from cause  # outside the handler: no hidden __context__ either
         return WireResponse(response.status_code, Headers.from_raw(response.headers.raw),
                             content)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urljoin
 
+from egress._redacted import RedactedHeaders, RedactedURL
 from egress.errors import UnsafeRequestError
 from egress.http._url import origin_of
 
@@ -41,25 +42,31 @@ def next_hop(method: str, url: str, *, headers: dict[str, str], body: bytes | No
     """
     if _CONTROL.search(location.strip()):
         raise UnsafeRequestError("redirect Location has control characters; refused")
-    target = urljoin(url, location.strip())
-    target = target.split("#", 1)[0]
-    scheme, host, port = origin_of(target)
+    try:  # a port out of range or a broken IPv6 literal is the server's bad answer
+        target = urljoin(url, location.strip())
+        target = target.split("#", 1)[0]
+        scheme, host, port = origin_of(target)
+    except ValueError:
+        raise UnsafeRequestError("redirect Location is not a valid URL; refused") from None
     if scheme not in ("http", "https") or not host:
         raise UnsafeRequestError("redirect to a non-HTTP URL refused")
     if origin_of(url)[0] == "https" and scheme == "http":
         raise UnsafeRequestError("redirect from https to http refused (it would expose the "
                                  "request in clear text)")
     same = (scheme, host, port) == base_origin
-    new_headers = dict(headers)
+    target = RedactedURL(target)  # headers and URL stay masked in any repr (egress._redacted)
+    new_headers = RedactedHeaders(headers)
     if status == 303 or (status in (301, 302) and method == "POST"):
         method = "GET" if method != "HEAD" else method
         body = None
-        new_headers = {k: v for k, v in new_headers.items()
-                       if k.lower() not in _BODY_HEADERS and k.lower() != key_header}
+        new_headers = RedactedHeaders({
+            k: v for k, v in new_headers.items()
+            if k.lower() not in _BODY_HEADERS and k.lower() != key_header})
     elif not same and body is not None and method not in _SAFE_METHODS:
         raise UnsafeRequestError(f"redirect {status} would resend a {method} body to another "
                                  f"origin; refused")
     if not same:
-        new_headers = {k: v for k, v in new_headers.items()
-                       if k.lower() in CROSS_ORIGIN_HEADERS and k.lower() not in sensitive}
+        new_headers = RedactedHeaders({k: v for k, v in new_headers.items()
+                                       if k.lower() in CROSS_ORIGIN_HEADERS
+                                       and k.lower() not in sensitive})
     return method, target, new_headers, body, same

@@ -13,6 +13,11 @@ __all__ = ["Response", "REQUEST_ID_HEADERS"]
 #: Where a request id is looked for, in order.
 REQUEST_ID_HEADERS = ("request-id", "x-request-id", "x-amzn-requestid", "x-correlation-id")
 
+# Codecs Python knows that are no body charset: they refuse errors="replace", or decode
+# attacker-sized input in quadratic time (punycode). A server naming one gets UTF-8.
+_NOT_BODY_CHARSETS = frozenset({"idna", "punycode", "undefined", "unicode_escape",
+                                "raw_unicode_escape"})
+
 
 class Response:
     """An answer read in full (the body was read inside the attempt, under its time limit).
@@ -56,9 +61,11 @@ class Response:
             key, _, value = param.partition("=")
             if key.strip().lower() == "charset" and value.strip():
                 charset = value.strip().strip('"')
+        if charset.lower().replace("-", "_") in _NOT_BODY_CHARSETS:
+            charset = "utf-8"
         try:
             return self.content.decode(charset, errors="replace")
-        except LookupError:
+        except (LookupError, UnicodeError, ValueError):  # unknown, bytes-only, NUL in the name
             return self.content.decode("utf-8", errors="replace")
 
     def json(self) -> Any:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from egress._redacted import RedactedURL, drop_frames
 from egress.errors import (
     AttemptTimeoutError,
     ConfigurationError,
@@ -172,7 +173,8 @@ class StdlibWire:
             scheme = parts.scheme
             port = parts.port or (443 if scheme == "https" else 80)
             path = parts.path or "/"
-            target = f"{path}?{parts.query}" if parts.query else path
+            # Its repr hides the query (api_key=...): it is a local of send() in any traceback.
+            target = RedactedURL(f"{path}?{parts.query}") if parts.query else path
             found = (scheme, parts.hostname or "", port, target)
             if len(self._targets) < _URL_CACHE_LIMIT:
                 self._targets[url] = found
@@ -265,6 +267,7 @@ class StdlibWire:
                     entry.conn.close()
             self._slots.release()
         if error is not None:
+            drop_frames(cause)  # http.client's frames hold the raw request in locals
             raise error from cause  # outside the handler: no hidden __context__ either
         return WireResponse(status, headers, content)
 

@@ -7,6 +7,8 @@
   ``?``, ``%`` and ``.`` included); empty, ``.`` and ``..`` values are refused.
 * Dot segments in the literal path are resolved and can never climb above the base path.
 * Paths are joined *under* the base path: with ``https://api/v1``, ``"/x"`` is ``/v1/x``.
+* A query or form value may be an ``egress.Secret`` (``api_key=``): revealed only into the URL or
+  body, whose repr stays masked (:mod:`egress._redacted`); path parameters never take one.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
+from egress._redacted import RedactedURL, RevealedStr
 from egress._secret import Secret
 from egress.errors import ConfigurationError, UnsafeRequestError
 
 __all__ = ["BaseURL", "Params", "encode_pairs", "encode_query", "origin_of"]
 
-Scalar = str | int | float | bool | None
+Scalar = str | int | float | bool | Secret | None
 Params = Mapping[str, Scalar | Sequence[Scalar]] | Iterable[tuple[str, Scalar]]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
@@ -94,7 +97,7 @@ class BaseURL:
         if params:
             query = encode_query(params)
             if query:
-                return f"{url}?{query}"
+                return RedactedURL(f"{url}?{query}")  # its repr never shows the query
         return url
 
     def _build(self, path: str, path_params: Mapping[str, object] | None) -> str:
@@ -172,7 +175,9 @@ def _scalar(name: str, value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, Secret):
-        raise UnsafeRequestError(f"parameter {name!r}: secrets never go into URLs or forms")
+        # A key the API wants in the query or a form (``api_key=``, card fields): revealed
+        # only here, into a value whose repr stays masked (see egress._redacted).
+        return RevealedStr(value.reveal())
     raise UnsafeRequestError(f"parameter {name!r}: unsupported value type {type(value).__name__}")
 
 

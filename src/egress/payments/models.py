@@ -96,16 +96,22 @@ def check_reference(reference: object, what: str = "reference") -> str:
     return reference
 
 
-def _check_id(value: str | None, what: str) -> None:
+def _id_problem(value: str | None, what: str) -> str | None:
+    """What is wrong with a provider id, or ``None``. It returns rather than raises, so the
+    value (maybe card data typed into the wrong field) is in no frame of the error's traceback
+    but the caller's own."""
     if value is None:
-        return
+        return None
     if not isinstance(value, str) or not value or len(value) > 255 or not value.isprintable():
-        raise InvalidPaymentRequest(f"{what} must be a provider id (1-255 printable characters)",
-                                    param=what)
+        return f"{what} must be a provider id (1-255 printable characters)"
     if looks_like_card_number(value) or any(c.isspace() for c in value):
         # Never echo it: it may be card data typed into the wrong field.
-        raise InvalidPaymentRequest(f"{what} must be a provider id such as 'pm_...', not card "
-                                    f"data", param=what)
+        return f"{what} must be a provider id such as 'pm_...', not card data"
+    return None
+
+
+def _shown_id(value: str | None) -> str | None:
+    return "[card data]" if isinstance(value, str) and looks_like_card_number(value) else value
 
 
 def _freeze_metadata(metadata: Mapping[str, str]) -> Mapping[str, str]:
@@ -149,8 +155,10 @@ class PaymentRequest:
         if self.amount.is_zero():
             raise InvalidPaymentRequest("amount must be greater than zero", param="amount")
         check_reference(self.reference)
-        _check_id(self.customer, "customer")
-        _check_id(self.payment_method, "payment_method")
+        for what in ("customer", "payment_method"):
+            problem = _id_problem(getattr(self, what), what)
+            if problem is not None:
+                raise InvalidPaymentRequest(problem, param=what)
         if self.description is not None:
             if not isinstance(self.description, str):
                 raise InvalidPaymentRequest("description must be a string", param="description")
@@ -164,6 +172,12 @@ class PaymentRequest:
         if self.confirm and self.payment_method is None:
             raise InvalidPaymentRequest("confirm=True needs a payment_method",
                                         param="payment_method")
+
+    def __repr__(self) -> str:  # dataclass keeps an explicit __repr__; never card data
+        return (f"PaymentRequest(amount={self.amount!r}, reference={self.reference!r}, "
+                f"customer={_shown_id(self.customer)!r}, "
+                f"payment_method={_shown_id(self.payment_method)!r}, "
+                f"confirm={self.confirm!r}, capture={self.capture!r})")
 
     def canonical(self) -> bytes:
         """A canonical, provider-neutral encoding: the same request always gives the same bytes.

@@ -19,6 +19,7 @@ KWD and BHD. Two deliberate choices, both documented in ``docs/payments.md``:
 from __future__ import annotations
 
 import decimal
+import re
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Final
@@ -30,6 +31,9 @@ __all__ = ["CURRENCY_EXPONENTS", "MAX_MINOR_UNITS", "Money", "currency_exponent"
 #: The largest amount, in minor units, that Money accepts (a signed 64-bit integer).
 MAX_MINOR_UNITS: Final = 2**63 - 1
 _MAX_DIGITS = 19  # a cheap bound checked before any arithmetic on a hostile exponent
+_MAX_TEXT = 64
+# The one accepted text syntax: "19.99", "19", "0.5"; "-1" parses so it is refused as negative.
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
 
 _ZERO_DECIMAL = (
     "BIF CLP DJF GNF ISK JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF"
@@ -98,11 +102,14 @@ def _to_decimal(amount: object) -> Decimal:
     elif isinstance(amount, int):
         value = Decimal(amount)
     elif isinstance(amount, str):
-        try:
-            value = Decimal(amount.strip())
-        except decimal.InvalidOperation:
-            raise InvalidPaymentRequest("Money: amount is not a decimal number",
-                                        param="amount") from None
+        if len(amount) > _MAX_TEXT:
+            raise InvalidPaymentRequest(f"Money: amount text is longer than {_MAX_TEXT} "
+                                        f"characters", param="amount")
+        if not _PLAIN_DECIMAL.fullmatch(amount):
+            raise InvalidPaymentRequest(
+                "Money: amount must be a plain decimal string such as '19.99' (ASCII digits, "
+                "at most one '.', no exponent, sign, underscore or whitespace)", param="amount")
+        value = Decimal(amount)
     else:
         raise InvalidPaymentRequest(
             f"Money: amount must be a Decimal, int or str, got {type(amount).__name__}",
@@ -113,7 +120,7 @@ def _to_decimal(amount: object) -> Decimal:
                                     param="amount")
     if value.is_signed() and value != 0:
         raise InvalidPaymentRequest("Money: amount must not be negative", param="amount")
-    return abs(value)  # folds -0 into 0
+    return value.copy_abs()  # folds -0 into 0; abs() could overflow the default context
 
 
 class Money:
@@ -187,6 +194,8 @@ class Money:
                 param="amount",
             )
         code = _normalize_currency(currency)
+        if not -MAX_MINOR_UNITS <= minor <= MAX_MINOR_UNITS:  # before any Decimal arithmetic
+            raise InvalidPaymentRequest("Money: amount is too large", param="amount")
         return cls(Decimal(minor).scaleb(-CURRENCY_EXPONENTS[code]), code)
 
     def to_minor(self) -> int:

@@ -108,6 +108,18 @@ class StripeError:
         return text
 
 
+# A Stripe parameter path: snake_case names, nested by [name] or a short [index].
+_PARAM = re.compile(r"[a-z_][a-z0-9_]{0,60}(?:\[(?:[a-z_][a-z0-9_]{0,60}|[0-9]{1,3})?\]){0,8}")
+# Only card errors carry a message Stripe writes for the cardholder (fixed texts such as "Your
+# card was declined."); other messages echo request values ("Invalid email address: ..."), so
+# they never reach str(exc): allow-listed by type, not redacted by shape (issue 10 §6).
+_MESSAGE_TYPES = frozenset({"card_error"})
+
+
+def _safe_param(value: Any) -> str | None:
+    return value if isinstance(value, str) and _PARAM.fullmatch(value) else None
+
+
 def _safe_token(value: Any) -> str | None:
     # Codes, types and params are identifiers: keep them only if they look like one.
     if isinstance(value, str) and 0 < len(value) <= 100 and re.fullmatch(r"[\w.\[\]-]+", value):
@@ -130,7 +142,8 @@ def parse_stripe_error(exc: StatusError) -> StripeError:
             has_error_object = True
     header = exc.header("stripe-should-retry")
     should_retry = {"true": True, "false": False}.get((header or "").strip().lower())
-    message = body.get("message")
+    kind = body.get("type")
+    message = body.get("message") if isinstance(kind, str) and kind in _MESSAGE_TYPES else None
     well_formed = has_error_object and bool(exc.request_id)
     replayed = (exc.header("idempotent-replayed") or "").strip().lower() == "true"
     return StripeError(
@@ -138,7 +151,7 @@ def parse_stripe_error(exc: StatusError) -> StripeError:
         type=_safe_token(body.get("type")),
         code=_safe_token(body.get("code")),
         decline_code=_safe_token(body.get("decline_code")),
-        param=_safe_token(body.get("param")),
+        param=_safe_param(body.get("param")),
         message=redact_message(message) if isinstance(message, str) else None,
         request_id=exc.request_id,
         should_retry=should_retry,

@@ -82,8 +82,13 @@ def _int(obj: Mapping[str, Any], name: str) -> int:
     return value
 
 
-def unix_to_datetime(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC)
+def unix_to_datetime(seconds: int, name: str = "created") -> datetime:
+    """A Unix timestamp as an aware UTC datetime; out of range is a ``ValueError`` naming the
+    field (``fromtimestamp`` raises ``OverflowError`` or ``OSError`` for what a server sends)."""
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"field {name!r} is not a timestamp in range") from None
 
 
 def _metadata(obj: Mapping[str, Any]) -> dict[str, str]:

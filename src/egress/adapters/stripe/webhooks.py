@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 from egress._clock import SYSTEM_CLOCK, Clock
+from egress._redacted import RevealedBytes
 from egress._secret import Secret
 from egress.adapters.stripe._parse import (
     parse_json,
@@ -31,6 +32,7 @@ from egress.adapters.stripe._requests import DEFAULT_REFERENCE_KEY
 from egress.errors import (
     ConfigurationError,
     ResponseError,
+    WebhookPayloadInvalid,
     WebhookSignatureMalformed,
     WebhookSignatureMismatch,
     WebhookSignatureMissing,
@@ -76,12 +78,12 @@ Secrets = WebhookSecret | Sequence[WebhookSecret]
 
 def _secrets(secret: Secrets) -> list[bytes]:
     items = [secret] if isinstance(secret, str | Secret) else list(secret)
-    keys = []
+    keys: list[bytes] = []
     for item in items:
         value = item.reveal() if isinstance(item, Secret) else item
         if not isinstance(value, str) or not value:
             raise ConfigurationError("webhook secret must be a non-empty string or Secret")
-        keys.append(value.encode("utf-8"))
+        keys.append(RevealedBytes(value.encode("utf-8")))  # masked in any traceback's locals
     if not keys:
         raise ConfigurationError("at least one webhook secret is needed")
     return keys
@@ -221,10 +223,15 @@ def verify_webhook(payload: bytes, header: str | None, secret: Secrets,
     """Verify a delivery and parse it: the typed event, or a :class:`WebhookError`.
 
     ``secret`` may be a sequence of secrets (old and new, while rolling). ``now`` (Unix
-    seconds) replaces the system clock for the age check.
+    seconds) replaces the system clock for the age check. A validly signed payload that is
+    not a usable event raises :class:`~egress.errors.WebhookPayloadInvalid` (a
+    ``WebhookError`` and a ``ResponseError``).
     """
     verify_signature(payload, header, secret, tolerance=tolerance, now=now)
-    return parse_event(payload, reference_key=reference_key)
+    try:
+        return parse_event(payload, reference_key=reference_key)
+    except ResponseError as exc:  # signed, but unusable: still "answer 400, trust nothing"
+        raise WebhookPayloadInvalid(str(exc)) from None
 
 
 class StripeWebhooks:

@@ -105,9 +105,10 @@ def _finish_value(value: object, name: str) -> FormValue:
         return list(value.items)
     assert isinstance(value, dict)
     finished = _finish(value, name)
-    if finished and all(k.isdigit() for k in finished):
+    if finished and all(k.isascii() and k.isdigit() for k in finished):
         indices = sorted(int(k) for k in finished)
-        if indices != list(range(len(indices))):
+        # "a[00]" or "a[²]" (isdigit, not an index) is refused, never a KeyError/ValueError.
+        if indices != list(range(len(indices))) or any(k != str(int(k)) for k in finished):
             raise FormError(f"Invalid array indices for {name}", name)
         return [finished[str(i)] for i in indices]
     return finished
