@@ -32,6 +32,10 @@ __all__ = ["DEFAULT_RETENTION", "RedisIdempotencyStore"]
 
 #: Seconds a record is kept after its last update.
 DEFAULT_RETENTION: Final = 7 * 24 * 3600.0
+#: Seconds a command may take before the store fails closed. Longer than the policies' store
+#: timeout: a claim precedes a provider call of hundreds of milliseconds, and failing it refuses
+#: a payment, where a slow limiter only falls back to a local limit.
+DEFAULT_IDEMPOTENCY_TIMEOUT: Final = 2.0
 
 # KEYS: record, scope index. ARGV: record json, updated_at, ttl_ms.
 _RESERVE: Final = """
@@ -102,13 +106,13 @@ class RedisIdempotencyStore:
     ``url``         (req.)    ``redis://``, ``rediss://`` or ``unix://`` (or give
                               ``client``/``async_client``: Cluster, Sentinel)
     ``prefix``      egress    first part of every key
-    ``timeout``     0.5       seconds per command before failing closed
+    ``timeout``     2.0       seconds per command before failing closed
     ``retention``   7 days    seconds a record lives after its last update
     ==============  ========  ====================================================
     """
 
     def __init__(self, url: str | None = None, *, client: Any = None, async_client: Any = None,
-                 prefix: str = "egress", timeout: float = 0.5,
+                 prefix: str = "egress", timeout: float = DEFAULT_IDEMPOTENCY_TIMEOUT,
                  retention: float = DEFAULT_RETENTION, link: RedisLink | None = None) -> None:
         if (isinstance(retention, bool) or not isinstance(retention, int | float)
                 or not math.isfinite(retention) or retention < 25 * 3600):
@@ -130,10 +134,9 @@ class RedisIdempotencyStore:
         return [f"{index}:{digest}", f"{index}:index"]
 
     async def _call(self, source: str, keys: list[str], args: list[object]) -> Any:
+        # Every call tries Redis (no backoff gate): a fail-closed store must not refuse claims
+        # for a while because one command was slow; each try is bounded by the timeout.
         link = self._link
-        if not link.usable():
-            raise SharedStateUnavailableError(
-                "idempotency store: Redis is unreachable; nothing was sent")
         client = link.async_client()
         script = self._scripts.get(source)
         if script is None:
@@ -156,8 +159,6 @@ class RedisIdempotencyStore:
 
     async def get(self, scope: str, operation: str, reference: str) -> IdempotencyRecord | None:
         link = self._link
-        if not link.usable():
-            raise SharedStateUnavailableError("idempotency store: Redis is unreachable")
         try:
             raw = await link.async_client().get(self._keys(scope, operation, reference)[0])
         except REDIS_ERRORS as exc:

@@ -182,12 +182,13 @@ class RedisLink:
                                            down_for=down_for))
 
     def _drop_connections(self) -> None:
-        # Pooled connections to a Redis that died are all broken: drop them so the next probe
-        # connects afresh instead of failing once per stale connection.
+        # Pooled connections to a Redis that died are all broken: drop the idle ones so the next
+        # probe connects afresh instead of failing once per stale connection. Connections in use
+        # are left to their callers: one slow command must not break the others in flight.
         pool = getattr(self._client, "connection_pool", None)
         if pool is not None:
             with contextlib.suppress(*REDIS_ERRORS):
-                pool.disconnect()
+                pool.disconnect(inuse_connections=False)
 
     async def failed_async(self, exc: BaseException) -> None:
         """:meth:`failed`, and drop the asyncio client's connections too."""
@@ -198,7 +199,7 @@ class RedisLink:
         pool = getattr(client, "connection_pool", None)
         if pool is not None:
             with contextlib.suppress(*REDIS_ERRORS):
-                await pool.disconnect()
+                await pool.disconnect(inuse_connections=False)
 
     async def aclose(self) -> None:
         """Close the asyncio client of the running loop (call before the loop ends)."""
