@@ -1,6 +1,7 @@
 """HTTP clients against a local nginx: requests/s, p50 and p99. Prints a table.
 
     uv run python bench/http_client.py [--count 20000] [--rounds 20] [--max-seconds 45] [--no-pin]
+                                       [--blocks 4]
 
 Starts its own nginx (Debian: ``apt-get install -y nginx-light``) on a free 127.0.0.1 port with a
 temporary config (one worker, keep-alive, a fixed 11-byte JSON answer), and stops it at the end.
@@ -10,9 +11,12 @@ leave it to the scheduler, which on a 2-core machine sometimes stacks both on on
 that would run past ``max-seconds`` stops early and reports what it did (the table says so).
 Async cases run at concurrency 1 and 64; sync cases at 1.
 
-Cases: raw httpx (pooled AsyncClient), raw aiohttp (one session), httpx + tenacity + aiobreaker
-(what people assemble today), httpx-retries, egress ApiClient with its default pipeline on each
-backend; sync: raw httpx.Client, urllib3, SyncApiClient (default backend, and httpx).
+Cases: raw httpx (pooled AsyncClient), raw aiohttp (one session), raw pyreqwest (one Client),
+httpx + tenacity + aiobreaker (what people assemble today), httpx-retries, egress ApiClient with
+its default pipeline on each backend (aiohttp, httpx, pyreqwest); sync: raw httpx.Client, urllib3,
+SyncApiClient (default backend, and httpx). The ``+ uvloop`` rows run the same calls on uvloop's
+event loop: the async rounds are split into ``blocks``, each run once on asyncio's loop and once
+on uvloop's (alternating which goes first), so the two loops are interleaved too.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +43,10 @@ import aiohttp
 import httpx
 import tenacity
 import urllib3
+import uvloop
 from httpx_retries import Retry as HttpxRetry
 from httpx_retries import RetryTransport
+from pyreqwest.client import ClientBuilder
 
 from egress.http import ApiClient, SyncApiClient
 
@@ -175,6 +182,8 @@ async def async_cases(url: str, stack: contextlib.AsyncExitStack) -> dict[str, A
         transport=RetryTransport(retry=HttpxRetry(total=3, backoff_factor=0.1))))
     egress_aiohttp = await stack.enter_async_context(ApiClient(url, backend="aiohttp"))
     egress_httpx = await stack.enter_async_context(ApiClient(url, backend="httpx"))
+    reqwest = await stack.enter_async_context(ClientBuilder().max_connections(100).build())
+    egress_pyreqwest = await stack.enter_async_context(ApiClient(url, backend="pyreqwest"))
 
     async def httpx_raw() -> bytes:
         return (await raw_httpx.get(target)).content
@@ -203,14 +212,27 @@ async def async_cases(url: str, stack: contextlib.AsyncExitStack) -> dict[str, A
     async def egress_default_httpx() -> bytes:
         return (await egress_httpx.get("/x")).content
 
+    async def pyreqwest_raw() -> bytes:
+        return bytes(await (await reqwest.get(target).build().send()).bytes())
+
+    async def egress_default_pyreqwest() -> bytes:
+        return (await egress_pyreqwest.get("/x")).content
+
     return {
         "raw httpx AsyncClient": httpx_raw,
         "raw aiohttp session": aiohttp_raw,
+        "raw pyreqwest Client": pyreqwest_raw,
         "httpx + tenacity + aiobreaker": httpx_tenacity_aiobreaker,
         "httpx-retries": httpx_retries,
         "egress ApiClient (aiohttp, default)": egress_default_aiohttp,
         "egress ApiClient (httpx)": egress_default_httpx,
+        "egress ApiClient (pyreqwest)": egress_default_pyreqwest,
     }
+
+
+#: The cases also run on uvloop (as "<name> + uvloop").
+UVLOOP_CASES = ("raw aiohttp session", "egress ApiClient (aiohttp, default)",
+                "egress ApiClient (pyreqwest)")
 
 
 def sync_cases(url: str, stack: contextlib.ExitStack) -> dict[str, Callable[[], Any]]:
@@ -229,22 +251,40 @@ def sync_cases(url: str, stack: contextlib.ExitStack) -> dict[str, Callable[[], 
     }
 
 
-async def bench_async(url: str, count: int, rounds: int, max_seconds: float,
-                      concurrency: int) -> list[Result]:
+async def bench_async(url: str, per_round: int, rounds: int, total_rounds: int,
+                      max_seconds: float, concurrency: int, results: dict[str, Result],
+                      suffix: str = "", only: tuple[str, ...] | None = None) -> None:
+    """``rounds`` interleaved rounds of every case (or of ``only``), added into ``results``."""
     async with contextlib.AsyncExitStack() as stack:
-        cases = await async_cases(url, stack)
-        results = {name: Result(name, concurrency) for name in cases}
+        cases = {name + suffix: call for name, call in (await async_cases(url, stack)).items()
+                 if only is None or name in only}
+        for name in cases:
+            results.setdefault(name, Result(name, concurrency))
         for call in cases.values():  # warm every pool up
             await run_async(call, 200, min(concurrency, 64), Result("warmup", concurrency))
-        per_round = count // rounds
         for _ in range(rounds):
             for name, call in cases.items():
                 result = results[name]
-                if result.elapsed > max_seconds * (1 - 1 / rounds):
+                if result.elapsed > max_seconds * (1 - 1 / total_rounds):
                     result.truncated = True
                     continue
                 await run_async(call, per_round, concurrency, result)
-        return list(results.values())
+
+
+def interleaved_async(url: str, count: int, rounds: int, blocks: int, max_seconds: float,
+                      concurrency: int) -> list[Result]:
+    """The async rounds in ``blocks``: each block on asyncio's loop and on uvloop's."""
+    results: dict[str, Result] = {}
+    per_round, per_block = count // rounds, max(1, rounds // blocks)
+    for block in range(blocks):
+        runs = [lambda: asyncio.run(bench_async(url, per_round, per_block, rounds, max_seconds,
+                                                concurrency, results)),
+                lambda: uvloop.run(bench_async(url, per_round, per_block, rounds, max_seconds,
+                                               concurrency, results, " + uvloop",
+                                               UVLOOP_CASES))]
+        for run in runs if block % 2 == 0 else runs[::-1]:
+            run()
+    return list(results.values())
 
 
 def bench_sync(url: str, count: int, rounds: int, max_seconds: float) -> list[Result]:
@@ -267,12 +307,12 @@ def bench_sync(url: str, count: int, rounds: int, max_seconds: float) -> list[Re
 def table(title: str, results: list[Result], reference: str) -> str:
     base = next((r.rate for r in results if r.name == reference), 0.0) or 1.0
     lines = [f"\n{title}", "",
-             f"| {'client':40s} | {'conc':>4s} | {'requests':>8s} | {'req/s':>8s} | "
+             f"| {'client':46s} | {'conc':>4s} | {'requests':>8s} | {'req/s':>8s} | "
              f"{'p50 ms':>7s} | {'p99 ms':>7s} | {'vs ' + reference:>28s} |",
-             f"|{'-' * 42}|{'-' * 6}|{'-' * 10}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 30}|"]
+             f"|{'-' * 48}|{'-' * 6}|{'-' * 10}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 30}|"]
     for r in results:
         note = "*" if r.truncated else ""
-        lines.append(f"| {r.name:40s} | {r.concurrency:4d} | {r.count:>7d}{note:1s} | "
+        lines.append(f"| {r.name:46s} | {r.concurrency:4d} | {r.count:>7d}{note:1s} | "
                      f"{r.rate:8.0f} | {r.percentile(0.5):7.3f} | {r.percentile(0.99):7.3f} | "
                      f"{r.rate / base:27.2f}x |")
     return "\n".join(lines)
@@ -285,6 +325,8 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=45.0,
                         help="time bound per case and concurrency (stops early, marked *)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin CPUs")
+    parser.add_argument("--blocks", type=int, default=4,
+                        help="async rounds are split into this many asyncio/uvloop blocks")
     args = parser.parse_args()
     affinity, pinning = ("", "not pinned") if args.no_pin else pin()
     import sniffio  # noqa: F401  (httpx is much slower without it; make sure it is there)
@@ -293,16 +335,18 @@ def main() -> None:
         print(f"nginx on {url} ({pinning}); {args.count} GETs per case in {args.rounds} "
               f"interleaved rounds; "
               f"python {sys.version.split()[0]}, httpx {httpx.__version__}, "
-              f"aiohttp {aiohttp.__version__}, urllib3 {urllib3.__version__}")
+              f"aiohttp {aiohttp.__version__}, urllib3 {urllib3.__version__}, "
+              f"uvloop {version('uvloop')}, pyreqwest {version('pyreqwest')}; "
+              f"load average {os.getloadavg()}")
         for concurrency in (1, 64):
-            results = asyncio.run(bench_async(url, args.count, args.rounds, args.max_seconds,
-                                              concurrency))
+            results = interleaved_async(url, args.count, args.rounds, args.blocks,
+                                        args.max_seconds, concurrency)
             print(table(f"Async, concurrency {concurrency}", results, "raw aiohttp session"))
         results = bench_sync(url, args.count, args.rounds, args.max_seconds)
         fastest = max((r for r in results if not r.name.startswith("egress")),
                       key=lambda r: r.rate)
         print(table("Sync, concurrency 1", results, fastest.name))
-        print("\n* stopped early by --max-seconds")
+        print(f"\n* stopped early by --max-seconds; load average at the end {os.getloadavg()}")
 
 
 if __name__ == "__main__":

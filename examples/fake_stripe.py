@@ -2,6 +2,9 @@
 
     uv run python examples/fake_stripe.py
 
+It uses the official ``stripe`` SDK and ``httpx``: both are in egress's dev dependency group
+(``uv sync`` installs them); in your own project, ``pip install stripe httpx``.
+
 1. the official ``stripe`` SDK against the fake, with a scripted commit-then-reset: the SDK
    retries with the same Idempotency-Key and the ledger shows one charge;
 2. the same lost answer without a key (a naive client retrying by hand): two charges, and the

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from egress.stores import MEMORY_STORE
 from egress.testing import FakeClock, RecordingSink
 
-# Real Redis for the tests that need it (redis_url, redis_store, idempotency_store, private_redis).
-pytest_plugins = ["_redis_fixtures"]
+# pytester runs pytest inside pytest: how the egress plugin itself is tested. _redis_fixtures:
+# real Redis for the tests that need it (redis_url, redis_store, idempotency_store, private_redis).
+pytest_plugins = ["pytester", "_redis_fixtures"]
 
 
 # Hypothesis must not judge this machine's speed: a cold or loaded 2-core box makes data
@@ -35,10 +34,5 @@ def clock() -> FakeClock:
 def sink() -> RecordingSink:
     return RecordingSink()
 
-
-@pytest.fixture(autouse=True)
-def _fresh_memory_store() -> Iterator[None]:
-    """Named shared state must not leak from one test into the next."""
-    MEMORY_STORE.clear()
-    yield
-    MEMORY_STORE.clear()
+# Named shared state is isolated per test by the egress pytest plugin itself (entry point
+# ``pytest11``), as in any user's suite: see tests/unit/test_pytest_plugin.py.

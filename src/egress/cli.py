@@ -1,4 +1,4 @@
-"""The ``egress`` command line."""
+"""The ``egress`` command line (also ``python -m egress``)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,14 @@ _CHAOS = ("none", "flaky", "outage", "rate-limited", "ambiguous")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="egress", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="egress", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="egress: call external services reliably.\n\nTry the demo: a fake Stripe "
+                    "loses answers on purpose, and every payment\nis still charged exactly once.",
+        epilog="example:\n  egress demo --chaos outage\n\n"
+               "'egress COMMAND --help' describes a command.")
+    parser.add_argument("--version", action="version", version=f"egress {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser(
         "demo",
         help="push payments through a misbehaving fake Stripe and check the ledger",
@@ -23,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "payments through StripePayments (default pipeline, SQLite idempotency "
                     "store), reconciles every unknown outcome, and checks the provider's ledger: "
                     "charges equal succeeded payments. Exits 1 when that invariant fails.",
+        epilog="example:\n  egress demo --chaos outage --payments 200",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument("--payments", type=int, default=500, help="payments to make (500)")
     demo.add_argument("--concurrency", type=int, default=16, help="payments in flight (16)")
@@ -42,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_fake_stripe_parser(sub)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("egress")
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -149,7 +149,8 @@ def test_black_hole_until_the_client_gives_up(api: httpx.Client,
     started = time.perf_counter()
     with pytest.raises(httpx.ReadTimeout):
         pay(api, timeout=0.2)
-    assert time.perf_counter() - started < 1.0
+    # The hole never answers: any bound proves the client gave up; a loose one cannot flake.
+    assert time.perf_counter() - started < 5.0
     assert nothing_ran(fake_stripe)
     assert pay(api).status_code == 200  # the server is still serving
 
@@ -250,11 +251,11 @@ def test_slow_drip(api: httpx.Client, fake_stripe: FakeStripe) -> None:
 
 def test_slow_drip_beats_a_per_read_timeout_but_not_a_deadline(
         api: httpx.Client, fake_stripe: FakeStripe) -> None:
-    fake_stripe.faults.script("create", Fault.slow_drip(seconds=0.05, chunks=40))
+    fake_stripe.faults.script("create", Fault.slow_drip(seconds=0.05, chunks=200))
     started = time.perf_counter()
     with pytest.raises(httpx.ReadTimeout):
         pay(api, timeout=0.03)  # each read waits up to 50 ms for the next piece
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 5.0  # the whole drip takes 10 s: a loose bound
 
 
 async def test_faults_through_aiohttp_in_the_running_loop() -> None:

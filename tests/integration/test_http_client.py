@@ -1,7 +1,8 @@
 """ApiClient and SyncApiClient against a real loopback server, on every wire backend.
 
-Every test runs four times: async on aiohttp and httpx, sync on stdlib and httpx (sync calls run
-in a worker thread so that one test body serves both worlds).
+Every test runs five times: async on aiohttp, httpx and pyreqwest (the optional Rust backend, with
+its explicit ``PYREQWEST_EXCLUDED`` list), sync on stdlib and httpx (sync calls run in a worker
+thread so that one test body serves both worlds).
 """
 
 from __future__ import annotations
@@ -52,8 +53,20 @@ from egress.http import (
 from egress.policies import Backoff, RateLimiter
 from egress.testing import RecordingSink
 
-BACKENDS = [("async", "aiohttp"), ("async", "httpx"), ("sync", "stdlib"), ("sync", "httpx")]
+BACKENDS = [("async", "aiohttp"), ("async", "httpx"), ("async", "pyreqwest"), ("sync", "stdlib"),
+            ("sync", "httpx")]
 FAST = Backoff(initial=0.001, cap=0.005)
+# The optional pyreqwest backend runs the whole suite except these, each a known, documented gap
+# (docs/http-client.md, "pyreqwest"). They still run, as strict xfails: one starting to pass fails
+# the suite, so the list cannot go stale.
+PYREQWEST_EXCLUDED = {
+    "test_a_deadline_that_ends_while_connecting_is_not_sent":
+        "reqwest has one per-request timeout and reports it the same at any stage, so a deadline "
+        "that ends while connecting can only be reported as sent=True (the safe side)",
+    "test_a_trusted_certificate_works":
+        "rustls (webpki) refuses a self-signed certificate that is its own CA as the server's "
+        "certificate (CaUsedAsEndEntity); a CA-issued certificate is needed",
+}
 
 
 class Api:
@@ -106,6 +119,11 @@ async def make(request: pytest.FixtureRequest, server: LoopbackServer,
     server.clear()
     other.clear()
     kind, backend = request.param
+    if backend == "pyreqwest":
+        name = request.node.originalname
+        if name in PYREQWEST_EXCLUDED:
+            request.applymarker(pytest.mark.xfail(strict=True,
+                                                  reason=PYREQWEST_EXCLUDED[name]))
     made: list[Api] = []
 
     def factory(base_url: str | None = None, **settings: Any) -> Api:

@@ -131,7 +131,7 @@ def evidence() -> Iterator[Evidence]:
     old = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
-    names = ("egress", "httpx", "httpcore", "aiohttp", "asyncio", "urllib3")
+    names = ("egress", "httpx", "httpcore", "aiohttp", "asyncio", "urllib3", "pyreqwest")
     levels = {name: logging.getLogger(name).level for name in names}
     for name in names:
         logging.getLogger(name).setLevel(logging.DEBUG)
@@ -203,7 +203,7 @@ def calls() -> list[tuple[str, str, dict[str, Any]]]:
 
 
 @pytest.mark.parametrize("auth", list(AUTHS))
-@pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("backend", ["aiohttp", "httpx", "pyreqwest"])
 async def test_async_clients_leak_nothing(server: LoopbackServer, evidence: Evidence,
                                           backend: str, auth: str) -> None:
     sink = RecordingSink()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from egress import SystemClock
+from egress import Pipeline, SystemClock, Timeout
 from egress.testing import FakeClock
+from egress.testing._clock import DEFAULT_IDLE_THRESHOLD
 
 
 async def test_auto_advance_wakes_sleepers_in_time_order() -> None:
@@ -88,3 +90,85 @@ async def test_system_clock_is_monotonic_and_sleeps() -> None:
     fired = asyncio.Event()
     clock.call_later(0.001, fired.set)
     await asyncio.wait_for(fired.wait(), 1.0)
+
+
+# -- auto-advance jumps only when nothing but the clock can move ---------------------------------
+
+
+async def _echo_after(delay: float) -> asyncio.Server:
+    """A loopback server that answers each line after ``delay`` real seconds."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line = await reader.readline()
+        await asyncio.sleep(delay)  # real time: the server is slow, not the clock
+        writer.write(line)
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+async def test_real_io_under_a_virtual_timeout_is_not_cut_short() -> None:
+    # Before: the clock jumped 30 virtual seconds while the socket was still waiting, and the
+    # Timeout fired at once.
+    clock = FakeClock()
+    server = await _echo_after(0.05)
+    port = server.sockets[0].getsockname()[1]
+
+    async def call() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"ping\n")
+        await writer.drain()
+        try:
+            return await reader.readline()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    async with server:
+        assert await Pipeline(Timeout(30), clock=clock).run(call) == b"ping\n"
+    assert clock.now() == 1000.0  # no virtual time passed under real work
+
+
+async def test_pure_virtual_sleeps_still_jump_at_once() -> None:
+    clock = FakeClock(start=0.0)
+    started = time.monotonic()
+
+    async def nap(seconds: float) -> float:
+        for _ in range(10):
+            await clock.sleep(seconds)
+        return clock.now()
+
+    assert await asyncio.gather(nap(3600.0), nap(60.0)) == [36000.0, 600.0]
+    # 20 jumps: waiting out the idle threshold at each would take 20 x 0.25 s = 5 s; jumping at
+    # once takes microseconds. The bound sits far from both.
+    assert time.monotonic() - started < DEFAULT_IDLE_THRESHOLD * 10
+
+
+async def test_a_busy_task_sees_no_virtual_time_pass() -> None:
+    # Before: the clock jumped after a few loop turns even though a task was still running.
+    clock = FakeClock(start=0.0)
+    seen: list[float] = []
+    sleeper = asyncio.create_task(clock.sleep(10.0))
+    for _ in range(50):  # busy, yielding to the loop as real code does
+        seen.append(clock.now())
+        await asyncio.sleep(0)
+    assert set(seen) == {0.0}
+    await sleeper
+    assert clock.now() == 10.0
+
+
+async def test_a_task_blocked_elsewhere_delays_the_jump_by_the_idle_threshold() -> None:
+    clock = FakeClock(start=0.0, idle_threshold=0.05)
+    forever = asyncio.Event()
+    bystander = asyncio.create_task(forever.wait())  # never woken: not the clock's business
+    started = time.monotonic()
+    await clock.sleep(5.0)
+    assert clock.now() == 5.0
+    assert time.monotonic() - started >= 0.05  # waited for the loop to stay idle
+    bystander.cancel()
+
+
+def test_idle_threshold_cannot_be_negative() -> None:
+    with pytest.raises(ValueError, match="idle_threshold"):
+        FakeClock(idle_threshold=-1)

@@ -25,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
+import aiohttp
 
 from egress.adapters.stripe import StripePayments
 from egress.adapters.stripe import _requests as wire
@@ -59,6 +59,10 @@ DEMO_SETTLE_AFTER = 2.0
 #: may still be going on): at most this many rounds and this many seconds in all.
 RECONCILE_ROUNDS = 8
 RECONCILE_WITHIN = 20.0
+#: Payments refused while the provider was down (ProviderUnavailable: nothing charged) are sent
+#: again once it is back, as a job queue would: a probe first, the rest when it gets through,
+#: backing off between tries, for at most this many seconds.
+REDRIVE_WITHIN = 30.0
 
 # (payment method, share): mostly good cards, some declines, a few needing 3-D Secure.
 _CARD_MIX: tuple[tuple[str, float], ...] = (
@@ -106,6 +110,7 @@ class Progress:
     breaker_openings: int = 0
     breaker_state: str = "closed"
     latencies: list[float] = field(default_factory=list)
+    redriven: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +132,13 @@ class DemoReport:
     ledger: dict[str, Any]
     invariant_ok: bool
     verdict: str
+    #: Final outcomes of the payments refused during an outage and sent again afterwards.
+    redriven: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def completed_after_outage(self) -> int:
+        """Refused payments that got a final answer when sent again."""
+        return sum(n for outcome, n in self.redriven.items() if outcome != "still refused")
     fleet: dict[str, Any] | None = None  # --workers: the workers' shared limit and rate
 
     def as_dict(self) -> dict[str, Any]:
@@ -139,6 +151,8 @@ class DemoReport:
             "seed": self.options.seed,
             "outcomes": self.outcomes,
             "reconciled": self.reconciled,
+            "redriven": self.redriven,
+            "completed_after_outage": self.completed_after_outage,
             "wire_requests": self.wire_requests,
             "requests_by_route": self.requests_by_route,
             "faults_injected": self.faults_injected,
@@ -199,6 +213,7 @@ async def _run_resilient(options: DemoOptions, fake: FakeStripe, plan: list[Paym
                          ) -> tuple[set[str], set[str], dict[str, int]]:
     paid: set[str] = set()
     unknown: list[PaymentRequest] = []
+    refused: list[PaymentRequest] = []
     gate = asyncio.Semaphore(options.concurrency)
     payments = StripePayments(fake.api_key, base_url=fake.url,
                               store=folder / "idempotency.sqlite3",
@@ -215,17 +230,76 @@ async def _run_resilient(options: DemoOptions, fake: FakeStripe, plan: list[Paym
             paid.add(request.reference)
         elif outcome == "outcome unknown":
             unknown.append(request)
+        elif outcome == "provider unavailable":
+            refused.append(request)
         progress.outcomes[outcome] += 1
         progress.done += 1
 
     reconciled: Counter[str] = Counter()
     async with payments:
         await asyncio.gather(*(one(request) for request in plan))
+        await _redrive(payments, refused, gate=gate, paid=paid, unknown=unknown,
+                       redriven=progress.redriven)
         pending = await _reconcile(payments, unknown, paid, reconciled)
     if pending:
         reconciled["still unknown"] = len(pending)
     still_unknown = set(pending)
     return paid, still_unknown, dict(reconciled)
+
+
+async def _redrive(payments: StripePayments, refused: list[PaymentRequest], *,
+                   gate: asyncio.Semaphore, paid: set[str], unknown: list[PaymentRequest],
+                   redriven: Counter[str]) -> None:
+    """Send again the payments refused while the provider was down, once it is back.
+
+    ``ProviderUnavailable`` proves nothing was charged, so the same request may simply be sent
+    later, with the same stored idempotency key: even a refusal that raced a charge cannot
+    charge twice. A job queue does exactly this: one job first as a probe (while the breaker is
+    open it is refused at once, without traffic), and once the probe gets a final answer, the
+    rest, concurrently. A job that is refused again, or whose answer is lost
+    (``OutcomeUnknown``: also what a resumed key meets at an open breaker), stays queued.
+    """
+    pending = list(refused)
+    deadline = time.monotonic() + REDRIVE_WITHIN
+    delay = 0.25
+    probe_ok = False
+    while pending and time.monotonic() < deadline:
+        if not probe_ok:
+            first = await _create(payments, pending[0])
+            if first in _NOT_YET:  # still down, or the breaker still open: back off
+                await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 2, 2.0)
+                continue
+            probe_ok = True
+            outcomes = {pending[0].reference: first}
+        else:
+            outcomes = {}
+
+        async def again(request: PaymentRequest, into: dict[str, str]) -> None:
+            async with gate:
+                into[request.reference] = await _create(payments, request)
+
+        await asyncio.gather(*(again(request, outcomes) for request in pending
+                               if request.reference not in outcomes))
+        still: list[PaymentRequest] = []
+        for request in pending:
+            result = outcomes[request.reference]
+            if result in _NOT_YET:
+                still.append(request)
+                continue
+            if result == "succeeded":
+                paid.add(request.reference)
+            redriven[result] += 1
+        pending = still
+        if pending:
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+    for request in pending:  # out of time: reconciliation settles what may have been sent
+        unknown.append(request)
+    if pending:
+        redriven["still refused"] = len(pending)
+
+
+_NOT_YET = frozenset({"provider unavailable", "outcome unknown"})
 
 
 async def _reconcile(payments: StripePayments, unknown: list[PaymentRequest], paid: set[str],
@@ -298,7 +372,7 @@ async def _run_naive(options: DemoOptions, fake: FakeStripe, plan: list[PaymentR
     headers = {"Authorization": f"Bearer {fake.api_key}",
                "Stripe-Version": "2024-06-20"}
 
-    async def one(client: httpx.AsyncClient, request: PaymentRequest) -> None:
+    async def one(client: aiohttp.ClientSession, request: PaymentRequest) -> None:
         built = wire.create_intent(request)
         async with gate:
             started = time.perf_counter()
@@ -308,19 +382,20 @@ async def _run_naive(options: DemoOptions, fake: FakeStripe, plan: list[PaymentR
                     progress.retries += 1
                     await asyncio.sleep(0.05 * 2**attempt)
                 try:
-                    response = await client.post(built.path, data=dict(built.params),
-                                                 headers=headers, timeout=2.0)
-                    document = response.json()
-                except (httpx.HTTPError, ValueError):
+                    async with client.post(fake.url + built.path, data=dict(built.params),
+                                           headers=headers, timeout=timeout) as response:
+                        status = response.status
+                        document = await response.json(content_type=None)
+                except (aiohttp.ClientError, TimeoutError, ValueError):
                     continue
-                if response.status_code >= 500 or response.status_code == 429:
+                if status >= 500 or status == 429:
                     continue
-                if response.status_code == 402:
+                if status == 402:
                     outcome = "declined"
-                elif response.status_code == 200 and document.get("status") == "succeeded":
+                elif status == 200 and document.get("status") == "succeeded":
                     outcome = "succeeded"
                 else:
-                    outcome = str(document.get("status", response.status_code)).replace("_", " ")
+                    outcome = str(document.get("status", status)).replace("_", " ")
                 break
             progress.latencies.append(time.perf_counter() - started)
         if outcome == "succeeded":
@@ -328,7 +403,8 @@ async def _run_naive(options: DemoOptions, fake: FakeStripe, plan: list[PaymentR
         progress.outcomes[outcome] += 1
         progress.done += 1
 
-    async with httpx.AsyncClient(base_url=fake.url) as client:
+    timeout = aiohttp.ClientTimeout(total=2.0)
+    async with aiohttp.ClientSession() as client:
         await asyncio.gather(*(one(client, request) for request in plan))
     return paid
 
@@ -380,6 +456,7 @@ def run_demo(options: DemoOptions, *,
         options=options,
         outcomes=dict(progress.outcomes),
         reconciled=reconciled,
+        redriven=dict(progress.redriven),
         wire_requests=stats.get("requests", 0),
         requests_by_route={k.removeprefix("route."): v for k, v in sorted(stats.items())
                            if k.startswith("route.")},

@@ -67,6 +67,11 @@ def render_report(console: Console, report: DemoReport) -> None:
         table.add_row(f"payments {name}", str(count))
     for name, count in sorted(report.reconciled.items()):
         table.add_row(f"  reconciled: {name}", str(count))
+    if report.redriven:
+        table.add_row("completed after the outage (refused, sent again)",
+                      str(report.completed_after_outage))
+        for name, count in sorted(report.redriven.items(), key=lambda kv: -kv[1]):
+            table.add_row(f"  sent again: {name}", str(count))
     table.add_row("wire requests (seen by the provider)", str(report.wire_requests))
     table.add_row("retries", str(report.retries))
     table.add_row("idempotent replays (same key, no new charge)", str(report.idempotent_replays))

@@ -7,6 +7,8 @@ that never show. ``ResilientTransport`` brings a pipeline to your own ``httpx`` 
 See ``docs/http-client.md``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from egress.http._auth import (
     ApiKeyAuth,
     Auth,
@@ -38,7 +40,9 @@ from egress.http.client import (
     ApiClient,
     SyncApiClient,
 )
-from egress.http.transport import ResilientTransport
+
+if TYPE_CHECKING:
+    from egress.http.transport import ResilientTransport
 
 __all__ = [
     "ASYNC_BACKENDS",
@@ -71,3 +75,13 @@ __all__ = [
     "safety_of",
     "server_hint",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # ResilientTransport is for httpx users: importing it (and httpx) waits until it is asked for.
+    if name == "ResilientTransport":
+        import egress.http._httpx  # noqa: F401  (first: names the extra when httpx is missing)
+        from egress.http.transport import ResilientTransport
+
+        return ResilientTransport
+    raise AttributeError(f"module 'egress.http' has no attribute {name!r}")

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from egress._redacted import RevealedBytes
 from egress._secret import Secret
 from egress.errors import ResponseError, UnsafeRequestError
+from egress.http._codecs import DecodeError, optional_decoder
 from egress.http._url import Params, encode_pairs
 
 __all__ = ["BodyReader", "MAX_ENCODINGS", "encode_body", "parse_json"]
@@ -136,10 +137,12 @@ class BodyReader:
                                     f"{MAX_ENCODINGS} are accepted", reason="encoding")
             for coding in reversed(codings):  # the last applied is undone first
                 wbits = _DECODERS.get(coding)
-                if wbits is None:
+                decoder = (zlib.decompressobj(wbits) if wbits is not None
+                           else optional_decoder(coding))  # br, zstd: when installed
+                if decoder is None:
                     raise ResponseError("response has an unsupported content coding",
                                         reason="encoding")
-                self._decoders.append(zlib.decompressobj(wbits))
+                self._decoders.append(decoder)
         #: No content coding: the raw bytes are the body.
         self.plain = not self._decoders
         self.feed = self._feed_decoded if self._decoders else self._feed_plain
@@ -167,7 +170,7 @@ class BodyReader:
             raise _oversized(self._cap, "while reading")
         try:
             self._inflate(0, chunk)
-        except zlib.error:
+        except (zlib.error, DecodeError):
             raise ResponseError("response body is not valid compressed data",
                                 reason="encoding") from None
 

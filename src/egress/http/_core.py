@@ -13,7 +13,7 @@ import math
 import os
 import ssl
 import sys
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Collection, Generator, Iterable, Mapping
 from typing import Any
 
 from egress._clock import Clock
@@ -33,6 +33,7 @@ from egress.errors import (
 from egress.events import DeadlineExceeded, EventSink, InsecureTransport, RedirectFollowed
 from egress.http._auth import Auth, SignableRequest
 from egress.http._body import _UNSET, encode_body
+from egress.http._codecs import ACCEPT_ENCODING
 from egress.http._error_facts import error_excerpt, scrub_headers, secrets_in
 from egress.http._headers import (
     SENSITIVE_REQUEST_HEADERS,
@@ -80,8 +81,8 @@ class NeedAuth:
 class PreparedCall:
     """One logical call, prepared once: every attempt sends these exact bytes."""
 
-    __slots__ = ("_info", "body", "headers", "key", "method", "op", "operation", "plain_url",
-                 "secrets", "url")
+    __slots__ = ("_info", "body", "expect", "headers", "key", "method", "op", "operation",
+                 "plain_url", "secrets", "url")
 
     def __init__(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
                  *, key: str | None, operation: str, secrets: tuple[str, ...] = ()) -> None:
@@ -93,6 +94,8 @@ class PreparedCall:
         self.body = body
         self.key = key
         self.operation = operation
+        #: Non-2xx statuses this call returns as a Response instead of raising StatusError.
+        self.expect: frozenset[int] = frozenset()
         #: The call's own secrets (``Secret`` values in params, form, json, headers): an error
         #: answer echoing one of them never shows it.
         self.secrets = secrets
@@ -198,8 +201,10 @@ class ClientCore:
         user_agent: str | None,
         clock: Clock,
         sink: EventSink,
+        expect: Collection[int] = (),
     ) -> None:
         self.base = BaseURL(base_url)
+        self.expect = expected_statuses(expect, ConfigurationError)
         if auth is not None and not isinstance(auth, Auth):
             raise ConfigurationError("auth must be an egress.http auth object (BearerAuth, ...)")
         if not isinstance(timeouts, Timeouts):
@@ -231,7 +236,7 @@ class ClientCore:
         self.trust_env = bool(trust_env)
 
         # Every request's headers live in a dict whose repr shows names only (egress._redacted).
-        defaults: dict[str, str] = RedactedHeaders({"Accept-Encoding": "gzip, deflate"})
+        defaults: dict[str, str] = RedactedHeaders({"Accept-Encoding": ACCEPT_ENCODING})
         if user_agent:
             defaults["User-Agent"] = user_agent
         static_secrets: list[str] = []
@@ -274,10 +279,10 @@ class ClientCore:
     def prepare(self, method: str, path: str, *, params: Params | None, json: Any,
                 form: Params | None, content: bytes | None, headers: Mapping[str, str] | None,
                 path_params: Mapping[str, object] | None, idempotency_key: str | None,
-                operation: str | None) -> PreparedCall:
+                operation: str | None, expect: Collection[int] | None = None) -> PreparedCall:
         plain = (not params and json is _UNSET and form is None and content is None
                  and not headers and not path_params and idempotency_key is None
-                 and operation is None)
+                 and operation is None and expect is None)
         if plain:
             # The same GET twice is the same call: prepared once, kept (bounded).
             cached = self._prepared.get((method, path))
@@ -336,6 +341,8 @@ class ClientCore:
                                  if isinstance(v, Secret) or _credential_name(k))
         call = PreparedCall(method, url, merged, body, key=key, operation=operation,
                             secrets=secrets)
+        call.expect = (self.expect if expect is None
+                       else self.expect | expected_statuses(expect, UnsafeRequestError))
         if plain and key is None and len(self._prepared) < _NAME_CACHE_LIMIT:
             self._prepared[(method, path)] = call
         return call
@@ -419,6 +426,10 @@ class ClientCore:
                                                 cross_origin=not same))
                 same_origin = same_origin and same
                 continue
+            if status in call.expect:  # normal for this call: a Response, never a failure
+                return Response(status, answer.headers, answer.content, method=method,
+                                url=url.split("?", 1)[0],
+                                request_id_headers=self.request_id_headers)
             raise self.status_error(method, url, answer, call.secrets)
 
     def status_error(self, method: str, url: str, answer: WireResponse,
@@ -470,6 +481,16 @@ class ClientCore:
         from egress.http._defaults import default_pipeline
 
         return default_pipeline(self)
+
+
+def expected_statuses(statuses: Collection[int], error: type[EgressError]) -> frozenset[int]:
+    """``expect=``: HTTP statuses (100-599) a caller treats as answers, not errors."""
+    if isinstance(statuses, str | bytes) or not isinstance(statuses, Collection):
+        raise error("expect must be a collection of HTTP statuses, e.g. {200, 304}")
+    for status in statuses:
+        if type(status) is not int or not 100 <= status <= 599:
+            raise error(f"expect: {str(status)[:20]!r} is not an HTTP status (100-599)")
+    return frozenset(statuses)
 
 
 def _auto_keys(setting: object) -> bool | frozenset[str]:

@@ -17,12 +17,10 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import httpcore
-import httpx
-
 from egress._redacted import drop_frames
 from egress.errors import (
     AttemptTimeoutError,
+    ConfigurationError,
     EgressError,
     ResponseError,
     TLSVerificationError,
@@ -33,6 +31,13 @@ from egress.http._body import BodyReader
 from egress.http._headers import Headers
 from egress.http._httpx_logs import install as install_log_filter
 from egress.http._wire import WireOptions, WireRequest, WireResponse
+
+try:
+    import httpcore
+    import httpx
+except ModuleNotFoundError as exc:  # httpx is an extra since 0.2
+    raise ConfigurationError("backend='httpx' and ResilientTransport need the httpx package: "
+                             "pip install 'egress[httpx]'") from exc
 
 __all__ = ["HttpxAsyncWire", "HttpxSyncWire"]
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Collection, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
-from egress import __version__
 from egress._clock import SYSTEM_CLOCK, Clock
 from egress._pipeline import Pipeline, current_context
 from egress.errors import ConfigurationError, EgressError, UnsafeRequestError
@@ -46,9 +45,18 @@ __all__ = ["ASYNC_BACKENDS", "ApiClient", "DEFAULT_ASYNC_BACKEND", "DEFAULT_SYNC
 DEFAULT_ASYNC_BACKEND = "aiohttp"
 #: Chosen by measurement: http.client with our own pool beats httpx.Client and urllib3.
 DEFAULT_SYNC_BACKEND = "stdlib"
-ASYNC_BACKENDS = ("aiohttp", "httpx")
+ASYNC_BACKENDS = ("aiohttp", "httpx", "pyreqwest")  # pyreqwest: an optional extra
 SYNC_BACKENDS = ("stdlib", "httpx")
-USER_AGENT = f"egress/{__version__}"
+
+
+class _DefaultUserAgent(str):
+    """The default User-Agent: completed to ``egress/<version>`` when a client is built, so that
+    importing this module does not load importlib.metadata (a tenth of its import time)."""
+
+    __slots__ = ()
+
+
+USER_AGENT: str = _DefaultUserAgent("egress")
 
 
 def _async_wire(name: str, core: ClientCore) -> AsyncWire:
@@ -60,6 +68,10 @@ def _async_wire(name: str, core: ClientCore) -> AsyncWire:
         from egress.http._httpx import HttpxAsyncWire
 
         return HttpxAsyncWire(core.wire_options)
+    if name == "pyreqwest":
+        from egress.http._pyreqwest import PyreqwestWire
+
+        return PyreqwestWire(core.wire_options)
     raise ConfigurationError(f"backend must be one of {ASYNC_BACKENDS}, got {name!r}")
 
 
@@ -81,7 +93,12 @@ _NOT_SETTINGS = frozenset({"self", "base_url", "pipeline", "backend", "__class__
 
 def _settings(arguments: dict[str, Any]) -> dict[str, Any]:
     """The constructor's arguments that configure the shared core."""
-    return {k: v for k, v in arguments.items() if k not in _NOT_SETTINGS}
+    settings = {k: v for k, v in arguments.items() if k not in _NOT_SETTINGS}
+    if isinstance(settings.get("user_agent"), _DefaultUserAgent):
+        import egress
+
+        settings["user_agent"] = f"egress/{egress.__version__}"
+    return settings
 
 
 class _ClientBase:
@@ -159,6 +176,7 @@ class ApiClient(_ClientBase):
         idempotency_header: str = DEFAULT_IDEMPOTENCY_HEADER,
         request_id_headers: tuple[str, ...] = REQUEST_ID_HEADERS,
         user_agent: str | None = USER_AGENT,
+        expect: Collection[int] = (),
         clock: Clock = SYSTEM_CLOCK,
         sink: EventSink = NULL_SINK,
     ) -> None:
@@ -192,6 +210,7 @@ class ApiClient(_ClientBase):
         deadline: float | None = None,
         pipeline: Pipeline | None = None,
         operation: str | None = None,
+        expect: Collection[int] | None = None,
     ) -> Awaitable[Response]:
         """Send ``method path`` through the pipeline: await it for the 2xx :class:`Response`.
 
@@ -202,7 +221,8 @@ class ApiClient(_ClientBase):
             raise UnsafeRequestError(f"{type(self).__name__} is closed; make a new client")
         call = self._core.prepare(method, path, params=params, json=json, form=form,
                                   content=content, headers=headers, path_params=path_params,
-                                  idempotency_key=idempotency_key, operation=operation)
+                                  idempotency_key=idempotency_key, operation=operation,
+                                  expect=expect)
         op = call.op
         if op is None:
             op = call.op = functools.partial(self._attempt, call)
@@ -251,20 +271,23 @@ class ApiClient(_ClientBase):
                   headers: Mapping[str, str] | None = None,
                   path_params: Mapping[str, object] | None = None,
                   deadline: float | None = None, pipeline: Pipeline | None = None,
-                  operation: str | None = None) -> Awaitable[Response]:
+                  operation: str | None = None,
+                  expect: Collection[int] | None = None) -> Awaitable[Response]:
         return self.request("GET", path, params=params, headers=headers,
                                   path_params=path_params, deadline=deadline, pipeline=pipeline,
-                                  operation=operation)
+                                  operation=operation, expect=expect)
 
     def delete(self, path: str, *, params: Params | None = None,
                      headers: Mapping[str, str] | None = None,
                      path_params: Mapping[str, object] | None = None,
                      idempotency_key: str | None = None, deadline: float | None = None,
                      pipeline: Pipeline | None = None,
-                     operation: str | None = None) -> Awaitable[Response]:
+                     operation: str | None = None,
+                  expect: Collection[int] | None = None) -> Awaitable[Response]:
         return self.request("DELETE", path, params=params, headers=headers,
                                   path_params=path_params, idempotency_key=idempotency_key,
-                                  deadline=deadline, pipeline=pipeline, operation=operation)
+                                  deadline=deadline, pipeline=pipeline, operation=operation,
+                                  expect=expect)
 
     def post(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
                    form: Params | None = None, content: bytes | None = None,
@@ -272,11 +295,12 @@ class ApiClient(_ClientBase):
                    path_params: Mapping[str, object] | None = None,
                    idempotency_key: str | None = None, deadline: float | None = None,
                    pipeline: Pipeline | None = None,
-                   operation: str | None = None) -> Awaitable[Response]:
+                   operation: str | None = None,
+                  expect: Collection[int] | None = None) -> Awaitable[Response]:
         return self.request("POST", path, params=params, json=json, form=form,
                                   content=content, headers=headers, path_params=path_params,
                                   idempotency_key=idempotency_key, deadline=deadline,
-                                  pipeline=pipeline, operation=operation)
+                                  pipeline=pipeline, operation=operation, expect=expect)
 
     def put(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
                   form: Params | None = None, content: bytes | None = None,
@@ -284,11 +308,12 @@ class ApiClient(_ClientBase):
                   path_params: Mapping[str, object] | None = None,
                   idempotency_key: str | None = None, deadline: float | None = None,
                   pipeline: Pipeline | None = None,
-                  operation: str | None = None) -> Awaitable[Response]:
+                  operation: str | None = None,
+                  expect: Collection[int] | None = None) -> Awaitable[Response]:
         return self.request("PUT", path, params=params, json=json, form=form,
                                   content=content, headers=headers, path_params=path_params,
                                   idempotency_key=idempotency_key, deadline=deadline,
-                                  pipeline=pipeline, operation=operation)
+                                  pipeline=pipeline, operation=operation, expect=expect)
 
     def patch(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
                     form: Params | None = None, content: bytes | None = None,
@@ -296,11 +321,12 @@ class ApiClient(_ClientBase):
                     path_params: Mapping[str, object] | None = None,
                     idempotency_key: str | None = None, deadline: float | None = None,
                     pipeline: Pipeline | None = None,
-                    operation: str | None = None) -> Awaitable[Response]:
+                    operation: str | None = None,
+                  expect: Collection[int] | None = None) -> Awaitable[Response]:
         return self.request("PATCH", path, params=params, json=json, form=form,
                                   content=content, headers=headers, path_params=path_params,
                                   idempotency_key=idempotency_key, deadline=deadline,
-                                  pipeline=pipeline, operation=operation)
+                                  pipeline=pipeline, operation=operation, expect=expect)
 
 
 class SyncApiClient(_ClientBase):
@@ -333,6 +359,7 @@ class SyncApiClient(_ClientBase):
         idempotency_header: str = DEFAULT_IDEMPOTENCY_HEADER,
         request_id_headers: tuple[str, ...] = REQUEST_ID_HEADERS,
         user_agent: str | None = USER_AGENT,
+        expect: Collection[int] = (),
         clock: Clock = SYSTEM_CLOCK,
         sink: EventSink = NULL_SINK,
     ) -> None:
@@ -366,13 +393,15 @@ class SyncApiClient(_ClientBase):
         deadline: float | None = None,
         pipeline: Pipeline | None = None,
         operation: str | None = None,
+        expect: Collection[int] | None = None,
     ) -> Response:
         """Send ``method path`` through the pipeline; the 2xx :class:`Response` or an error."""
         if self._closed:
             raise UnsafeRequestError(f"{type(self).__name__} is closed; make a new client")
         call = self._core.prepare(method, path, params=params, json=json, form=form,
                                   content=content, headers=headers, path_params=path_params,
-                                  idempotency_key=idempotency_key, operation=operation)
+                                  idempotency_key=idempotency_key, operation=operation,
+                                  expect=expect)
         op = call.op
         if op is None:
             op = call.op = functools.partial(self._attempt, call)
@@ -419,49 +448,55 @@ class SyncApiClient(_ClientBase):
     def get(self, path: str, *, params: Params | None = None,
             headers: Mapping[str, str] | None = None,
             path_params: Mapping[str, object] | None = None, deadline: float | None = None,
-            pipeline: Pipeline | None = None, operation: str | None = None) -> Response:
+            pipeline: Pipeline | None = None, operation: str | None = None,
+            expect: Collection[int] | None = None) -> Response:
         return self.request("GET", path, params=params, headers=headers,
                             path_params=path_params, deadline=deadline, pipeline=pipeline,
-                            operation=operation)
+                            operation=operation, expect=expect)
 
     def delete(self, path: str, *, params: Params | None = None,
                headers: Mapping[str, str] | None = None,
                path_params: Mapping[str, object] | None = None,
                idempotency_key: str | None = None, deadline: float | None = None,
-               pipeline: Pipeline | None = None, operation: str | None = None) -> Response:
+               pipeline: Pipeline | None = None, operation: str | None = None,
+            expect: Collection[int] | None = None) -> Response:
         return self.request("DELETE", path, params=params, headers=headers,
                             path_params=path_params, idempotency_key=idempotency_key,
-                            deadline=deadline, pipeline=pipeline, operation=operation)
+                            deadline=deadline, pipeline=pipeline, operation=operation,
+                            expect=expect)
 
     def post(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
              form: Params | None = None, content: bytes | None = None,
              headers: Mapping[str, str] | None = None,
              path_params: Mapping[str, object] | None = None,
              idempotency_key: str | None = None, deadline: float | None = None,
-             pipeline: Pipeline | None = None, operation: str | None = None) -> Response:
+             pipeline: Pipeline | None = None, operation: str | None = None,
+            expect: Collection[int] | None = None) -> Response:
         return self.request("POST", path, params=params, json=json, form=form, content=content,
                             headers=headers, path_params=path_params,
                             idempotency_key=idempotency_key, deadline=deadline,
-                            pipeline=pipeline, operation=operation)
+                            pipeline=pipeline, operation=operation, expect=expect)
 
     def put(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
             form: Params | None = None, content: bytes | None = None,
             headers: Mapping[str, str] | None = None,
             path_params: Mapping[str, object] | None = None,
             idempotency_key: str | None = None, deadline: float | None = None,
-            pipeline: Pipeline | None = None, operation: str | None = None) -> Response:
+            pipeline: Pipeline | None = None, operation: str | None = None,
+            expect: Collection[int] | None = None) -> Response:
         return self.request("PUT", path, params=params, json=json, form=form, content=content,
                             headers=headers, path_params=path_params,
                             idempotency_key=idempotency_key, deadline=deadline,
-                            pipeline=pipeline, operation=operation)
+                            pipeline=pipeline, operation=operation, expect=expect)
 
     def patch(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
               form: Params | None = None, content: bytes | None = None,
               headers: Mapping[str, str] | None = None,
               path_params: Mapping[str, object] | None = None,
               idempotency_key: str | None = None, deadline: float | None = None,
-              pipeline: Pipeline | None = None, operation: str | None = None) -> Response:
+              pipeline: Pipeline | None = None, operation: str | None = None,
+            expect: Collection[int] | None = None) -> Response:
         return self.request("PATCH", path, params=params, json=json, form=form, content=content,
                             headers=headers, path_params=path_params,
                             idempotency_key=idempotency_key, deadline=deadline,
-                            pipeline=pipeline, operation=operation)
+                            pipeline=pipeline, operation=operation, expect=expect)

@@ -49,20 +49,18 @@ from egress.payments.models import (
 from egress.payments.money import CURRENCY_EXPONENTS, Money, currency_exponent
 from egress.payments.service import PaymentService
 
+# The port: what domain code and adapters' users need. The keeper machinery adapters are built
+# from (IdempotencyKeeper, KeyedOperation, derive_key, request_fingerprint, IdempotencyRecord,
+# RecordState, the key-age constants) is importable here for older code but not public: take it
+# from egress.payments.keeper / egress.payments.idempotency / egress.payments.models.
 __all__ = [
     "CURRENCY_EXPONENTS",
-    "DEFAULT_MAX_KEY_AGE",
-    "DEFAULT_SETTLE_AFTER",
-    "PROVIDER_KEY_LIFETIME",
     "AuthenticationFailed",
     "CancellationReason",
     "EventDeduplicator",
-    "IdempotencyKeeper",
     "IdempotencyMismatch",
-    "IdempotencyRecord",
     "IdempotencyStore",
     "InvalidPaymentRequest",
-    "KeyedOperation",
     "Money",
     "OutcomeUnknown",
     "Payment",
@@ -80,13 +78,10 @@ __all__ = [
     "PaymentStatus",
     "PaymentSucceeded",
     "ProviderUnavailable",
-    "RecordState",
     "Refund",
     "RefundReason",
     "RefundStatus",
     "RefundUpdated",
     "UnhandledEvent",
     "currency_exponent",
-    "derive_key",
-    "request_fingerprint",
 ]

@@ -3,25 +3,79 @@
 Fine for tests and for a single process that may lose its keys on a restart (derived keys still
 protect the same reference for the provider's key lifetime; see ``docs/idempotency.md``). Use
 :class:`~egress.stores.idempotency_sqlite.SqliteIdempotencyStore` when records must survive.
+
+Bounded: a record may be dropped only when it is *settled* (SUCCEEDED or FAILED: the provider
+answered) and its last change is older than ``retention`` (at least the provider's key lifetime).
+PENDING and UNKNOWN records (in doubt) are never dropped, whatever their age. Time is the records'
+own (the newest ``updated_at`` written, from the keeper's clock), so the store needs no clock of
+its own and cannot disagree with the keeper's. Sweeps are amortized (when the count doubles since
+the last one) and forced at ``max_records``; a store full of records that may not go refuses new
+reservations (nothing is sent) instead of forgetting one.
 """
 
 from __future__ import annotations
 
 import threading
 
-from egress.payments.idempotency import IdempotencyRecord
+from egress.errors import ConfigurationError, ProviderUnavailable
+from egress.payments.idempotency import PROVIDER_KEY_LIFETIME, IdempotencyRecord, RecordState
 
 __all__ = ["MemoryIdempotencyStore"]
 
 _Ident = tuple[str, str, str]
+_SETTLED = frozenset({RecordState.SUCCEEDED, RecordState.FAILED})
+#: About 450 B a record: some 110 MB, a day of ~2.9 payments a second.
+DEFAULT_MAX_RECORDS = 250_000
+_FIRST_SWEEP = 1024  # no sweep below this many records: tiny stores never pay for one
 
 
 class MemoryIdempotencyStore:
-    """A dict behind a lock. Satisfies :class:`~egress.payments.IdempotencyStore`."""
+    """A bounded dict behind a lock. Satisfies :class:`~egress.payments.IdempotencyStore`.
 
-    def __init__(self) -> None:
+    ``max_records``: the hard cap; ``retention``: how long a settled record is kept after its last
+    change (never less than :data:`~egress.payments.PROVIDER_KEY_LIFETIME`).
+    """
+
+    def __init__(self, *, max_records: int = DEFAULT_MAX_RECORDS,
+                 retention: float = PROVIDER_KEY_LIFETIME) -> None:
+        if isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1:
+            raise ConfigurationError("MemoryIdempotencyStore: max_records must be an int >= 1")
+        if (isinstance(retention, bool) or not isinstance(retention, int | float)
+                or not retention >= PROVIDER_KEY_LIFETIME):
+            raise ConfigurationError(
+                f"MemoryIdempotencyStore: retention must be >= the provider's key lifetime "
+                f"({PROVIDER_KEY_LIFETIME:.0f} s)")
+        self.max_records = max_records
+        self.retention = float(retention)
         self._records: dict[_Ident, IdempotencyRecord] = {}
         self._lock = threading.Lock()
+        self._latest = float("-inf")  # the newest updated_at written: the store's "now"
+        self._next_sweep = min(_FIRST_SWEEP, max_records)
+        self._swept_at = float("-inf")  # the "now" of the last sweep
+
+    def _sweep(self) -> int:
+        """Drop settled records older than the retention (lock held). Returns how many."""
+        horizon = self._latest - self.retention
+        old = [ident for ident, r in self._records.items()
+               if r.state in _SETTLED and r.updated_at < horizon]
+        for ident in old:
+            del self._records[ident]
+        self._swept_at = self._latest
+        self._next_sweep = min(max(_FIRST_SWEEP, 2 * len(self._records)), self.max_records)
+        return len(old)
+
+    def _make_room(self) -> None:
+        """Before an insert (lock held): sweep when due; refuse when full of records that stay."""
+        count = len(self._records)
+        if count < self._next_sweep:
+            return
+        if count < self.max_records or self._latest >= self._swept_at + 1.0:
+            self._sweep()  # at the cap, at most once per second of record time
+        if len(self._records) >= self.max_records:
+            raise ProviderUnavailable(
+                f"MemoryIdempotencyStore is full: {len(self._records)} records are in doubt or "
+                f"younger than the retention, and none may be forgotten; nothing was sent "
+                f"(raise max_records or use SqliteIdempotencyStore)")
 
     def __repr__(self) -> str:
         return f"MemoryIdempotencyStore({len(self._records)} records)"
@@ -39,6 +93,8 @@ class MemoryIdempotencyStore:
             current = self._records.get(record.ident)
             if current is not None:
                 return current, False
+            self._latest = max(self._latest, record.updated_at)
+            self._make_room()
             self._records[record.ident] = record
             return record, True
 
@@ -50,6 +106,7 @@ class MemoryIdempotencyStore:
             current = self._records.get(record.ident)
             if current is None or current.key != expected_key:
                 return False
+            self._latest = max(self._latest, record.updated_at)
             self._records[record.ident] = record
             return True
 

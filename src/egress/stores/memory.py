@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 __all__ = ["MEMORY_STORE", "MemoryStore"]
@@ -32,6 +33,22 @@ class MemoryStore:
         """Forget every state (tests)."""
         with self._lock:
             self._states.clear()
+
+    @contextmanager
+    def isolated(self) -> Iterator[MemoryStore]:
+        """Run a block on an empty set of states, then put the previous ones back (tests).
+
+        Policies built inside the block get fresh state; state created inside is forgotten on
+        exit, so a breaker tripped in one test is not open in the next. Policies built before the
+        block keep the state they already hold.
+        """
+        with self._lock:
+            saved, self._states = self._states, {}
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._states = saved
 
     def __len__(self) -> int:
         return len(self._states)

@@ -1,27 +1,45 @@
 """Test doubles, public and typed: deterministic time, event recording, fakes of every port."""
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
-from egress.testing._clock import FakeClock
-from egress.testing._sink import RecordingSink
-from egress.testing.payments import InMemoryPayments, PaymentFault
-
+# Every name loads on first use: the pytest plugin (loaded by every pytest run of a project
+# that installs egress) imports this package, and must not pull in asyncio, the payments stack,
+# aiohttp (FakeStripe) or pytest fixtures before a test asks for them.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
+    from egress.testing._clock import FakeClock
+    from egress.testing._sink import RecordingSink
+    from egress.testing._state import isolated_state
     from egress.testing.fake_stripe import FakeStripe
-    from egress.testing.fake_stripe.pytest_plugin import fake_stripe_fixture
+    from egress.testing.payments import InMemoryPayments, PaymentFault
+    from egress.testing.pytest_plugin import fake_stripe_fixture
 
 __all__ = ["FakeClock", "FakeStripe", "InMemoryPayments", "PaymentFault", "RecordingSink",
-           "fake_stripe_fixture"]
+           "fake_stripe_fixture", "isolated_state"]
+
+_LAZY = {
+    "FakeClock": "egress.testing._clock",
+    "FakeStripe": "egress.testing.fake_stripe",
+    "InMemoryPayments": "egress.testing.payments",
+    "PaymentFault": "egress.testing.payments",
+    "RecordingSink": "egress.testing._sink",
+    "fake_stripe_fixture": "egress.testing.pytest_plugin",
+    "isolated_state": "egress.testing._state",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # Imported on first use: the fake server pulls in aiohttp, the fixture pulls in pytest.
-    if name == "FakeStripe":
-        from egress.testing.fake_stripe import FakeStripe
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'egress.testing' has no attribute {name!r}")
+    from importlib import import_module
 
-        return FakeStripe
-    if name == "fake_stripe_fixture":
-        from egress.testing.fake_stripe.pytest_plugin import fake_stripe_fixture
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return fake_stripe_fixture
-    raise AttributeError(f"module 'egress.testing' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

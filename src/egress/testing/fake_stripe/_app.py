@@ -252,13 +252,11 @@ class _Api:
                    "Cache-Control": "no-cache, no-store"}
         core.count("requests")
         auth = _auth_error(request.headers.get("Authorization"), core.api_keys)
-        if auth is not None:
-            core.count("status.401")
+        if auth is not None:  # counted once, by _error
             headers["WWW-Authenticate"] = 'Basic realm="Stripe"'
             return self._error(auth, request_id, headers)
         resolved = _resolve(request.method, request.path)
         if resolved is None:
-            core.count("status.404")
             return self._error(StripeApiError(
                 404, "invalid_request_error",
                 f"Unrecognized request URL ({request.method}: {request.path[:200]}). Please "

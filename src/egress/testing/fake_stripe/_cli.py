@@ -17,6 +17,9 @@ __all__ = ["DEFAULT_PORT", "add_parser", "run"]
 DEFAULT_PORT = 12111
 
 _EPILOG = """\
+example:
+  egress fake-stripe --port 0 --chaos flaky --faults 'payment_intents.create: 500, 500'
+
 fault specs (repeat --faults; rules separated by ';'):
   'payment_intents.create: 500, 500, 429 retry-after=2'   scripted, then normal
   '*: 5% 503, 2% reset, 1% latency seconds=0.2'            a share of requests

@@ -82,6 +82,8 @@ class StripeState:
         self._indexed_at: dict[str, float] = {}
         self._charges: dict[str, dict[str, Any]] = {}
         self._refunds: dict[str, dict[str, Any]] = {}
+        # Payment methods created from payment_method_data (a test token): id -> card.
+        self._methods: dict[str, TestCard] = {}
         self.events: list[dict[str, Any]] = []
         self._pending: list[dict[str, Any]] = []
 
@@ -100,6 +102,7 @@ class StripeState:
             self._indexed_at.clear()
             self._charges.clear()
             self._refunds.clear()
+            self._methods.clear()
             self.events.clear()
             self._pending.clear()
 
@@ -124,15 +127,26 @@ class StripeState:
         self.events.append(event)
         self._pending.append(event)
 
-    def _render(self, intent: dict[str, Any], params: Params) -> dict[str, Any]:
+    def _render(self, intent: dict[str, Any], params: Params, *,
+                listing: bool = False) -> dict[str, Any]:
         out = copy.deepcopy(intent)
-        expand = P.get_str_list(params, "expand") or []
+        expand = _expansions(params, _INTENT_EXPANDABLE, listing=listing)
         if "latest_charge" in expand and out["latest_charge"] is not None:
             out["latest_charge"] = copy.deepcopy(self._charges[out["latest_charge"]])
         if "payment_method" in expand and out["payment_method"] is not None:
-            card = card_for(out["payment_method"])
+            card = self._known_card(out["payment_method"])
             if card is not None:
                 out["payment_method"] = self._payment_method_object(out["payment_method"], card)
+        return out
+
+    def _render_refund(self, refund: dict[str, Any], params: Params, *,
+                       listing: bool = False) -> dict[str, Any]:
+        out = copy.deepcopy(refund)
+        expand = _expansions(params, _REFUND_EXPANDABLE, listing=listing)
+        if "charge" in expand and out["charge"] is not None:
+            out["charge"] = copy.deepcopy(self._charges[out["charge"]])
+        if "payment_intent" in expand and out["payment_intent"] is not None:
+            out["payment_intent"] = self._render(self._intents[out["payment_intent"]], {})
         return out
 
     def _intent(self, ident: str) -> dict[str, Any]:
@@ -162,7 +176,7 @@ class StripeState:
         confirmation_method = P.get_enum(params, "confirmation_method",
                                          ("automatic", "manual")) or "automatic"
         confirm = P.get_bool(params, "confirm") or False
-        payment_method = P.get_str(params, "payment_method")
+        payment_method = self._payment_method_param(params)
         metadata = P.get_metadata(params) or {}
         types = P.get_str_list(params, "payment_method_types") or ["card"]
         off_session = P.get_bool(params, "off_session")
@@ -173,8 +187,23 @@ class StripeState:
         card = self._card(payment_method) if payment_method is not None else None
         automatic = params.get("automatic_payment_methods")
         apm = None
-        if isinstance(automatic, dict):
-            apm = {"enabled": automatic.get("enabled") == "true"}
+        if automatic is not None:
+            if not isinstance(automatic, dict):
+                raise invalid("Invalid hash", param="automatic_payment_methods",
+                              code="parameter_invalid_hash")
+            enabled = automatic.get("enabled")
+            if enabled is None:
+                raise invalid("Missing required param: automatic_payment_methods[enabled].",
+                              param="automatic_payment_methods[enabled]",
+                              code="parameter_missing")
+            if enabled not in ("true", "false"):
+                raise invalid(f"Invalid boolean: {str(enabled)[:40]}",
+                              param="automatic_payment_methods[enabled]",
+                              code="parameter_invalid_boolean")
+            apm = {"enabled": enabled == "true"}
+        shipping = _shipping(params)
+        card_options = _card_options(params)
+        _refuse_connect_only(params)
         with self.lock:
             ident = self.new_id("pi_")
             intent: dict[str, Any] = {
@@ -206,13 +235,14 @@ class StripeState:
                 "payment_method_options": {"card": {"installments": None,
                                                     "mandate_options": None,
                                                     "network": None,
-                                                    "request_three_d_secure": "automatic"}},
+                                                    "request_three_d_secure": "automatic",
+                                                    **card_options}},
                 "payment_method_types": types,
                 "processing": None,
                 "receipt_email": P.get_str(params, "receipt_email"),
                 "review": None,
                 "setup_future_usage": P.get_str(params, "setup_future_usage"),
-                "shipping": None,
+                "shipping": shipping,
                 "source": None,
                 "statement_descriptor": P.get_str(params, "statement_descriptor"),
                 "statement_descriptor_suffix": P.get_str(params, "statement_descriptor_suffix"),
@@ -244,7 +274,7 @@ class StripeState:
         metadata = P.get_metadata(params)
         amount = P.get_int(params, "amount", minimum=1)
         currency = P.get_str(params, "currency")
-        payment_method = P.get_str(params, "payment_method")
+        payment_method = self._payment_method_param(params)
         card = self._card(payment_method) if payment_method is not None else None
         capture_method = P.get_enum(params, "capture_method",
                                     ("automatic", "automatic_async", "manual"))
@@ -274,7 +304,7 @@ class StripeState:
 
     def confirm_intent(self, ident: str, params: Params, info: RequestInfo) -> dict[str, Any]:
         P.check_known(params, P.CONFIRM_PARAMS)
-        payment_method = P.get_str(params, "payment_method")
+        payment_method = self._payment_method_param(params)
         off_session = P.get_bool(params, "off_session") or False
         error_on_action = P.get_bool(params, "error_on_requires_action") or False
         capture_method = P.get_enum(params, "capture_method",
@@ -349,6 +379,7 @@ class StripeState:
 
     def list_intents(self, params: Params) -> dict[str, Any]:
         P.check_known(params, P.LIST_PARAMS)
+        _expansions(params, _INTENT_EXPANDABLE, listing=True)
         limit = self._limit(params)
         after = P.get_str(params, "starting_after")
         before = P.get_str(params, "ending_before")
@@ -357,21 +388,16 @@ class StripeState:
         with self.lock:
             items = [i for i in reversed(self._intents.values())
                      if (customer is None or i["customer"] == customer) and created(i)]
-            if after is not None:
-                items = _after_cursor(items, after, self._intents, "payment_intent")
-            elif before is not None:
-                if before not in self._intents:
-                    raise resource_missing("payment_intent", before, "ending_before")
-                ids = [i["id"] for i in items]
-                items = items[:ids.index(before)] if before in ids else []
-                items = items[-limit:]
-            page = items[:limit]
-            return {"object": "list", "data": [self._render(i, params) for i in page],
-                    "has_more": len(items) > limit, "url": "/v1/payment_intents"}
+            page, more = _page(items, limit, after, before, known=self._intents,
+                               kind="payment_intent")
+            return {"object": "list",
+                    "data": [self._render(i, params, listing=True) for i in page],
+                    "has_more": more, "url": "/v1/payment_intents"}
 
     def search_intents(self, params: Params) -> dict[str, Any]:
         P.check_known(params, P.SEARCH_PARAMS)
         query = P.get_str(params, "query", required=True) or ""
+        _expansions(params, _INTENT_EXPANDABLE, listing=True)
         limit = self._limit(params)
         page = P.get_str(params, "page")
         offset = 0
@@ -390,7 +416,7 @@ class StripeState:
             page_items = hits[offset:offset + limit]
             more = len(hits) > offset + limit
             return {"object": "search_result",
-                    "data": [self._render(i, params) for i in page_items],
+                    "data": [self._render(i, params, listing=True) for i in page_items],
                     "has_more": more,
                     "next_page": f"page_o{offset + limit}" if more else None,
                     "url": "/v1/payment_intents/search"}
@@ -402,7 +428,7 @@ class StripeState:
             intent = self._intent(ident)
             if intent["status"] != "requires_action":
                 raise _unexpected_state(f"PaymentIntent {ident} is {intent['status']}.", intent)
-            card = card_for(intent["payment_method"])
+            card = self._known_card(intent["payment_method"])
             assert card is not None
             intent["next_action"] = None
             if succeed:
@@ -478,23 +504,25 @@ class StripeState:
                 created=refund["created"]))
             self._emit("refund.created", refund, info)
             self._emit("charge.refunded", charge, info)
-            return copy.deepcopy(refund)
+            return self._render_refund(refund, params)
 
     def list_refunds(self, params: Params) -> dict[str, Any]:
         P.check_known(params, P.REFUND_LIST_PARAMS)
+        _expansions(params, _REFUND_EXPANDABLE, listing=True)
         limit = self._limit(params)
         pi_id = P.get_str(params, "payment_intent")
         charge_id = P.get_str(params, "charge")
         after = P.get_str(params, "starting_after")
+        before = P.get_str(params, "ending_before")
         created = self._created_filter(params)
         with self.lock:
             items = [r for r in reversed(self._refunds.values())
                      if (pi_id is None or r["payment_intent"] == pi_id)
                      and (charge_id is None or r["charge"] == charge_id) and created(r)]
-            if after is not None:
-                items = _after_cursor(items, after, self._refunds, "refund")
-            return {"object": "list", "data": [copy.deepcopy(r) for r in items[:limit]],
-                    "has_more": len(items) > limit, "url": "/v1/refunds"}
+            page, more = _page(items, limit, after, before, known=self._refunds, kind="refund")
+            return {"object": "list",
+                    "data": [self._render_refund(r, params, listing=True) for r in page],
+                    "has_more": more, "url": "/v1/refunds"}
 
     def retrieve_refund(self, ident: str, params: Params) -> dict[str, Any]:
         P.check_known(params, frozenset({"expand"}))
@@ -502,7 +530,7 @@ class StripeState:
             refund = self._refunds.get(ident)
             if refund is None:
                 raise resource_missing("refund", ident, "id")
-            return copy.deepcopy(refund)
+            return self._render_refund(refund, params)
 
     # -- confirmation ------------------------------------------------------------------------
 
@@ -622,8 +650,46 @@ class StripeState:
 
     # -- parameter helpers -------------------------------------------------------------------
 
+    def _known_card(self, payment_method: str) -> TestCard | None:
+        return self._methods.get(payment_method) or card_for(payment_method)
+
+    def _payment_method_param(self, params: Params) -> str | None:
+        """``payment_method``, or a card payment method created from ``payment_method_data``
+        (``type=card`` with a test token such as ``tok_visa``), as Stripe creates one."""
+        given = P.get_str(params, "payment_method")
+        data = params.get("payment_method_data")
+        if data is None:
+            return given
+        if given is not None:
+            raise invalid("You may only specify one of these parameters: payment_method, "
+                          "payment_method_data.", param="payment_method_data")
+        if not isinstance(data, Mapping):
+            raise invalid("Invalid hash", param="payment_method_data",
+                          code="parameter_invalid_hash")
+        if P.get_str(data, "type") != "card":
+            raise invalid("FakeStripe creates card payment methods only: set "
+                          "payment_method_data[type]=card.", param="payment_method_data[type]")
+        card_data = data.get("card")
+        token = P.get_str(card_data, "token") if isinstance(card_data, Mapping) else None
+        if token is None:
+            # Stripe refuses raw card numbers unless the account is allowed to send them.
+            raise invalid("Sending credit card numbers directly to the Stripe API is generally "
+                          "unsafe. To continue processing use Stripe.js, the Stripe mobile "
+                          "bindings, or Stripe Elements. In test mode, pass a test token "
+                          "such as payment_method_data[card][token]=tok_visa.",
+                          param="payment_method_data[card]")
+        card = card_for("pm_card_" + token.removeprefix("tok_")) if token.startswith(
+            "tok_") else None
+        if card is None:
+            raise invalid(f"No such token: '{token[:60]}'", param="payment_method_data[card]",
+                          code="resource_missing")
+        ident = self.new_id("pm_")
+        with self.lock:
+            self._methods[ident] = card
+        return ident
+
     def _card(self, payment_method: str) -> TestCard:
-        card = card_for(payment_method)
+        card = self._known_card(payment_method)
         if card is None:
             raise StripeApiError(400, "invalid_request_error",
                                  f"No such PaymentMethod: '{payment_method[:60]}'",
@@ -654,7 +720,9 @@ class StripeState:
         return amount
 
     def _limit(self, params: Params) -> int:
-        limit = P.get_int(params, "limit") or DEFAULT_LIST_LIMIT
+        limit = P.get_int(params, "limit")
+        if limit is None:
+            limit = DEFAULT_LIST_LIMIT
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise invalid("This value must be between 1 and 100.", param="limit")
         return limit
@@ -691,3 +759,127 @@ def _after_cursor(items: list[dict[str, Any]], cursor: str, known: Mapping[str, 
         raise resource_missing(kind, cursor, "starting_after")
     ids = [item["id"] for item in items]
     return items[ids.index(cursor) + 1:] if cursor in ids else []
+
+
+# What ``expand`` may name on each object (lists and searches: with a ``data.`` prefix).
+_INTENT_EXPANDABLE = frozenset({"latest_charge", "payment_method"})
+_REFUND_EXPANDABLE = frozenset({"charge", "payment_intent"})
+
+
+def _expansions(params: Params, allowed: frozenset[str], *, listing: bool) -> set[str]:
+    """The validated ``expand`` paths, as Stripe checks them: a list expands ``data.X`` and
+    refuses a bare ``X`` (naming the right spelling); an unknown path is refused."""
+    wanted: set[str] = set()
+    for path in P.get_str_list(params, "expand") or []:
+        name = path.removeprefix("data.") if listing else path
+        if listing and name == path:
+            hint = (f" You may want to try expanding 'data.{path}' instead."
+                    if path in allowed else "")
+            raise invalid(f"This property cannot be expanded ({path}).{hint}")
+        if name not in allowed:
+            raise invalid(f"This property cannot be expanded ({name}).")
+        wanted.add(name)
+    return wanted
+
+
+def _page(items: list[dict[str, Any]], limit: int, after: str | None, before: str | None, *,
+          known: Mapping[str, Any], kind: str) -> tuple[list[dict[str, Any]], bool]:
+    """One page of a newest-first list and its ``has_more``, in either direction.
+
+    ``starting_after``: the ``limit`` items after the cursor, ``has_more`` if more follow.
+    ``ending_before``: the ``limit`` items just before the cursor (newer ones), ``has_more`` if
+    still newer ones exist: what the SDK's backward iteration follows until it is false.
+    """
+    if after is not None:
+        items = _after_cursor(items, after, known, kind)
+    elif before is not None:
+        if before not in known:
+            raise resource_missing(kind, before, "ending_before")
+        ids = [item["id"] for item in items]
+        newer = items[:ids.index(before)] if before in ids else []
+        return newer[-limit:], len(newer) > limit
+    return items[:limit], len(items) > limit
+
+
+_ADDRESS_FIELDS = ("city", "country", "line1", "line2", "postal_code", "state")
+
+
+def _shipping(params: Params) -> dict[str, Any] | None:
+    """``shipping``, as Stripe stores it: name and address required, every field echoed."""
+    raw = params.get("shipping")
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, Mapping):
+        raise invalid("Invalid hash", param="shipping", code="parameter_invalid_hash")
+    address = raw.get("address")
+    if not isinstance(address, Mapping):
+        raise invalid("Missing required param: shipping[address].", param="shipping[address]",
+                      code="parameter_missing")
+    name = P.get_str(raw, "name")
+    if not name:
+        raise invalid("Missing required param: shipping[name].", param="shipping[name]",
+                      code="parameter_missing")
+    unknown = set(address) - set(_ADDRESS_FIELDS)
+    if unknown:
+        field = sorted(unknown)[0]
+        raise invalid(f"Received unknown parameter: shipping[address][{field}]",
+                      param=f"shipping[address][{field}]")
+    return {
+        "address": {field: P.get_str(address, field) for field in _ADDRESS_FIELDS},
+        "carrier": P.get_str(raw, "carrier"),
+        "name": name,
+        "phone": P.get_str(raw, "phone"),
+        "tracking_number": P.get_str(raw, "tracking_number"),
+    }
+
+
+# payment_method_options[card][...] the fake keeps (and echoes), with the values Stripe allows.
+_CARD_OPTIONS: dict[str, tuple[str, ...]] = {
+    "request_three_d_secure": ("any", "automatic", "challenge"),
+    "capture_method": ("manual",),
+    "setup_future_usage": ("none", "off_session", "on_session"),
+}
+
+
+def _card_options(params: Params) -> dict[str, str]:
+    """The ``payment_method_options[card]`` given, checked as Stripe checks them."""
+    options = params.get("payment_method_options")
+    if options is None or options == "":
+        return {}
+    if not isinstance(options, Mapping):
+        raise invalid("Invalid hash", param="payment_method_options",
+                      code="parameter_invalid_hash")
+    for kind in options:
+        if kind != "card":
+            raise invalid(f"Received unknown parameter: payment_method_options[{kind[:40]}]",
+                          param=f"payment_method_options[{kind[:40]}]",
+                          code="parameter_unknown")
+    card = options.get("card")
+    if card is None or card == "":
+        return {}
+    if not isinstance(card, Mapping):
+        raise invalid("Invalid hash", param="payment_method_options[card]",
+                      code="parameter_invalid_hash")
+    out: dict[str, str] = {}
+    for key in card:
+        name = f"payment_method_options[card][{key[:40]}]"
+        if key not in _CARD_OPTIONS:
+            raise invalid(f"Received unknown parameter: {name}", param=name,
+                          code="parameter_unknown")
+        value = P.get_enum(card, key, _CARD_OPTIONS[key])
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _refuse_connect_only(params: Params) -> None:
+    """The fake has no connected accounts: Connect parameters are refused, never dropped."""
+    if params.get("application_fee_amount") is not None:
+        raise invalid("Can only apply an application_fee_amount when the PaymentIntent is "
+                      "attempting a direct payment (using an OAuth key or Stripe-Account header) "
+                      "or destination payment (using `transfer_data[destination]`).",
+                      param="application_fee_amount")
+    account = P.get_str(params, "on_behalf_of")
+    if account is not None:
+        raise invalid(f"No such account: '{account[:60]}' (FakeStripe has no connected "
+                      "accounts)", param="on_behalf_of", code="resource_missing")

@@ -1,0 +1,7 @@
+"""``python -m egress``: the same command line as ``egress``."""
+
+import sys
+
+from egress.cli import main
+
+sys.exit(main())

@@ -1,0 +1,224 @@
+"""The pyreqwest backend (async, optional): Rust's reqwest/hyper behind the wire port.
+
+Chosen with ``ApiClient(..., backend="pyreqwest")``; needs the ``pyreqwest`` extra and is imported
+only when chosen. reqwest is built here with everything egress does itself turned off: no
+redirects, no cookies, no decompression (the raw body goes through egress's capped
+:class:`~egress.http._body.BodyReader`), no Referer, and no proxies unless ``trust_env``.
+
+Limits: reqwest takes one total timeout per request (no per-request connect or read timeout), so
+the attempt's whole time left is passed as the request's timeout and ``asyncio.timeout`` backs it
+up just after. reqwest's ``max_connections`` is an in-flight cap; its pool timeout (the client's
+pool limit, fixed at build) reports a wait for a slot as nothing sent. Trust comes from the
+client's :class:`ssl.SSLContext`: its CA certificates are added as roots and ``CERT_NONE`` (an
+acknowledged ``verify=False``) turns checks off; see docs/http-client.md for what differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from egress.errors import (
+    AttemptTimeoutError,
+    ConfigurationError,
+    EgressError,
+    ResponseError,
+    TLSVerificationError,
+    TransportError,
+    UnsafeRequestError,
+)
+from egress.http._body import BodyReader
+from egress.http._headers import Headers
+from egress.http._wire import WireOptions, WireRequest, WireResponse
+
+if TYPE_CHECKING:
+    from pyreqwest.client import Client
+
+__all__ = ["PyreqwestWire"]
+
+_NO_BODY_STATUSES = frozenset({204, 304})
+_BACKSTOP = 0.05  # seconds asyncio waits for reqwest's own timeout to fire first
+# reqwest's words for a refused certificate (rustls through the platform verifier)
+_CERT_WORDS = ("certificate", "UnknownIssuer", "NotValidForName", "Expired")
+# reqwest's platform verifier (rustls-native-certs on Linux) reads these whatever it is told
+_TRUST_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+def _where(request: WireRequest) -> str:
+    return f"{request.method} {request.url.split('?', 1)[0]}"
+
+
+def _causes(exc: BaseException) -> str:
+    details = getattr(exc, "details", None)
+    causes = details.get("causes") if isinstance(details, dict) else None
+    return " ".join(str(c.get("message", "")) for c in causes or () if isinstance(c, dict))
+
+
+def _environment_additions(values: tuple[str | None, ...]) -> list[str]:
+    """Which of ``SSL_CERT_FILE``/``SSL_CERT_DIR`` (``values``) name something other than the
+    platform's compiled-in store (what egress trusts with ``trust_env=False``)."""
+    paths = ssl.get_default_verify_paths()
+    compiled = (paths.openssl_cafile, paths.openssl_capath)
+    return [name for name, value, default in zip(_TRUST_VARIABLES, values, compiled, strict=True)
+            if value and os.path.realpath(value) != os.path.realpath(default or "")]
+
+
+def _map_error(exc: Exception, where: str) -> EgressError:
+    """Every pyreqwest failure, translated once.
+
+    pyreqwest names the phase badly (a reset after the request was written is a
+    ``ConnectError``; its per-request timeout is a ``ConnectTimeoutError`` at any stage), so
+    ``sent=False`` is claimed only when reqwest's own cause chain says ``client error
+    (Connect)``: everything else may have reached the server.
+    """
+    from pyreqwest import exceptions as px
+
+    if isinstance(exc, EgressError):
+        return exc
+    name = type(exc).__name__
+    causes = _causes(exc)
+    connecting = "client error (Connect)" in causes
+    if isinstance(exc, px.PoolTimeoutError) or (connecting and isinstance(exc, TimeoutError)):
+        return AttemptTimeoutError(f"{where}: {name}", sent=False)
+    if connecting and any(word in causes for word in _CERT_WORDS):
+        return TLSVerificationError(f"{where}: the server's certificate was refused")
+    if connecting and isinstance(exc, px.ConnectError):
+        return TransportError(f"{where}: could not connect ({name})", sent=False)
+    if isinstance(exc, TimeoutError):  # reqwest's total, or the backstop
+        return AttemptTimeoutError(f"{where}: timed out ({name})", sent=True)
+    if isinstance(exc, px.BuilderError | ValueError):
+        return UnsafeRequestError(f"{where}: request refused by the HTTP library ({name})")
+    if isinstance(exc, px.DecodeError | px.ReadError):
+        return ResponseError(f"{where}: response body incomplete ({name})", reason="truncated")
+    return TransportError(f"{where}: connection failed after connecting ({name})", sent=True)
+
+
+def _require() -> None:
+    try:
+        import pyreqwest.client  # noqa: F401
+    except ImportError:
+        raise ConfigurationError("backend='pyreqwest' needs the pyreqwest package: "
+                                 "pip install 'egress[pyreqwest]'") from None
+
+
+def _client(options: WireOptions, connect: float) -> Client:
+    from pyreqwest.client import ClientBuilder
+
+    builder = (
+        ClientBuilder()
+        .follow_redirects(False)
+        .default_cookie_store(False)
+        .gzip(False).brotli(False).zstd(False).deflate(False)
+        .referer(False)
+        .connect_timeout(timedelta(seconds=connect))
+        .pool_max_idle_per_host(options.max_connections)
+        .pool_idle_timeout(timedelta(seconds=options.keepalive_expiry))
+    )
+    if not options.trust_env:
+        builder = builder.no_proxy()
+    context = options.ssl_context
+    if context.verify_mode == ssl.CERT_NONE:
+        builder = builder.danger_accept_invalid_certs(True)
+    else:
+        for der in context.get_ca_certs(binary_form=True):
+            builder = builder.add_root_certificate_der(der)
+    return builder.build()
+
+
+class PyreqwestWire:
+    """The pyreqwest backend: one reqwest ``Client`` (and its pool) for the client's life."""
+
+    name = "pyreqwest"
+
+    def __init__(self, options: WireOptions) -> None:
+        _require()  # fails at construction, not at the first call, if pyreqwest is missing
+        self._options = options
+        self._client: Client | None = None
+        self._cap = options.max_response_bytes
+        self._now = options.clock.now
+        # reqwest has no per-request pool timeout: the wait for a slot happens here, where it
+        # is known to send nothing.
+        self._slots = asyncio.Semaphore(options.max_connections)
+        self._checked_env: tuple[str | None, ...] = (None, None)
+        self._env_adds: list[str] = []
+
+    def _open(self, request: WireRequest) -> Client:
+        # reqwest's connect timeout is per client: the client's own Timeouts.connect (seen on
+        # the first request). Only it makes a connect failure say "(Connect)", i.e. not sent.
+        self._client = _client(self._options, request.limits.timeouts.connect)
+        return self._client
+
+    def _refuse_environment_trust(self, request: WireRequest) -> None:
+        """With ``trust_env=False`` the environment must not change trust, but reqwest cannot be
+        told to ignore ``SSL_CERT_FILE``/``SSL_CERT_DIR``: refuse, before anything is sent,
+        when they name anything but the platform's compiled-in store (trusted anyway)."""
+        if self._options.trust_env or not request.url.startswith("https:"):
+            return
+        values = tuple(os.environ.get(name) for name in _TRUST_VARIABLES)
+        if values != self._checked_env:  # real paths resolved once per setting, not per call
+            self._env_adds = _environment_additions(values)
+            self._checked_env = values
+        if self._env_adds:
+            raise TLSVerificationError(
+                f"{_where(request)}: {' and '.join(self._env_adds)} point beyond the platform's "
+                f"trust store, and the pyreqwest backend cannot ignore them with trust_env=False;"
+                f" nothing was sent (unset them, pass trust_env=True, or use another backend)")
+
+    async def send(self, request: WireRequest) -> WireResponse:
+        self._refuse_environment_trust(request)
+        client = self._client or self._open(request)
+        slots = self._slots
+        if slots.locked():
+            try:
+                async with asyncio.timeout(request.limits.at(self._now())[3]):
+                    await slots.acquire()
+            except TimeoutError:
+                raise AttemptTimeoutError(f"{_where(request)}: no free connection within the "
+                                          f"pool timeout", sent=False) from None
+        else:
+            await slots.acquire()
+        try:
+            return await self._send(client, request)
+        finally:
+            slots.release()
+
+    async def _send(self, client: Client, request: WireRequest) -> WireResponse:
+        total = request.limits.at(self._now())[4]
+        error: EgressError | None = None
+        try:
+            builder = (client.request(request.method, request.url)
+                       .headers(request.headers)
+                       .timeout(timedelta(seconds=max(total, 0.001))))
+            if request.body is not None:
+                builder = builder.body_bytes(request.body)
+            async with asyncio.timeout(total + _BACKSTOP), builder.build_streamed() as response:
+                status = response.status
+                headers = Headers(response.headers.items())
+                content = b""
+                if request.method != "HEAD" and status not in _NO_BODY_STATUSES:
+                    length = response.get_header("content-length")
+                    reader = BodyReader(self._cap, response.get_header("content-encoding"),
+                                        int(length) if length and length.isdigit() else None)
+                    body = response.body_reader
+                    while (chunk := await body.read_chunk()) is not None:
+                        reader.feed(bytes(chunk))
+                    content = reader.finish()
+        except Exception as exc:
+            error = _map_error(exc, _where(request))
+            if error is exc:
+                raise
+        if error is not None:
+            # never chained: pyreqwest's messages may quote the request (URL, header values)
+            raise error from None
+        return WireResponse(status, headers, content)
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    def __repr__(self) -> str:
+        return f"PyreqwestWire(open={self._client is not None})"
