@@ -114,7 +114,16 @@ class RateLimitedError(RejectedError):
 
 
 class BulkheadFullError(RejectedError):
-    """The bulkhead's concurrent slots and its queue are full, or the queue wait ran out."""
+    """The bulkhead's concurrent slots and its queue are full, or the queue wait ran out.
+
+    ``reason`` says which: ``"full"`` (refused at once) or ``"timeout"`` (queued, no slot freed
+    in time).
+    """
+
+    def __init__(self, message: str, *, reason: str = "full",
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.reason = reason
 
 
 class RetryBudgetExhaustedError(RejectedError):

@@ -50,7 +50,7 @@ from egress.http import (
     Timeouts,
     retry_on,
 )
-from egress.policies import Backoff, RateLimiter
+from egress.policies import Backoff, RateLimiter, ThrottlePause
 from egress.testing import RecordingSink
 
 BACKENDS = [("async", "aiohttp"), ("async", "httpx"), ("async", "pyreqwest"), ("sync", "stdlib"),
@@ -197,6 +197,22 @@ async def test_retry_after_then_success_feeds_the_rate_limiter(
     assert resp.json() == {"ok": 1}
     assert len(server.hits("/v1/r")) == 2
     assert sink.of(RateLimitPaused)
+
+
+async def test_a_429_without_retry_after_pauses_the_rate_limiter_growing(
+        make: Callable[..., Api], server: LoopbackServer) -> None:
+    sink = RecordingSink()
+    limiter = RateLimiter(1000.0, burst=100, sink=sink,
+                          throttle=ThrottlePause(initial=0.05, cap=0.2))
+    api = make(rate_limiter=limiter,
+               pipeline=Pipeline(Retry(on=retry_on(None), backoff=FAST), limiter))
+    server.script("/v1/t", Reply(429, {"error": "slow down"}), Reply(429, {"error": "again"}),
+                  Reply(200, {"ok": 1}))
+    resp = await api.get("/t")
+    assert resp.json() == {"ok": 1}
+    assert len(server.hits("/v1/t")) == 3
+    pauses = [e.until - e.at for e in sink.of(RateLimitPaused)]
+    assert pauses == pytest.approx([0.05, 0.1])  # each attempt waited the pause out
 
 
 async def test_keyed_post_retried_with_same_key_and_bytes(make: Callable[..., Api],

@@ -237,8 +237,9 @@ def test_rejections_and_interrupts_are_not_counted_at_all(
     (ResponseError("cut", reason="truncated"), True),
     (ResponseError("garbage", reason="malformed"), True),
     (ResponseError("redirect", reason="redirect"), False),
-    (ProviderUnavailable("down"), True),
-    (OutcomeUnknown("?", idempotency_key="k", reference="r", operation="create"), True),
+    # The generic breaker knows no payment errors (layers look down): see payment_failure.
+    (ProviderUnavailable("down"), False),
+    (OutcomeUnknown("?", idempotency_key="k", reference="r", operation="create"), False),
     (PaymentDeclined("no"), False),
     (ConnectionResetError(), True),
     (TimeoutError(), True),
@@ -248,6 +249,38 @@ def test_rejections_and_interrupts_are_not_counted_at_all(
 ])
 def test_default_failure_classification(error: BaseException, counted: bool) -> None:
     assert default_failure(error) is counted
+
+
+def test_a_payment_adapter_passes_its_own_classification_in() -> None:
+    from egress.payments.breaker import payment_failure
+
+    unknown = OutcomeUnknown("?", idempotency_key="k", reference="r", operation="create")
+    for error in (ProviderUnavailable("down"), unknown, StatusError(503), refused()):
+        assert payment_failure(error) is True
+    for error in (PaymentDeclined("no"), StatusError(400), KeyError("x")):
+        assert payment_failure(error) is False
+    h = Harness(window=CountWindow(2), minimum_calls=2, failure=payment_failure)
+    h.fail(2, lambda: ProviderUnavailable("down"))
+    assert h.breaker.state is OPEN
+
+
+def test_the_state_machine_is_pure_its_decisions_are_data() -> None:
+    """The state emits nothing and raises nothing; the driver turns its notices into both."""
+    from egress.policies._breaker_state import REFUSED, Refused, StateChanged
+
+    h = Harness(window=CountWindow(2), minimum_calls=2, wait_in_open=5.0)
+    state = h.breaker._state
+    gen = state.fast_gen
+    assert state.on_failure(gen, 0.0, 1.0) == ()
+    (opened_,) = state.on_failure(gen, 0.0, 1.0)
+    assert isinstance(opened_, StateChanged)
+    assert (opened_.old, opened_.new, opened_.failure_rate) == (CLOSED, OPEN, 1.0)
+    assert h.sink.events == []  # nothing emitted by the state itself
+    refused_gen, notices = state.acquire(2.0)
+    assert refused_gen == REFUSED and notices == (Refused(2.0, pytest.approx(4.0)),)
+    assert h.sink.events == []
+    probe, notices = state.acquire(6.0)
+    assert probe >= 0 and [(n.old, n.new) for n in notices] == [(OPEN, HALF_OPEN)]
 
 
 def test_failure_and_ignore_are_configurable() -> None:
@@ -414,10 +447,11 @@ def test_a_call_from_before_the_opening_is_not_a_probe() -> None:
     stale = state.fast_gen  # a call starts while CLOSED ...
     h.fail(2)  # ... the breaker opens meanwhile ...
     h.clock.advance(1.0)
-    probe = state.acquire(h.clock.now(), h.breaker._own)  # ... and a probe is let through
-    state.on_failure(stale, 0.0, h.clock.now(), h.breaker._own)  # the old call fails late
+    probe, _ = state.acquire(h.clock.now())  # ... and a probe is let through
+    assert state.on_failure(stale, 0.0, h.clock.now()) == ()  # the old call fails late
     assert h.breaker.state is HALF_OPEN
-    state.on_success(probe, h.clock.now(), h.clock.now(), h.breaker._own)
+    (closed,) = state.on_success(probe, h.clock.now(), h.clock.now())
+    assert (closed.old, closed.new) == (HALF_OPEN, CLOSED)
     assert h.breaker.state is CLOSED
 
 
@@ -490,13 +524,13 @@ def test_max_wait_in_half_open_reopens_a_breaker_whose_probes_hang() -> None:
                wait_multiplier=2.0)
     h.clock.advance(1.0)
     state = h.breaker._state
-    probe = state.acquire(h.clock.now(), h.breaker._own)  # a probe that never comes back
+    probe, _ = state.acquire(h.clock.now())  # a probe that never comes back
     h.clock.advance(9.0)
     assert h.rejected().retry_after is None  # slots taken: no promise
     h.clock.advance(1.0)
     assert h.rejected().retry_after == pytest.approx(2.0)
     assert h.breaker.state is OPEN
-    state.on_success(probe, 0.0, h.clock.now(), h.breaker._own)  # too late: ignored
+    assert state.on_success(probe, 0.0, h.clock.now()) == ()  # too late: ignored
     assert h.breaker.state is OPEN
     assert h.transitions()[-1] == ("half_open", "open")
 

@@ -143,6 +143,7 @@ class BreakerMachine(RuleBasedStateMachine):
             half_open_calls=probes, max_wait_in_half_open=ho_max, store=None,
             clock=self.clock, sink=self.sink)
         self.state = self.breaker._state
+        self.gate = self.breaker._gate
         self.ctx = self.breaker._own
         self.model = Model(size, min(min_calls, size), fthr, sthr,
                            float("inf") if slow is None else slow, wait, mult, 8.0, probes, ho_max)
@@ -155,12 +156,12 @@ class BreakerMachine(RuleBasedStateMachine):
         if epoch is None:
             assert gen < 0, "the breaker permitted a call the model rejects"
             with pytest.raises(CircuitOpenError) as info:
-                self.state.acquire(now, self.ctx)
+                self.gate.admit(now, self.ctx)
             expected = None if retry_after is None else pytest.approx(retry_after)
             assert info.value.retry_after == expected
             return
         if gen < 0:
-            gen = self.state.acquire(now, self.ctx)  # raises if it rejects what the model permits
+            gen = self.gate.admit(now, self.ctx)  # raises if it rejects what the model permits
         self.pending.append((epoch, gen, now))
 
     @precondition(lambda self: bool(self.pending))
@@ -178,9 +179,9 @@ class BreakerMachine(RuleBasedStateMachine):
         failed = outcome == "failure"
         self.model.record(epoch, now, failed, now - start >= self.model.slow)
         if failed:
-            self.state.on_failure(gen, start, now, self.ctx)
+            self.gate.report(self.state.on_failure(gen, start, now), self.ctx)
         else:
-            self.state.on_success(gen, start, now, self.ctx)
+            self.gate.report(self.state.on_success(gen, start, now), self.ctx)
 
     @rule(outcome=st.sampled_from(["success", "success", "failure", "ignored"]),
           duration=st.sampled_from([0.0, 0.0, 0.5, 1.0]))

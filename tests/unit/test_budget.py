@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from egress import (
 )
 from egress.events import BudgetExhausted, RetryExhausted
 from egress.policies.budget import RatioBudgetState, TokenBudgetState
+from egress.stores import MemoryStore
 from egress.testing import FakeClock, RecordingSink
 
 
@@ -157,3 +159,26 @@ def test_budgets_are_shared_by_name() -> None:
 def test_invalid_budgets(build: object) -> None:
     with pytest.raises(ConfigurationError):
         build()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    (lambda s: RetryBudget(name="x", store=s), lambda s: RetryBudget(percent=0.5, name="x",
+                                                                       store=s)),
+    (lambda s: RetryBudget(name="x", store=s), lambda s: RetryBudget(window=60.0, name="x",
+                                                                       store=s)),
+    (lambda s: TokenRetryBudget(name="x", store=s),
+     lambda s: TokenRetryBudget(capacity=10, name="x", store=s)),
+])
+def test_a_second_budget_of_one_name_with_other_settings_is_refused(
+        first: Any, second: Any) -> None:
+    store = MemoryStore()
+    budget = first(store)
+    assert first(store).state() is budget.state()  # the same settings: one shared state
+    with pytest.raises(ConfigurationError, match="other settings"):
+        second(store)
+
+
+def test_a_ratio_and_a_token_budget_may_share_a_name() -> None:
+    store = MemoryStore()
+    assert RetryBudget(name="x", store=store).state() is not TokenRetryBudget(
+        name="x", store=store).state()

@@ -113,6 +113,8 @@ async def test_full_means_refused_at_once_without_calling() -> None:
     with pytest.raises(BulkheadFullError, match="stripe") as info:
         await pipeline.run(gate.op("c"))
     assert info.value.sent is False
+    assert info.value.reason == "full"
+    assert "1 calls in flight and 1 queued" in str(info.value)
     assert "c" not in gate.started
     [event] = sink.of(BulkheadRejected)
     assert (event.bulkhead, event.reason) == ("stripe", "full")
@@ -143,8 +145,10 @@ async def test_a_queued_call_gives_up_after_max_wait() -> None:
     assert not waiter.done()
     clock.advance(0.1)
     await settle()
-    with pytest.raises(BulkheadFullError, match="in time"):
+    with pytest.raises(BulkheadFullError, match="in time") as info:
         await waiter
+    assert info.value.reason == "timeout"
+    assert "waited 2.000s" in str(info.value) and "full" not in str(info.value)
     assert sink.of(BulkheadRejected)[0].reason == "timeout"
     assert bulkhead.waiting == 0
     gate.let_go("a")
@@ -282,8 +286,9 @@ def test_sync_full_and_timeout_refusals() -> None:
     holder.start()
     assert entered.wait(5.0)
     started = time.monotonic()
-    with pytest.raises(BulkheadFullError):
+    with pytest.raises(BulkheadFullError) as info:
         pipeline.run_sync(lambda: None)  # queued, then timed out
+    assert info.value.reason == "timeout"
     assert time.monotonic() - started >= 0.04
     release.set()
     holder.join(5.0)

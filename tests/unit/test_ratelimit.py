@@ -13,7 +13,7 @@ from egress import Pipeline
 from egress.errors import ConfigurationError, RateLimitedError, StatusError, TransportError
 from egress.events import RateLimitPaused, RateLimitRejected
 from egress.policies import RateLimiter, server_pause_hint
-from egress.policies.ratelimit import LimiterState
+from egress.policies.ratelimit import LimiterState, ThrottlePause, server_throttled
 from egress.stores import MemoryStore
 from egress.testing import FakeClock, RecordingSink
 
@@ -293,3 +293,185 @@ def test_bad_settings_are_refused_by_name(args: tuple[Any, ...], settings: dict[
 
 def test_repr() -> None:
     assert repr(RateLimiter(25)) == "RateLimiter(25.0, burst=1, max_wait=5.0, name=None)"
+
+
+# -- every cancelled reservation is given back (issue 15 §2) ---------------------------------
+
+
+async def test_waiters_cancelled_out_of_order_give_every_slot_back() -> None:
+    clock = FakeClock(auto_advance=False)
+    pipeline = Pipeline(RateLimiter(1, max_wait=10.0), clock=clock)
+    op = Recorder(clock)
+    await pipeline.run(op)  # slot 0 used: the next ones are +1, +2, +3, +4
+    start = clock.now()
+    waiters = [asyncio.create_task(pipeline.run(op)) for _ in range(4)]
+    await asyncio.sleep(0)
+    for index in (1, 0, 2):  # +2, +1, +3 given up; only +4 (the last) keeps waiting
+        waiters[index].cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiters[index]
+    late = [asyncio.create_task(pipeline.run(op)) for _ in range(4)]
+    await asyncio.sleep(0)
+    for _ in range(5):
+        clock.advance(1.0)
+        await clock.settle()
+    assert all(task.done() for task in (*late, waiters[3]))
+    starts = sorted(task.result() - start for task in (*late, waiters[3]))
+    # The three returned slots are taken again, in order, before a new one at +5.
+    assert starts == pytest.approx([1.0, 2.0, 3.0, 4.0, 5.0])
+
+
+def test_a_returned_slot_is_reused_while_it_is_ahead_never_once_it_has_passed() -> None:
+    state = LimiterState(1.0, 1)
+    assert [state.reserve(0.0, 10.0) for _ in range(4)] == [0.0, 1.0, 2.0, 3.0]
+    state.refund(0.0, 1.0)  # +1 and +2 given back, neither the last reserved
+    state.refund(0.0, 2.0)
+    assert state.reserve(0.5, 10.0) == pytest.approx(0.5)  # takes +1
+    # At 2.5 the slot +2 has passed: reusing it would put two calls 0.5 s apart. Next: +4.
+    assert state.reserve(2.5, 10.0) == pytest.approx(1.5)
+
+
+def test_returned_slots_at_the_tail_move_the_bucket_back() -> None:
+    state = LimiterState(1.0, 1)
+    assert [state.reserve(0.0, 10.0) for _ in range(4)] == [0.0, 1.0, 2.0, 3.0]
+    state.refund(0.0, 2.0)  # not the last: kept aside
+    state.refund(0.0, 3.0)  # the last: the bucket moves back, and +2 is the tail now too
+    assert state.reserve(0.0, 10.0) == pytest.approx(2.0)
+    assert state.reserve(0.0, 10.0) == pytest.approx(3.0)
+
+
+@given(rate=st.sampled_from([1.0, 4.0]), burst=st.integers(1, 3),
+       steps=st.lists(st.tuples(st.sampled_from(["reserve", "cancel"]), st.floats(0.0, 1.0)),
+                      min_size=1, max_size=40))
+@settings(max_examples=100, deadline=None)
+def test_refunds_never_let_a_window_hold_more_than_burst_plus_rate_times_its_length(
+        rate: float, burst: int, steps: list[tuple[str, float]]) -> None:
+    state = LimiterState(rate, burst)
+    now = 0.0
+    waiting: list[tuple[float, float]] = []  # (reserved at, wait) of calls not started yet
+    starts: list[float] = []
+    for action, value in steps:
+        now += value
+        # Calls whose slot has come start (they can no longer be cancelled).
+        starts.extend(at + wait for at, wait in waiting if at + wait <= now)
+        waiting = [(at, wait) for at, wait in waiting if at + wait > now]
+        if action == "reserve":
+            wait = state.reserve(now, float("inf"))
+            assert wait >= 0
+            if wait == 0:
+                starts.append(now)
+            else:
+                waiting.append((now, wait))
+        elif waiting:
+            at, wait = waiting.pop(int(value * len(waiting)) % len(waiting))
+            state.refund(at, wait)
+    starts.extend(at + wait for at, wait in waiting)
+    starts.sort()
+    for i in range(len(starts)):
+        for j in range(i, len(starts)):
+            assert j - i + 1 <= burst + (starts[j] - starts[i]) * rate + 1e-6
+
+
+# -- a 429 without Retry-After pauses everyone, growing (issue 10 §5) ------------------------
+
+
+def raise_429() -> None:
+    raise StatusError(429)  # Stripe's usual answer: no Retry-After
+
+
+def pauses(sink: RecordingSink) -> list[float]:
+    return [e.until - e.at for e in sink.of(RateLimitPaused)]
+
+
+def test_a_429_without_retry_after_pauses_every_caller_growing_then_resets() -> None:
+    clock = FakeClock()
+    sink = RecordingSink()
+    store = MemoryStore()
+    pipeline = Pipeline(RateLimiter(1000, burst=100, max_wait=60.0, name="stripe", store=store),
+                        clock=clock, sink=sink)
+    other = Pipeline(RateLimiter(1000, burst=100, max_wait=60.0, name="stripe", store=store),
+                     clock=clock, sink=sink)
+    for _ in range(7):  # each call waits out the pause in force, and is told to slow down again
+        with pytest.raises(StatusError):
+            pipeline.run_sync(raise_429)
+    assert pauses(sink) == pytest.approx([0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0])  # capped
+    op = Recorder(clock)
+    other.run_sync(op.sync)  # another caller of the limiter waits the pause out too ...
+    assert op.times[-1] >= sink.of(RateLimitPaused)[-1].until - 1e-9
+    with pytest.raises(StatusError):  # ... and its success (sent after the pause) resets it
+        pipeline.run_sync(raise_429)
+    assert pauses(sink)[-1] == pytest.approx(0.5)
+
+
+async def test_429s_of_calls_already_in_flight_do_not_grow_the_pause() -> None:
+    clock = FakeClock(auto_advance=False)
+    sink = RecordingSink()
+    pipeline = Pipeline(RateLimiter(1000, burst=100), clock=clock, sink=sink)
+    gate = asyncio.Event()
+
+    async def throttled() -> None:
+        await gate.wait()
+        raise StatusError(429)
+
+    calls = [asyncio.create_task(pipeline.run(throttled)) for _ in range(10)]
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, StatusError) for r in results)
+    assert pauses(sink) == pytest.approx([0.5])  # ten answers to one burst: one pause
+
+
+def test_the_growing_pause_is_configurable_and_can_be_turned_off() -> None:
+    clock = FakeClock()
+    sink = RecordingSink()
+    pipeline = Pipeline(RateLimiter(100, throttle=None), clock=clock, sink=sink)
+    with pytest.raises(StatusError):
+        pipeline.run_sync(raise_429)
+    assert sink.of(RateLimitPaused) == []
+    custom = Pipeline(RateLimiter(100, throttle=ThrottlePause(initial=0.1, cap=0.15)),
+                      clock=clock, sink=sink)
+    for _ in range(3):
+        with pytest.raises(StatusError):
+            custom.run_sync(raise_429)
+    assert pauses(sink) == pytest.approx([0.1, 0.15, 0.15])
+    with pytest.raises(ConfigurationError, match="cap"):
+        ThrottlePause(initial=1.0, cap=0.5)
+    with pytest.raises(ConfigurationError, match="throttle"):
+        RateLimiter(1, throttle=0.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("error", "throttled"), [
+    (StatusError(429), True),
+    (StatusError(429, retry_after=2.0), False),  # a hint: pause_on's business
+    (StatusError(429, retry_after=0.0), False),  # "go now" is a hint too
+    (StatusError(503), False),  # unavailable, not "slow down": the breaker's business
+    (RateLimitedError("local"), False),
+])
+def test_server_throttled(error: BaseException, throttled: bool) -> None:
+    assert server_throttled(error) is throttled
+
+
+async def test_a_state_on_a_server_may_reserve_asynchronously() -> None:
+    """A store backed by a server (Redis) hands out a state whose first reservation is awaited."""
+    awaited: list[float] = []
+
+    class RemoteState(LimiterState):
+        __slots__ = ()
+
+        async def reserve_async(self, now: float, max_wait: float,
+                                deadline: float | None = None) -> float:
+            awaited.append(now)
+            return self.reserve(now, max_wait, deadline)
+
+    class RemoteStore(MemoryStore):
+        def shared(self, kind: str, name: str, factory: Any) -> Any:
+            return super().shared(kind, name, lambda: RemoteState(2.0, 1))
+
+    clock = FakeClock()
+    pipeline = Pipeline(RateLimiter(2.0, name="remote", store=RemoteStore()), clock=clock)
+    op = Recorder(clock)
+    start = clock.now()
+    await pipeline.run(op)
+    await pipeline.run(op)
+    assert len(awaited) == 2
+    assert op.times == pytest.approx([start, start + 0.5])

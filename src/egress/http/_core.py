@@ -458,8 +458,11 @@ class ClientCore:
             exc.request_info = call.info
             exc.replay_safe = call.info.replay_safe
             if (isinstance(exc, StatusError) and exc.status_code == 429
-                    and exc.retry_after is not None and self.rate_limiter is not None):
-                self.rate_limiter.cooldown(exc.retry_after)
+                    and self.rate_limiter is not None):
+                if exc.retry_after is not None:
+                    self.rate_limiter.cooldown(exc.retry_after)
+                else:  # no hint (Stripe's usual 429): a short pause, growing while it lasts
+                    self.rate_limiter.slow_down()
         if (isinstance(exc, AttemptTimeoutError) and limits.by_deadline
                 and self.clock.now() >= limits.end - 1e-3):
             now = self.clock.now()

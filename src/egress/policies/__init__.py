@@ -1,7 +1,8 @@
-"""The policies, one file each: configuration, pure decisions, and thin async and sync drivers."""
+"""The policies: configuration, pure decisions, and thin async and sync drivers.
+
+One file per policy, except the breaker (policy, pure state, drivers and registry apart)."""
 
 from egress.policies.breaker import (
-    BreakerRegistry,
     BreakerSnapshot,
     CircuitBreaker,
     CircuitState,
@@ -9,9 +10,15 @@ from egress.policies.breaker import (
     TimeWindow,
     default_failure,
 )
+from egress.policies.breaker_registry import BreakerRegistry
 from egress.policies.budget import RetryBudget, TokenRetryBudget
 from egress.policies.bulkhead import Bulkhead
-from egress.policies.ratelimit import RateLimiter, server_pause_hint
+from egress.policies.ratelimit import (
+    RateLimiter,
+    ThrottlePause,
+    server_pause_hint,
+    server_throttled,
+)
 from egress.policies.retry import Backoff, Jitter, Retry, Stop, attempts, elapsed
 from egress.policies.timeout import Timeout
 
@@ -28,6 +35,7 @@ __all__ = [
     "Retry",
     "RetryBudget",
     "Stop",
+    "ThrottlePause",
     "TimeWindow",
     "Timeout",
     "TokenRetryBudget",
@@ -35,4 +43,5 @@ __all__ = [
     "default_failure",
     "elapsed",
     "server_pause_hint",
+    "server_throttled",
 ]

@@ -16,44 +16,55 @@ The model is resilience4j's, the most complete there is:
   :meth:`~CircuitBreaker.metrics_only` (records and emits, never rejects), and
   :meth:`~CircuitBreaker.reset` back to CLOSED.
 
-What counts as a **failure** is in :func:`default_failure`; anything else the operation raises
-counts as a success (the upstream answered), except what is *ignored*: cancellation and other
-``BaseException``\\ s, every :class:`~egress.errors.RejectedError` (nothing was sent), and the
-types or predicates given as ``ignore=``. Ignored calls free their half-open slot. A cancellation
-at or after the call's deadline (an outer Timeout cutting a hung call) is judged as a
-``DeadlineExceededError``.
+What counts as a **failure** is in :func:`default_failure` (or what ``failure=`` says); anything
+else the operation raises counts as a success (the upstream answered), except what is *ignored*:
+cancellation and other ``BaseException``\\ s, every :class:`~egress.errors.RejectedError`
+(nothing was sent), and the types or predicates given as ``ignore=``. Ignored calls free their
+half-open slot. A cancellation at or after the call's deadline (an outer Timeout cutting a hung
+call) is judged as a ``DeadlineExceededError``.
 
 The state lives in a store under the breaker's name (:mod:`egress.stores`), so every breaker of
 that name, in every pipeline, shares one window. Inside a :class:`~egress.Pipeline` the clock and
 the sink come from the call context; used directly (``@breaker``) or by hand (``reset()``),
 from the breaker's own ``clock`` and ``sink``.
+
+Three rooms: this module is the policy (settings, classification, manual transitions);
+:mod:`egress.policies._breaker_state` the pure state machine (decisions as data);
+:mod:`egress.policies._breaker_pump` the async and sync drivers (events and raising);
+:mod:`egress.policies.breaker_registry` breakers by name.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, overload
 
 from egress._clock import SYSTEM_CLOCK, Clock
-from egress._pipeline import AsyncOp, AsyncStep, CallContext, SyncOp, SyncStep
+from egress._pipeline import AsyncStep, CallContext, SyncStep
 from egress.errors import (
     ConfigurationError,
     DeadlineExceededError,
-    OutcomeUnknown,
-    ProviderUnavailable,
     RejectedError,
     ResponseError,
     StatusError,
     UpstreamError,
 )
 from egress.events import NULL_SINK, EventSink
+from egress.policies._breaker_pump import (
+    FAILURE,
+    IGNORE,
+    SUCCESS,
+    Gate,
+    guard_async,
+    guard_sync,
+    report,
+    step_async,
+    step_sync,
+)
 from egress.policies._breaker_state import (
     BreakerSettings,
     BreakerSnapshot,
@@ -62,10 +73,10 @@ from egress.policies._breaker_state import (
     CountBreakerState,
     TimeBreakerState,
 )
+from egress.policies._classify import Classifier, matcher
 from egress.stores import MEMORY_STORE, StateStore
 
 __all__ = [
-    "BreakerRegistry",
     "BreakerSnapshot",
     "CircuitBreaker",
     "CircuitState",
@@ -91,10 +102,6 @@ DEFAULT_WAIT_MULTIPLIER = 1.0
 DEFAULT_MAX_WAIT_IN_OPEN = 300.0
 DEFAULT_HALF_OPEN_CALLS = 10
 DEFAULT_TIME_BUCKETS = 10
-DEFAULT_REGISTRY_SIZE = 1024
-
-_IGNORE, _SUCCESS, _FAILURE = -1, 0, 1
-_DEADLINE_CANCELLED = DeadlineExceededError("cancelled by the call's deadline")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +140,6 @@ class TimeWindow:
 # ---------------------------------------------------------------------------------------------
 # Classification
 
-Classifier = type[BaseException] | Callable[[BaseException], bool]
-
 _COUNTED_RESPONSE_REASONS = frozenset({"truncated", "malformed"})
 
 
@@ -143,10 +148,13 @@ def default_failure(exc: BaseException) -> bool:
 
     Failures: transport errors (refused, reset, TLS, attempt timeouts), ``StatusError`` with a
     status >= 500, truncated or malformed answers, ``DeadlineExceededError`` (the upstream did
-    not answer in the time the caller had), ``ProviderUnavailable`` and ``OutcomeUnknown``, and
-    foreign ``OSError``/``TimeoutError``. Not failures: 4xx answers (429 included: that is the
-    rate limiter's business), declined payments and other ``PaymentError``\\ s, oversized answers,
+    not answer in the time the caller had), and foreign ``OSError``/``TimeoutError``. Not
+    failures: 4xx answers (429 included: that is the rate limiter's business), oversized answers,
     refused redirects, and any other exception (a bug of the caller says nothing of the upstream).
+
+    This layer knows no domain above it: an adapter whose own errors say "the provider is
+    unhealthy" passes its classification in, for example
+    ``failure=egress.payments.breaker.payment_failure`` around a ``PaymentService``.
     """
     if isinstance(exc, StatusError):
         return exc.status_code >= 500
@@ -154,34 +162,11 @@ def default_failure(exc: BaseException) -> bool:
         return False
     if isinstance(exc, ResponseError):
         return getattr(exc, "reason", "malformed") in _COUNTED_RESPONSE_REASONS
-    if isinstance(exc, UpstreamError | DeadlineExceededError | ProviderUnavailable |
-                  OutcomeUnknown):
+    if isinstance(exc, UpstreamError | DeadlineExceededError):
         return True
     if isinstance(exc, RejectedError) or not isinstance(exc, Exception):
         return False
     return isinstance(exc, OSError | TimeoutError)
-
-
-def _matcher(owner: str, setting: str, spec: Classifier | Iterable[Classifier]
-             ) -> Callable[[BaseException], bool]:
-    items: tuple[Any, ...] = (
-        tuple(spec) if isinstance(spec, tuple | list | set | frozenset) else (spec,))
-    types: list[type[BaseException]] = []
-    predicates: list[Callable[[BaseException], bool]] = []
-    for item in items:
-        if isinstance(item, type) and issubclass(item, BaseException):
-            types.append(item)
-        elif callable(item):
-            predicates.append(item)
-        else:
-            raise ConfigurationError(f"{owner}: {setting}= takes exception types and predicates, "
-                                     f"got {item!r}")
-    type_tuple, preds = tuple(types), tuple(predicates)
-
-    def matches(exc: BaseException) -> bool:
-        return isinstance(exc, type_tuple) or any(p(exc) for p in preds)
-
-    return matches
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,7 +184,7 @@ def _number(owner: str, name: str, value: object, *, low: float, high: float = m
     return float(value)
 
 
-def _count(owner: str, name: str, value: object) -> int:
+def count_setting(owner: str, name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
     return value
@@ -232,7 +217,7 @@ class CircuitBreaker:
     the same name in the same store share one state, and must then share its settings.
     """
 
-    __slots__ = ("_classify_exc", "_own", "_state", "clock", "failure", "ignore", "name",
+    __slots__ = ("_classify_exc", "_gate", "_own", "_state", "clock", "failure", "ignore", "name",
                  "settings", "sink", "store", "window")
 
     kind = "circuit_breaker"
@@ -264,7 +249,7 @@ class CircuitBreaker:
         if not isinstance(window, CountWindow | TimeWindow):
             raise ConfigurationError(f"{owner}: window must be a CountWindow or a TimeWindow, "
                                      f"got {window!r}")
-        minimum = _count(owner, "minimum_calls", minimum_calls)
+        minimum = count_setting(owner, "minimum_calls", minimum_calls)
         if isinstance(window, CountWindow):
             minimum = min(minimum, window.size)
         wait = _number(owner, "wait_in_open", wait_in_open, low=0.0)
@@ -293,7 +278,7 @@ class CircuitBreaker:
             wait_multiplier=_number(owner, "wait_multiplier", wait_multiplier, low=1.0,
                                     high=1000.0),
             max_wait_in_open=cap,
-            half_open_calls=_count(owner, "half_open_calls", half_open_calls),
+            half_open_calls=count_setting(owner, "half_open_calls", half_open_calls),
             max_wait_in_half_open=(
                 None if max_wait_in_half_open is None else
                 _number(owner, "max_wait_in_half_open", max_wait_in_half_open, low=0.0,
@@ -301,13 +286,13 @@ class CircuitBreaker:
         )
         self.failure = failure
         self.ignore = ignore
-        is_failure = default_failure if failure is None else _matcher(owner, "failure", failure)
-        is_ignored = _matcher(owner, "ignore", ignore)
+        is_failure = default_failure if failure is None else matcher(owner, "failure", failure)
+        is_ignored = matcher(owner, "ignore", ignore)
 
         def classify(exc: BaseException) -> int:
             if not isinstance(exc, Exception) or isinstance(exc, RejectedError) or is_ignored(exc):
-                return _IGNORE
-            return _FAILURE if is_failure(exc) else _SUCCESS
+                return IGNORE
+            return FAILURE if is_failure(exc) else SUCCESS
 
         self._classify_exc = classify
         self.store = store
@@ -322,6 +307,7 @@ class CircuitBreaker:
                 raise ConfigurationError(
                     f"{owner}: a breaker named {name!r} already lives in this store with other "
                     f"settings; give this one another name or the same settings")
+        self._gate = Gate(name, self._state, classify, self.settings.slow_call_duration)
 
     def _new_state(self) -> BreakerState:
         if self.settings.window_seconds is None:
@@ -345,112 +331,41 @@ class CircuitBreaker:
 
     def classify(self, exc: BaseException) -> str:
         """``"failure"``, ``"success"`` or ``"ignored"``: how this breaker counts ``exc``."""
-        return {_IGNORE: "ignored", _SUCCESS: "success", _FAILURE: "failure"}[
+        return {IGNORE: "ignored", SUCCESS: "success", FAILURE: "failure"}[
             self._classify_exc(exc)]
 
     # -- manual transitions (events go to the breaker's own sink) ------------------------------
 
+    def _transition(self, new: CircuitState) -> None:
+        report(self.name, self._state.transition(new, self.clock.now()), self._own)
+
     def force_open(self) -> None:
         """Reject every call until :meth:`reset` (``retry_after`` is ``None``)."""
-        self._state.transition(CircuitState.FORCED_OPEN, self.clock.now(), self._own)
+        self._transition(CircuitState.FORCED_OPEN)
 
     def disable(self) -> None:
         """Let every call through, recording nothing, until :meth:`reset`."""
-        self._state.transition(CircuitState.DISABLED, self.clock.now(), self._own)
+        self._transition(CircuitState.DISABLED)
 
     def metrics_only(self) -> None:
         """Record and judge, emit ``CircuitThresholdExceeded``, but never reject (shadow mode)."""
-        self._state.transition(CircuitState.METRICS_ONLY, self.clock.now(), self._own)
+        self._transition(CircuitState.METRICS_ONLY)
 
     def trip(self) -> None:
         """Open now, as if the failure rate had been reached (the wait then applies)."""
-        self._state.transition(CircuitState.OPEN, self.clock.now(), self._own)
+        self._transition(CircuitState.OPEN)
 
     def reset(self) -> None:
         """Back to CLOSED with an empty window and the open-wait growth forgotten."""
-        self._state.transition(CircuitState.CLOSED, self.clock.now(), self._own)
+        self._transition(CircuitState.CLOSED)
 
-    # -- drivers: read the clock, call, report. Every decision is in the state. ----------------
-    #
-    # The four drivers (async/sync x pipeline step/decorator) are the same statements around a
-    # different call; they are written out because this is the hot path: a fast success in a
-    # quiet window costs two clock reads and three comparisons, and no clock read at all when
-    # slow-call detection is off (``timed`` is False).
-
-    def _after_success(self, gen: int, ctx: CallContext) -> None:
-        now = ctx.clock.now()
-        self._state.on_success(gen, now, now, ctx)
-
-    def _after_error(self, gen: int, start: float, exc: BaseException, ctx: CallContext) -> None:
-        now = ctx.clock.now()
-        if (isinstance(exc, asyncio.CancelledError) and ctx.deadline is not None
-                and now >= ctx.deadline):
-            # Cancelled by the deadline (a Timeout outside the breaker): the upstream did not
-            # answer in time, which counts as a DeadlineExceededError would. A cancellation
-            # before the deadline is the caller's and is ignored.
-            exc = _DEADLINE_CANCELLED
-        verdict = self._classify_exc(exc)
-        state = self._state
-        if verdict == _IGNORE:
-            state.release(gen)
-        elif verdict == _FAILURE:
-            state.on_failure(gen, start, now, ctx)
-        else:
-            state.on_success(gen, start, now, ctx)
+    # -- drivers (:mod:`egress.policies._breaker_pump`) ----------------------------------------
 
     def wrap_async(self, inner: AsyncStep) -> AsyncStep:
-        state = self._state
-        after_error, after_success = self._after_error, self._after_success
-        slow = self.settings.slow_call_duration
-        timed = slow != math.inf
-
-        async def circuit_breaker_step(ctx: CallContext, op: AsyncOp) -> Any:
-            now = ctx.clock.now
-            gen = state.fast_gen
-            if gen < 0:
-                gen = state.acquire(now(), ctx)
-            start = now() if timed else 0.0
-            try:
-                result = await inner(ctx, op)
-            except BaseException as exc:
-                after_error(gen, start, exc, ctx)
-                raise
-            if timed:
-                end = now()
-                if gen != state.quiet_gen or end - start >= slow:
-                    state.on_success(gen, start, end, ctx)
-            elif gen != state.quiet_gen:
-                after_success(gen, ctx)
-            return result
-
-        return circuit_breaker_step
+        return step_async(self._gate, inner)
 
     def wrap_sync(self, inner: SyncStep) -> SyncStep:
-        state = self._state
-        after_error, after_success = self._after_error, self._after_success
-        slow = self.settings.slow_call_duration
-        timed = slow != math.inf
-
-        def circuit_breaker_step(ctx: CallContext, op: SyncOp) -> Any:
-            now = ctx.clock.now
-            gen = state.fast_gen
-            if gen < 0:
-                gen = state.acquire(now(), ctx)
-            start = now() if timed else 0.0
-            try:
-                result = inner(ctx, op)
-            except BaseException as exc:
-                after_error(gen, start, exc, ctx)
-                raise
-            if timed:
-                end = now()
-                if gen != state.quiet_gen or end - start >= slow:
-                    state.on_success(gen, start, end, ctx)
-            elif gen != state.quiet_gen:
-                after_success(gen, ctx)
-            return result
-
-        return circuit_breaker_step
+        return step_sync(self._gate, inner)
 
     @overload
     def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]: ...
@@ -463,143 +378,15 @@ class CircuitBreaker:
 
         Clock and sink are the breaker's own; there is no call context (no deadline).
         """
-        if inspect.iscoroutinefunction(fn):
-            return _guard_async(self, fn)
-        return _guard_sync(self, fn)
+        guard = guard_async if inspect.iscoroutinefunction(fn) else guard_sync
+        return functools.update_wrapper(guard(self._gate, fn, self._own), fn)
 
 
-def _guard_async(breaker: CircuitBreaker, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The decorator's driver: :meth:`CircuitBreaker.wrap_async` with ``fn`` called in place.
+def __getattr__(name: str) -> Any:
+    # ``egress.policies.breaker.BreakerRegistry`` still works: the registry has its own module
+    # now, which imports this one (hence the lazy import).
+    if name == "BreakerRegistry":
+        from egress.policies.breaker_registry import BreakerRegistry
 
-    The same four statements as ``circuit_breaker_step``, minus the step indirection and the
-    partial: that saves two frames and an allocation per call, most of a breaker's own cost.
-    """
-    state = breaker._state
-    after_error, after_success = breaker._after_error, breaker._after_success
-    slow = breaker.settings.slow_call_duration
-    timed = slow != math.inf
-    own = breaker._own
-    now = breaker.clock.now
-
-    @functools.wraps(fn)
-    async def guarded(*args: Any, **kwargs: Any) -> Any:
-        gen = state.fast_gen
-        if gen < 0:
-            gen = state.acquire(now(), own)
-        start = now() if timed else 0.0
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as exc:
-            after_error(gen, start, exc, own)
-            raise
-        if timed:
-            end = now()
-            if gen != state.quiet_gen or end - start >= slow:
-                state.on_success(gen, start, end, own)
-        elif gen != state.quiet_gen:
-            after_success(gen, own)
-        return result
-
-    return guarded
-
-
-def _guard_sync(breaker: CircuitBreaker, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The sync twin of :func:`_guard_async`."""
-    state = breaker._state
-    after_error, after_success = breaker._after_error, breaker._after_success
-    slow = breaker.settings.slow_call_duration
-    timed = slow != math.inf
-    own = breaker._own
-    now = breaker.clock.now
-
-    @functools.wraps(fn)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        gen = state.fast_gen
-        if gen < 0:
-            gen = state.acquire(now(), own)
-        start = now() if timed else 0.0
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            after_error(gen, start, exc, own)
-            raise
-        if timed:
-            end = now()
-            if gen != state.quiet_gen or end - start >= slow:
-                state.on_success(gen, start, end, own)
-        elif gen != state.quiet_gen:
-            after_success(gen, own)
-        return result
-
-    return guarded
-
-
-# ---------------------------------------------------------------------------------------------
-# Registry
-
-
-class BreakerRegistry:
-    """Breakers by name (per host, per operation), created on first use, bounded in number.
-
-    >>> breakers = BreakerRegistry(failure_rate_threshold=0.3, minimum_calls=20)
-    >>> breakers.get("api.stripe.com") is breakers.get("api.stripe.com")
-    True
-
-    ``defaults`` are :class:`CircuitBreaker` settings for every breaker; ``get(name, **settings)``
-    may override them for one name, and must then be given the same overrides each time. At most
-    ``max_size`` breakers are kept: the least recently used one is forgotten (with its history)
-    when a new name arrives, so keep ``max_size`` above the number of upstreams in use. With
-    ``store=None`` (the default) each breaker's state is private to the registry, so forgetting
-    frees it; with a store, the state lives (and is shared) there.
-    """
-
-    def __init__(self, *, max_size: int = DEFAULT_REGISTRY_SIZE, store: StateStore | None = None,
-                 clock: Clock = SYSTEM_CLOCK, sink: EventSink = NULL_SINK,
-                 **defaults: Any) -> None:
-        self.max_size = _count("BreakerRegistry", "max_size", max_size)
-        for key in ("name", "store", "clock", "sink"):
-            if key in defaults:
-                raise ConfigurationError(f"BreakerRegistry: {key} is not a per-breaker default")
-        CircuitBreaker("registry-defaults", store=None, **defaults)  # validate them now
-        self.store = store
-        self.clock = clock
-        self.sink = sink
-        self.defaults = dict(defaults)
-        self._breakers: OrderedDict[str, tuple[CircuitBreaker, dict[str, Any]]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, name: str, **settings: Any) -> CircuitBreaker:
-        """The breaker called ``name``, created with ``defaults`` | ``settings`` the first time."""
-        with self._lock:
-            entry = self._breakers.get(name)
-            if entry is not None:
-                self._breakers.move_to_end(name)
-                if settings and settings != entry[1]:
-                    raise ConfigurationError(
-                        f"BreakerRegistry: breaker {name!r} exists with other settings")
-                return entry[0]
-            breaker = CircuitBreaker(name, store=self.store, clock=self.clock, sink=self.sink,
-                                     **{**self.defaults, **settings})
-            self._breakers[name] = (breaker, settings)
-            while len(self._breakers) > self.max_size:
-                self._breakers.popitem(last=False)
-            return breaker
-
-    def snapshot(self) -> tuple[BreakerSnapshot, ...]:
-        """A snapshot of every breaker, least recently used first."""
-        with self._lock:
-            breakers = [entry[0] for entry in self._breakers.values()]
-        return tuple(breaker.snapshot() for breaker in breakers)
-
-    def names(self) -> tuple[str, ...]:
-        with self._lock:
-            return tuple(self._breakers)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._breakers
-
-    def __len__(self) -> int:
-        return len(self._breakers)
-
-    def __repr__(self) -> str:
-        return f"BreakerRegistry({len(self._breakers)}/{self.max_size} breakers)"
+        return BreakerRegistry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,13 +11,16 @@ Two kinds, both given to :class:`egress.Retry` as ``budget=``:
   its retry cost, a first-try success earns ``success_reward``.
 
 Budgets with the same ``name`` (and kind) share one state through the store, so every pipeline
-calling one upstream draws on one budget. The states are pure: time comes in as an argument.
+calling one upstream draws on one budget; a second budget of that name with other settings is
+refused with :class:`~egress.errors.ConfigurationError`. The states are pure: time comes in as an
+argument.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from egress.errors import ConfigurationError
@@ -48,7 +51,7 @@ class RatioBudgetState:
                  "_sum_calls", "_sum_retries", "_width", "settings")
 
     def __init__(self, percent: float, min_per_second: float, window: float) -> None:
-        self.settings = (percent, min_per_second, window)  # for stores that keep it elsewhere
+        self.settings = (percent, min_per_second, window)
         self._percent = percent
         self._floor = min_per_second * window
         self._width = window / _BUCKETS
@@ -106,10 +109,12 @@ class RatioBudgetState:
 class TokenBudgetState:
     """The AWS SDK retry quota: one bucket of tokens, no time involved."""
 
-    __slots__ = ("_capacity", "_lock", "_retry_cost", "_reward", "_timeout_cost", "tokens")
+    __slots__ = ("_capacity", "_lock", "_retry_cost", "_reward", "_timeout_cost", "settings",
+                 "tokens")
 
     def __init__(self, capacity: float, retry_cost: float, timeout_retry_cost: float,
                  success_reward: float) -> None:
+        self.settings = (capacity, retry_cost, timeout_retry_cost, success_reward)
         self._capacity = capacity
         self._retry_cost = retry_cost
         self._timeout_cost = timeout_retry_cost
@@ -146,6 +151,21 @@ def _check(owner: str, name: str, value: float, *, low: float = 0.0,
     return float(value)
 
 
+def _attach(owner: str, kind: str, name: str | None, store: StateStore, *,
+            factory: Callable[[], BudgetState], settings: tuple[float, ...]) -> BudgetState:
+    """The state a budget draws on: its own, or the one shared under ``name`` in ``store``,
+    which must then have been made with the same settings (as for breakers and limiters)."""
+    if name is None:
+        return factory()
+    state = store.shared(kind, name, factory)
+    # A store backed by a server may hand out a state without ``settings``: nothing to compare.
+    if getattr(state, "settings", settings) != settings:
+        raise ConfigurationError(f"{owner}: a budget named {name!r} already lives in this store "
+                                 f"with other settings; give this one another name or the same "
+                                 f"settings")
+    return state
+
+
 class RetryBudget:
     """Retries limited to a share of recent calls plus a floor.
 
@@ -160,7 +180,7 @@ class RetryBudget:
     ==================  =======  ====================================================
     """
 
-    __slots__ = ("_private", "min_per_second", "name", "percent", "store", "window")
+    __slots__ = ("_state", "min_per_second", "name", "percent", "store", "window")
 
     kind = "retry_budget.ratio"
 
@@ -172,18 +192,15 @@ class RetryBudget:
         self.window = _check("RetryBudget", "window", window, allow_low=False)
         self.name = name
         self.store = store
-        self._private: BudgetState | None = None
+        self._state = _attach("RetryBudget", self.kind, name, store, factory=self.new_state,
+                              settings=(self.percent, self.min_per_second, self.window))
 
     def new_state(self) -> RatioBudgetState:
         return RatioBudgetState(self.percent, self.min_per_second, self.window)
 
     def state(self) -> BudgetState:
         """The state this budget draws on: shared by name, or private to this object."""
-        if self.name is None:
-            if self._private is None:
-                self._private = self.new_state()
-            return self._private
-        return self.store.shared(self.kind, self.name, self.new_state)
+        return self._state
 
     def __repr__(self) -> str:
         return (f"RetryBudget(percent={self.percent}, min_per_second={self.min_per_second}, "
@@ -205,7 +222,7 @@ class TokenRetryBudget:
     ======================  =======  ==============================================
     """
 
-    __slots__ = ("_private", "capacity", "name", "retry_cost", "store", "success_reward",
+    __slots__ = ("_state", "capacity", "name", "retry_cost", "store", "success_reward",
                  "timeout_retry_cost")
 
     kind = "retry_budget.tokens"
@@ -220,18 +237,17 @@ class TokenRetryBudget:
         self.success_reward = _check("TokenRetryBudget", "success_reward", success_reward)
         self.name = name
         self.store = store
-        self._private: BudgetState | None = None
+        self._state = _attach("TokenRetryBudget", self.kind, name, store, factory=self.new_state,
+                              settings=(self.capacity, self.retry_cost, self.timeout_retry_cost,
+                               self.success_reward))
 
     def new_state(self) -> TokenBudgetState:
         return TokenBudgetState(self.capacity, self.retry_cost, self.timeout_retry_cost,
                                 self.success_reward)
 
     def state(self) -> BudgetState:
-        if self.name is None:
-            if self._private is None:
-                self._private = self.new_state()
-            return self._private
-        return self.store.shared(self.kind, self.name, self.new_state)
+        """The state this budget draws on: shared by name, or private to this object."""
+        return self._state
 
     def __repr__(self) -> str:
         return f"TokenRetryBudget(capacity={self.capacity}, name={self.name!r})"

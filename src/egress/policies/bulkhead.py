@@ -193,7 +193,7 @@ class Bulkhead:
         else:
             self._state = store.shared(self.kind, name,
                                        lambda: BulkheadState(max_concurrent, max_queue))
-            if self._state.settings != (max_concurrent, max_queue):
+            if getattr(self._state, "settings", None) not in (None, (max_concurrent, max_queue)):
                 raise ConfigurationError(f"Bulkhead: a bulkhead named {name!r} already lives in "
                                          f"this store with other settings")
 
@@ -211,38 +211,52 @@ class Bulkhead:
         """Callers queued now."""
         return self._state.waiting
 
-    # -- shared decisions ------------------------------------------------------------------------
+    # -- decisions shared by both pumps -----------------------------------------------------------
 
-    def _wait_limit(self, ctx: CallContext) -> float:
+    def _join(self, ctx: CallContext, waiter: _Waiter) -> float | None:
+        """Enter (None) or queue ``waiter``: the seconds it may wait. Raises when full."""
         remaining = ctx.remaining()
-        return self.max_wait if remaining is None else min(self.max_wait, remaining)
+        limit = self.max_wait if remaining is None else min(self.max_wait, remaining)
+        outcome = self._state.enter_or_queue(waiter, limit > 0)
+        if outcome == _ENTERED:
+            return None
+        if outcome == _FULL:
+            raise self._reject(ctx, "full", limit)
+        return limit
 
-    def _reject(self, ctx: CallContext, reason: str) -> BulkheadFullError:
+    def _reject(self, ctx: CallContext, reason: str, limit: float) -> BulkheadFullError:
         ctx.sink.emit(BulkheadRejected(operation=ctx.operation, at=ctx.clock.now(),
                                        bulkhead=self._label, reason=reason))
         if reason == "full":
-            why = f"{self.max_concurrent} calls in flight and {self.max_queue} queued"
+            message = (f"bulkhead {self._label!r} is full ({self.max_concurrent} calls in flight "
+                       f"and {self.max_queue} queued)")
         else:
-            why = "no slot freed in time"
-        return BulkheadFullError(f"bulkhead {self._label!r} is full ({why})")
+            message = (f"bulkhead {self._label!r}: no slot freed in time (waited "
+                       f"{max(limit, 0.0):.3f}s in the queue)")
+        return BulkheadFullError(message, reason=reason)
 
-    def _release(self) -> None:
+    def _leave(self) -> None:
+        """Free a slot, handing it to the oldest waiter (woken outside the lock)."""
         waiter = self._state.release()
         if waiter is not None:
             waiter.wake()
 
-    # -- drivers ---------------------------------------------------------------------------------
+    def _give_up(self, waiter: _Waiter) -> None:
+        """A waiter interrupted while queued (or just as a slot arrived) leaves no trace."""
+        if self._state.abandon(waiter):
+            self._leave()
+
+    # -- the pumps: wait and call -----------------------------------------------------------------
 
     def wrap_async(self, inner: AsyncStep) -> AsyncStep:
-        state = self._state
-        try_enter, release = state.try_enter, state.release
+        try_enter, release = self._state.try_enter, self._state.release
 
         async def bulkhead_step(ctx: CallContext, op: AsyncOp) -> Any:
             if not try_enter():
                 await self._queue_async(ctx)
             try:
                 return await inner(ctx, op)
-            finally:
+            finally:  # (inline, not _leave(): one call less on the hot path)
                 waiter = release()
                 if waiter is not None:
                     waiter.wake()
@@ -250,13 +264,10 @@ class Bulkhead:
         return bulkhead_step
 
     async def _queue_async(self, ctx: CallContext) -> None:
-        limit = self._wait_limit(ctx)
         waiter = _TaskWaiter()
-        outcome = self._state.enter_or_queue(waiter, limit > 0)
-        if outcome == _ENTERED:
+        limit = self._join(ctx, waiter)
+        if limit is None:
             return
-        if outcome == _FULL:
-            raise self._reject(ctx, "full")
 
         def expire() -> None:
             if not self._state.abandon(waiter):
@@ -265,18 +276,16 @@ class Bulkhead:
         timer = ctx.clock.call_later(limit, expire)
         try:
             granted = await waiter.future
-        except BaseException:  # cancelled while queued, or just as the slot arrived
-            if self._state.abandon(waiter):
-                self._release()
+        except BaseException:
+            self._give_up(waiter)
             raise
         finally:
             timer.cancel()
         if not granted:
-            raise self._reject(ctx, "timeout")
+            raise self._reject(ctx, "timeout", limit)
 
     def wrap_sync(self, inner: SyncStep) -> SyncStep:
-        state = self._state
-        try_enter, release = state.try_enter, state.release
+        try_enter, release = self._state.try_enter, self._state.release
 
         def bulkhead_step(ctx: CallContext, op: SyncOp) -> Any:
             if not try_enter():
@@ -291,18 +300,14 @@ class Bulkhead:
         return bulkhead_step
 
     def _queue_sync(self, ctx: CallContext) -> None:
-        limit = self._wait_limit(ctx)
         waiter = _ThreadWaiter()
-        outcome = self._state.enter_or_queue(waiter, limit > 0)
-        if outcome == _ENTERED:
+        limit = self._join(ctx, waiter)
+        if limit is None:
             return
-        if outcome == _FULL:
-            raise self._reject(ctx, "full")
         try:
             waiter.event.wait(limit)
-        except BaseException:  # interrupted while queued, or just as the slot arrived
-            if self._state.abandon(waiter):
-                self._release()
+        except BaseException:
+            self._give_up(waiter)
             raise
         if not self._state.abandon(waiter):  # woken or timed out: the state says which
-            raise self._reject(ctx, "timeout")
+            raise self._reject(ctx, "timeout", limit)

@@ -36,6 +36,7 @@ from egress.events import (
     RetryGivenUp,
     RetryScheduled,
 )
+from egress.policies._classify import Classifier, matcher
 from egress.policies.budget import BudgetState, RetryBudget, TokenRetryBudget
 
 __all__ = ["Backoff", "Jitter", "Retry", "Stop", "attempts", "elapsed"]
@@ -178,43 +179,6 @@ class Backoff:
 
 
 # ---------------------------------------------------------------------------------------------
-# Classification
-
-Classifier = type[BaseException] | Callable[[BaseException], bool]
-
-
-def _build_classifier(
-    on: Classifier | Iterable[Classifier],
-) -> Callable[[BaseException], bool]:
-    items: tuple[Any, ...] = (
-        tuple(on) if isinstance(on, tuple | list | set | frozenset) else (on,)
-    )
-    if not items:
-        raise ConfigurationError("Retry: on= must name at least one exception type or predicate")
-    types: list[type[BaseException]] = []
-    predicates: list[Callable[[BaseException], bool]] = []
-    for item in items:
-        if isinstance(item, type) and issubclass(item, BaseException):
-            if not issubclass(item, Exception):
-                raise ConfigurationError(f"Retry: {item.__name__} can never be retried")
-            types.append(item)
-        elif callable(item):
-            predicates.append(item)
-        else:
-            raise ConfigurationError(f"Retry: on= takes exception types and predicates, "
-                                     f"got {item!r}")
-    type_tuple = tuple(types)
-    preds = tuple(predicates)
-
-    def retryable(exc: BaseException) -> bool:
-        if type_tuple and isinstance(exc, type_tuple):
-            return True
-        return any(p(exc) for p in preds)
-
-    return retryable
-
-
-# ---------------------------------------------------------------------------------------------
 # The policy
 
 
@@ -249,7 +213,7 @@ class Retry:
         random: Callable[[], float] = _random.random,
     ) -> None:
         self.on = on
-        self._retryable = _build_classifier(on)
+        self._retryable = matcher("Retry", "on", on, retryable=True)
         self.stop = stop if stop is not None else attempts(DEFAULT_ATTEMPTS)
         if not isinstance(self.stop, Stop):
             raise ConfigurationError(f"Retry: stop must be a Stop, got {self.stop!r}")
@@ -270,10 +234,16 @@ class Retry:
         """Whether ``exc`` is one this Retry may retry (before stop, deadline and budget)."""
         return isinstance(exc, Exception) and self._retryable(exc)
 
-    # The drivers below only call and sleep; every decision is in _begin and _Attempts. The
-    # first attempt runs before any per-call state is allocated: the success path stays cheap.
+    # -- decisions (shared by both pumps) -------------------------------------------------------
+    #
+    # The first attempt runs before any per-call state is allocated: the success path stays
+    # cheap. ``_begin`` returns when the call started, or None for a nested Retry that makes a
+    # single attempt; ``_failed`` builds the per-call state (``_Attempts``) at the first failure.
 
-    def _begin(self, ctx: CallContext) -> tuple[float, bool]:
+    def _begin(self, ctx: CallContext) -> tuple[float | None, bool]:
+        was_in_retry = ctx.in_retry
+        if was_in_retry and not self.allow_nested:
+            return None, True
         now = ctx.clock.now()
         if ctx.deadline is not None and ctx.deadline <= now:
             error = DeadlineExceededError(
@@ -283,99 +253,77 @@ class Retry:
             raise error
         if self._budget_state is not None:
             self._budget_state.record_call(now)
-        was_in_retry = ctx.in_retry
         ctx.in_retry = True
         ctx.attempt = 1
         return now, was_in_retry
 
-    def _succeeded(self, ctx: CallContext) -> None:
-        if self._budget_state is not None:
+    def _failed(self, ctx: CallContext, started: float | None, attempts: _Attempts | None,
+                exc: Exception) -> tuple[_Attempts | None, float | None]:
+        """The call's state and the delay before the next attempt (None: re-raise ``exc``)."""
+        if started is None:  # a nested Retry: one attempt only
+            if self._retryable(exc):
+                ctx.sink.emit(NestedRetrySuppressed(operation=ctx.operation, at=ctx.clock.now()))
+            return None, None
+        if attempts is None:
+            attempts = _Attempts(self, ctx, started)
+        return attempts, attempts.after_failure(exc)
+
+    def _succeeded(self, ctx: CallContext, started: float | None,
+                   attempts: _Attempts | None) -> None:
+        if attempts is not None:
+            attempts.after_success()
+        elif started is not None and self._budget_state is not None:
             self._budget_state.record_success(ctx.clock.now(), 0.0)
 
+    # -- the pumps: call, sleep, count -----------------------------------------------------------
+
     def wrap_async(self, inner: AsyncStep) -> AsyncStep:
+        begin, failed, succeeded = self._begin, self._failed, self._succeeded
+
         async def retry_step(ctx: CallContext, op: AsyncOp) -> Any:
-            if ctx.in_retry and not self.allow_nested:
-                return await self._single_attempt_async(ctx, op, inner)
-            started, was_in_retry = self._begin(ctx)
+            started, was_in_retry = begin(ctx)
+            attempts = None
             try:
-                try:
-                    result = await inner(ctx, op)
-                except Exception as exc:
-                    state = _Attempts(self, ctx, started)
-                    delay = state.after_failure(exc)
-                    if delay is None:
-                        raise
-                else:
-                    self._succeeded(ctx)
-                    return result
                 while True:
-                    await ctx.clock.sleep(delay)
-                    ctx.attempt += 1
                     try:
                         result = await inner(ctx, op)
                     except Exception as exc:
-                        delay = state.after_failure(exc)
+                        attempts, delay = failed(ctx, started, attempts, exc)
                         if delay is None:
                             raise
                     else:
-                        state.after_success()
+                        succeeded(ctx, started, attempts)
                         return result
+                    await ctx.clock.sleep(delay)
+                    ctx.attempt += 1
             finally:
                 ctx.in_retry = was_in_retry
 
         return retry_step
 
     def wrap_sync(self, inner: SyncStep) -> SyncStep:
+        begin, failed, succeeded = self._begin, self._failed, self._succeeded
+
         def retry_step(ctx: CallContext, op: SyncOp) -> Any:
-            if ctx.in_retry and not self.allow_nested:
-                return self._single_attempt_sync(ctx, op, inner)
-            started, was_in_retry = self._begin(ctx)
+            started, was_in_retry = begin(ctx)
+            attempts = None
             try:
-                try:
-                    result = inner(ctx, op)
-                except Exception as exc:
-                    state = _Attempts(self, ctx, started)
-                    delay = state.after_failure(exc)
-                    if delay is None:
-                        raise
-                else:
-                    self._succeeded(ctx)
-                    return result
                 while True:
-                    ctx.clock.sleep_sync(delay)
-                    ctx.attempt += 1
                     try:
                         result = inner(ctx, op)
                     except Exception as exc:
-                        delay = state.after_failure(exc)
+                        attempts, delay = failed(ctx, started, attempts, exc)
                         if delay is None:
                             raise
                     else:
-                        state.after_success()
+                        succeeded(ctx, started, attempts)
                         return result
+                    ctx.clock.sleep_sync(delay)
+                    ctx.attempt += 1
             finally:
                 ctx.in_retry = was_in_retry
 
         return retry_step
-
-    async def _single_attempt_async(self, ctx: CallContext, op: AsyncOp,
-                                    inner: AsyncStep) -> Any:
-        try:
-            return await inner(ctx, op)
-        except Exception as exc:
-            self._note_suppressed(ctx, exc)
-            raise
-
-    def _single_attempt_sync(self, ctx: CallContext, op: SyncOp, inner: SyncStep) -> Any:
-        try:
-            return inner(ctx, op)
-        except Exception as exc:
-            self._note_suppressed(ctx, exc)
-            raise
-
-    def _note_suppressed(self, ctx: CallContext, exc: Exception) -> None:
-        if self.is_retryable(exc):
-            ctx.sink.emit(NestedRetrySuppressed(operation=ctx.operation, at=ctx.clock.now()))
 
 
 class _Attempts:

@@ -59,22 +59,26 @@ class RedisBreakerSignal:
     def __repr__(self) -> str:
         return f"RedisBreakerSignal({self._keys[0]!r}, quorum={self._quorum})"
 
-    def on_failure(self, gen: int, start: float, end: float, ctx: Any) -> None:
-        self._local.on_failure(gen, start, end, ctx)
+    def on_failure(self, gen: int, start: float, end: float) -> Any:
+        """The local state's verdict, plus an early opening when the fleet has a quorum (the
+        driver emits the notices of both)."""
+        notices = self._local.on_failure(gen, start, end)
         if end >= self._next_report:
             self._next_report = end + _REPORT_EVERY
-            self._report(end, ctx)
+            if self._report() and self._local.state is CircuitState.CLOSED:
+                notices = (*notices, *self._local.transition(CircuitState.OPEN, end))
+        return notices
 
-    def _report(self, now: float, ctx: Any) -> None:
+    def _report(self) -> bool:
+        """Report this instance's failure; whether a quorum of instances is failing."""
         link = self._link
         if not link.usable():
-            return  # Redis down: the local breaker alone decides, as it always may
+            return False  # Redis down: the local breaker alone decides, as it always may
         try:
             count = int(self._script(keys=self._keys, args=[self._member, self._window_us]))
         except REDIS_ERRORS as exc:
             link.failed(exc)
-            return
+            return False
         link.succeeded()
         self.failing_instances = count
-        if count >= self._quorum and self._local.state is CircuitState.CLOSED:
-            self._local.transition(CircuitState.OPEN, now, ctx)
+        return count >= self._quorum

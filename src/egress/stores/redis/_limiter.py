@@ -107,6 +107,7 @@ class RedisLimiterState:
         self._fixed_share = fleet_size
         self._share = fleet_size or 1
         self._fallback = self._local(self._share)
+        self._own = local  # this instance's "slow down" series (throttle, calm): kept locally
         self._next_beat = -math.inf
         self._offset = 0.0  # server seconds minus this process's clock seconds
         self._paused = -math.inf  # the shared pause end, on this process's clock
@@ -203,7 +204,18 @@ class RedisLimiterState:
         left = self._paused - now if not self._link.down else 0.0
         return max(left, self._fallback.paused_for(now), 0.0)
 
+    @property
+    def throttle_level(self) -> int:
+        return self._own.throttle_level
+
+    def throttle(self, now: float, pause: Any) -> float | None:
+        return self._own.throttle(now, pause)
+
+    def calm(self, sent: float) -> None:
+        self._own.calm(sent)
+
     def pause_until(self, until: float) -> bool:
+        self._own.pause_until(until)
         extended = self._fallback.pause_until(until)
         link = self._link
         if not link.usable():

@@ -1,0 +1,216 @@
+"""The breaker's drivers: read the clock, call, report. Every decision is in the state.
+
+The pumps are written out, not shared through a generator, because this is the hot path: a fast
+success in a quiet window costs two attribute reads and two comparisons, no clock read and no
+allocation, when slow-call detection is off.
+
+What the state says (notices, :mod:`egress.policies._breaker_state`) becomes events here, and a
+refusal becomes :class:`~egress.errors.CircuitOpenError`, after its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from egress._pipeline import AsyncOp, AsyncStep, CallContext, SyncOp, SyncStep
+from egress.errors import CircuitOpenError, DeadlineExceededError
+from egress.events import CircuitRejected, CircuitStateChanged, CircuitThresholdExceeded
+from egress.policies._breaker_state import (
+    REFUSED,
+    BreakerState,
+    Notices,
+    StateChanged,
+    ThresholdExceeded,
+)
+
+__all__ = ["FAILURE", "IGNORE", "SUCCESS", "Gate", "guard_async", "guard_sync", "step_async",
+           "step_sync"]
+
+IGNORE, SUCCESS, FAILURE = -1, 0, 1
+_DEADLINE_CANCELLED = DeadlineExceededError("cancelled by the call's deadline")
+
+
+def report(name: str, notices: Notices, ctx: CallContext) -> None:
+    """Emit one event per notice; raise ``CircuitOpenError`` if the call was refused."""
+    sink, operation = ctx.sink, ctx.operation
+    for notice in notices:
+        if isinstance(notice, StateChanged):
+            sink.emit(CircuitStateChanged(
+                operation=operation, at=notice.at, breaker=name, old=notice.old.value,
+                new=notice.new.value, failure_rate=notice.failure_rate,
+                slow_call_rate=notice.slow_call_rate))
+        elif isinstance(notice, ThresholdExceeded):
+            sink.emit(CircuitThresholdExceeded(
+                operation=operation, at=notice.at, breaker=name,
+                failure_rate=notice.failure_rate, slow_call_rate=notice.slow_call_rate))
+        else:
+            sink.emit(CircuitRejected(operation=operation, at=notice.at, breaker=name,
+                                      retry_after=notice.retry_after))
+            raise CircuitOpenError(name, retry_after=notice.retry_after)
+
+
+class Gate:
+    """What a breaker's pumps share: the state, how outcomes are classified, slow-call timing.
+
+    The pumps call :meth:`admit` only when the state asks to be asked (``fast_gen < 0``),
+    :meth:`failed` on any exception, and :meth:`succeeded` only when a success may change
+    something (outside a quiet window, or slow).
+    """
+
+    __slots__ = ("classify", "name", "slow", "state", "timed")
+
+    def __init__(self, name: str, state: BreakerState,
+                 classify: Callable[[BaseException], int], slow_call_duration: float) -> None:
+        self.name = name
+        self.state = state
+        self.classify = classify
+        self.slow = slow_call_duration
+        self.timed = self.slow != math.inf
+
+    def parts(self) -> tuple[BreakerState, Callable[[float, CallContext], int],
+                             Callable[[int, float, BaseException, CallContext], None],
+                             Callable[[int, float, float, CallContext], None], bool, float]:
+        """What a pump binds once: state, admit, failed, succeeded, timed, slow."""
+        return self.state, self.admit, self.failed, self.succeeded, self.timed, self.slow
+
+    def report(self, notices: Notices, ctx: CallContext) -> None:
+        if notices:
+            report(self.name, notices, ctx)
+
+    def admit(self, now: float, ctx: CallContext) -> int:
+        """The call's generation, or raise ``CircuitOpenError`` (after its events)."""
+        gen, notices = self.state.acquire(now)
+        self.report(notices, ctx)
+        assert gen != REFUSED  # report() raised
+        return gen
+
+    def succeeded(self, gen: int, start: float, end: float, ctx: CallContext) -> None:
+        """A success that may change something (``end`` is 0.0 when calls are not timed)."""
+        if not self.timed:
+            end = ctx.clock.now()
+        self.report(self.state.on_success(gen, start, end), ctx)
+
+    def failed(self, gen: int, start: float, exc: BaseException, ctx: CallContext) -> None:
+        now = ctx.clock.now()
+        if (isinstance(exc, asyncio.CancelledError) and ctx.deadline is not None
+                and now >= ctx.deadline):
+            # Cancelled by the deadline (a Timeout outside the breaker): the upstream did not
+            # answer in time, which counts as a DeadlineExceededError would. A cancellation
+            # before the deadline is the caller's and is ignored.
+            exc = _DEADLINE_CANCELLED
+        verdict = self.classify(exc)
+        state = self.state
+        if verdict == IGNORE:
+            state.release(gen)
+            return
+        self.report(state.on_failure(gen, start, now) if verdict == FAILURE
+                    else state.on_success(gen, start, now), ctx)
+
+
+# The pumps. A pipeline step is called ``(ctx, op)``; the decorator with the function's own
+# arguments, under the breaker's own context. They are four (async and sync, step and decorator)
+# because the calling conventions differ and this is the hot path: a step taking ``*args,
+# **kwargs`` would allocate a tuple and a dict per call. They hold no decision: what to do with
+# a failure or a success is the Gate's and the state's.
+
+
+def step_async(gate: Gate, inner: AsyncStep) -> AsyncStep:
+    state, admit, failed, succeeded, timed, slow = gate.parts()
+
+    async def circuit_breaker_step(ctx: CallContext, op: AsyncOp) -> Any:
+        gen = state.fast_gen
+        if gen < 0:
+            gen = admit(ctx.clock.now(), ctx)
+        start = ctx.clock.now() if timed else 0.0
+        try:
+            result = await inner(ctx, op)
+        except BaseException as exc:
+            failed(gen, start, exc, ctx)
+            raise
+        if timed:
+            end = ctx.clock.now()
+            if gen != state.quiet_gen or end - start >= slow:
+                succeeded(gen, start, end, ctx)
+        elif gen != state.quiet_gen:
+            succeeded(gen, start, 0.0, ctx)
+        return result
+
+    return circuit_breaker_step
+
+
+def step_sync(gate: Gate, inner: SyncStep) -> SyncStep:
+    state, admit, failed, succeeded, timed, slow = gate.parts()
+
+    def circuit_breaker_step(ctx: CallContext, op: SyncOp) -> Any:
+        gen = state.fast_gen
+        if gen < 0:
+            gen = admit(ctx.clock.now(), ctx)
+        start = ctx.clock.now() if timed else 0.0
+        try:
+            result = inner(ctx, op)
+        except BaseException as exc:
+            failed(gen, start, exc, ctx)
+            raise
+        if timed:
+            end = ctx.clock.now()
+            if gen != state.quiet_gen or end - start >= slow:
+                succeeded(gen, start, end, ctx)
+        elif gen != state.quiet_gen:
+            succeeded(gen, start, 0.0, ctx)
+        return result
+
+    return circuit_breaker_step
+
+
+def guard_async(gate: Gate, fn: Callable[..., Awaitable[Any]], own: CallContext
+                ) -> Callable[..., Awaitable[Any]]:
+    state, admit, failed, succeeded, timed, slow = gate.parts()
+    now = own.clock.now
+
+    async def guarded(*args: Any, **kwargs: Any) -> Any:
+        gen = state.fast_gen
+        if gen < 0:
+            gen = admit(now(), own)
+        start = now() if timed else 0.0
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            failed(gen, start, exc, own)
+            raise
+        if timed:
+            end = now()
+            if gen != state.quiet_gen or end - start >= slow:
+                succeeded(gen, start, end, own)
+        elif gen != state.quiet_gen:
+            succeeded(gen, start, 0.0, own)
+        return result
+
+    return guarded
+
+
+def guard_sync(gate: Gate, fn: Callable[..., Any], own: CallContext) -> Callable[..., Any]:
+    state, admit, failed, succeeded, timed, slow = gate.parts()
+    now = own.clock.now
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        gen = state.fast_gen
+        if gen < 0:
+            gen = admit(now(), own)
+        start = now() if timed else 0.0
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            failed(gen, start, exc, own)
+            raise
+        if timed:
+            end = now()
+            if gen != state.quiet_gen or end - start >= slow:
+                succeeded(gen, start, end, own)
+        elif gen != state.quiet_gen:
+            succeeded(gen, start, 0.0, own)
+        return result
+
+    return guarded
