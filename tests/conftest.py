@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, settings
 
 from egress.testing import FakeClock, RecordingSink
 
-# pytester runs pytest inside pytest: how the egress plugin itself is tested.
-pytest_plugins = ["pytester"]
+# pytester runs pytest inside pytest: how the egress plugin itself is tested. _redis_fixtures:
+# real Redis for the tests that need it (redis_url, redis_store, idempotency_store, private_redis).
+pytest_plugins = ["pytester", "_redis_fixtures"]
 
 
 # Hypothesis must not judge this machine's speed: a cold or loaded 2-core box makes data

@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dashboard", type=int, nargs="?", const=0, default=None, metavar="PORT",
                       help="serve the live dashboard on 127.0.0.1:PORT (a free port if none) "
                            "while the demo runs, and print its URL")
+    demo.add_argument("--workers", type=int, default=None, metavar="N",
+                      help="run N worker processes sharing one rate limit, retry budget and "
+                           "idempotency store through Redis")
+    demo.add_argument("--redis", metavar="URL", default=None,
+                      help="the Redis for --workers (default: a private redis-server on a free "
+                           "loopback port)")
     from egress.testing.fake_stripe._cli import add_parser as add_fake_stripe_parser
 
     add_fake_stripe_parser(sub)
@@ -60,30 +66,41 @@ def _demo(args: argparse.Namespace) -> int:
 
     from egress.demo import DemoOptions, run_demo
     from egress.demo._view import live_progress, render_report
+    from egress.errors import ConfigurationError
 
     try:
         options = DemoOptions(payments=args.payments, concurrency=args.concurrency,
                               chaos=args.chaos, seed=args.seed,
                               resilience=not args.no_resilience)
+        fleet = None
+        if args.workers is not None or args.redis is not None:
+            from egress.demo._fleet import FleetOptions
+
+            fleet = FleetOptions(workers=args.workers or 2, redis_url=args.redis)
     except ValueError as exc:
         print(f"egress demo: {exc}", file=sys.stderr)
         return 2
     console = Console(stderr=args.json)
-    with ExitStack() as serving:
-        sink = None
-        if args.dashboard is not None:
-            from egress.observability.dashboard import DashboardSink, serve_dashboard
+    try:
+        with ExitStack() as serving:
+            sink = None
+            if args.dashboard is not None:
+                from egress.observability.dashboard import DashboardSink, serve_dashboard
 
-            sink = DashboardSink()
-            server = serving.enter_context(serve_dashboard(sink, port=args.dashboard))
-            print(f"egress demo: live dashboard at {server.url}",
-                  file=sys.stderr if args.json else sys.stdout, flush=True)
-        if args.json or not console.is_terminal:
-            report = run_demo(options, sink=sink)
-        else:
-            with ExitStack() as stack:
-                report = run_demo(options, sink=sink, on_start=lambda progress: (
-                    stack.enter_context(live_progress(console, progress))))
+                sink = DashboardSink()
+                server = serving.enter_context(serve_dashboard(sink, port=args.dashboard))
+                print(f"egress demo: live dashboard at {server.url}",
+                      file=sys.stderr if args.json else sys.stdout, flush=True)
+            if args.json or not console.is_terminal:
+                report = run_demo(options, fleet=fleet, sink=sink)
+            else:
+                with ExitStack() as stack:
+                    report = run_demo(options, fleet=fleet, sink=sink,
+                                      on_start=lambda progress: stack.enter_context(
+                                          live_progress(console, progress)))
+    except ConfigurationError as exc:  # --workers: Redis unreachable, a worker failed
+        print(exc, file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, sort_keys=True))
     else:

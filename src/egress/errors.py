@@ -9,7 +9,8 @@ is a policy's decision, never the exception's::
     │   ├── CircuitOpenError        .retry_after: seconds until the next probe may pass
     │   ├── RateLimitedError        .retry_after (local limiter or server hint)
     │   ├── BulkheadFullError
-    │   └── RetryBudgetExhaustedError
+    │   ├── RetryBudgetExhaustedError
+    │   └── SharedStateUnavailableError  a store that must not guess (idempotency) is unreachable
     ├── DeadlineExceededError       the overall deadline passed (also a built-in TimeoutError)
     ├── UpstreamError               the remote side failed; __cause__ keeps the vendor exception
     │   ├── TransportError          .sent: False (nothing left this host) or True (maybe processed)
@@ -56,6 +57,7 @@ __all__ = [
     "RejectedError",
     "ResponseError",
     "RetryBudgetExhaustedError",
+    "SharedStateUnavailableError",
     "StatusError",
     "TLSVerificationError",
     "TransportError",
@@ -126,6 +128,11 @@ class BulkheadFullError(RejectedError):
 
 class RetryBudgetExhaustedError(RejectedError):
     """Raised only by callers that ask a budget directly; Retry re-raises the original error."""
+
+
+class SharedStateUnavailableError(RejectedError):
+    """A store that must not guess (idempotency records on Redis) could not be reached in time;
+    nothing was sent. Safe to try again later with the same reference."""
 
 
 class DeadlineExceededError(EgressError, TimeoutError):

@@ -15,16 +15,23 @@ from egress.errors import ConfigurationError
 from egress.payments import IdempotencyRecord, IdempotencyStore, RecordState
 from egress.stores.idempotency_memory import MemoryIdempotencyStore
 from egress.stores.idempotency_sqlite import SqliteIdempotencyStore
+from egress.stores.redis import RedisIdempotencyStore
 
 
 def rec(reference: str = "o-1", *, now: float = 1000.0, fp: str = "fp") -> IdempotencyRecord:
     return IdempotencyRecord.new("scope", "create", reference, fp, now)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[IdempotencyStore]:
     if request.param == "memory":
         yield MemoryIdempotencyStore()
+    elif request.param == "redis":  # a real redis-server (see tests/_redis_fixtures.py)
+        redis = RedisIdempotencyStore(request.getfixturevalue("redis_url"),
+                                      prefix=request.getfixturevalue("prefix"))
+        yield redis
+        await redis.aclose()
+        redis.close()
     else:
         sqlite = SqliteIdempotencyStore(tmp_path / "keys.db")
         yield sqlite

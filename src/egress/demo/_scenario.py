@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 
@@ -39,6 +39,9 @@ from egress.events import CircuitStateChanged, Event, EventSink, FanOutSink, Ret
 from egress.http import Timeouts
 from egress.payments import Money, Payment, PaymentRequest, PaymentStatus
 from egress.testing.fake_stripe import CHAOS_PROFILES, FakeStripe
+
+if TYPE_CHECKING:
+    from egress.demo._fleet import FleetOptions
 
 __all__ = ["DemoOptions", "DemoReport", "Progress", "run_demo"]
 
@@ -136,9 +139,11 @@ class DemoReport:
     def completed_after_outage(self) -> int:
         """Refused payments that got a final answer when sent again."""
         return sum(n for outcome, n in self.redriven.items() if outcome != "still refused")
+    fleet: dict[str, Any] | None = None  # --workers: the workers' shared limit and rate
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        fleet = {} if self.fleet is None else {"fleet": self.fleet}
+        return {**fleet,
             "mode": self.mode,
             "payments": self.options.payments,
             "concurrency": self.options.concurrency,
@@ -407,9 +412,11 @@ async def _run_naive(options: DemoOptions, fake: FakeStripe, plan: list[PaymentR
 
 def run_demo(options: DemoOptions, *,
              on_start: Callable[[Progress], None] | None = None,
+             fleet: FleetOptions | None = None,
              sink: EventSink | None = None) -> DemoReport:
     """Start the fake, push the payments, reconcile, and read the ledger's verdict.
 
+    With ``fleet``, worker processes make the payments, sharing state through Redis.
     ``sink`` also receives the resilient run's events (the live dashboard's).
     """
     plan = plan_payments(options)
@@ -421,7 +428,12 @@ def run_demo(options: DemoOptions, *,
             FakeStripe(chaos=options.chaos, seed=options.seed) as fake:
         reconciled: dict[str, int] = {}
         unknown: set[str] = set()
-        if options.resilience:
+        fleet_info: dict[str, Any] | None = None
+        if fleet is not None:
+            from egress.demo._fleet import run_fleet
+
+            paid, unknown, reconciled, fleet_info = run_fleet(options, fleet, fake, progress)
+        elif options.resilience:
             paid, unknown, reconciled = asyncio.run(
                 _run_resilient(options, fake, plan, progress, Path(tmp), sink=sink))
         else:
@@ -463,5 +475,6 @@ def run_demo(options: DemoOptions, *,
         ledger=ledger,
         invariant_ok=check.ok,
         verdict=str(check),
+        fleet=fleet_info,
     )
 

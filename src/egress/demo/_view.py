@@ -81,6 +81,14 @@ def render_report(console: Console, report: DemoReport) -> None:
     table.add_row("latency p50 / p99", f"{report.latency_ms['p50']:.1f} ms / "
                                        f"{report.latency_ms['p99']:.1f} ms")
     table.add_row("elapsed", f"{report.elapsed_s:.1f} s")
+    if report.fleet is not None:  # --workers
+        fleet = report.fleet
+        table.add_row("workers (processes sharing state on Redis)", str(fleet["workers"]))
+        table.add_row("provider requests/s: mean / peak 2 s",
+                      f"{fleet['aggregate_rate_mean']:.0f} / {fleet['aggregate_rate_peak_2s']:.0f}"
+                      f" (shared limit {fleet['shared_rate_limit']:.0f}/s)")
+        table.add_row("payments submitted by two workers", str(fleet["submitted_twice"]))
+        table.add_row("Redis failures (fell back to local state)", str(fleet["redis_failures"]))
     ledger = data["ledger"]
     table.add_row("provider ledger: live charges", str(ledger["live_charges"]))
     table.add_row("double-charged references", str(ledger["double_charged_references"]))

@@ -1,0 +1,38 @@
+"""``egress demo --workers N``: worker processes sharing a limit, a budget and idempotency."""
+
+from __future__ import annotations
+
+import pytest
+
+from egress.cli import main
+from egress.demo import DemoOptions, run_demo
+from egress.demo import _fleet as fleet_module
+from egress.demo._fleet import FLEET_RATE_LIMIT, FleetOptions
+
+pytestmark = pytest.mark.slow
+
+
+def test_workers_share_the_limit_and_the_ledger_holds(redis_url: str) -> None:
+    report = run_demo(DemoOptions(payments=80, concurrency=8, chaos="ambiguous"),
+                      fleet=FleetOptions(workers=2, redis_url=redis_url))
+    assert report.invariant_ok, report.verdict
+    assert report.ledger["double_charged_references"] == 0
+    fleet = report.fleet
+    assert fleet is not None and fleet["workers"] == 2
+    assert fleet["submitted_twice"] == 8  # every tenth payment, by a second worker: one charge
+    assert 0 < fleet["aggregate_rate_mean"] <= FLEET_RATE_LIMIT * 1.1
+    assert report.as_dict()["fleet"] == fleet
+
+
+def test_no_redis_is_a_clear_message(monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(fleet_module, "redis_server_binary", lambda: None)
+    assert main(["demo", "--workers", "2", "--payments", "5"]) == 2
+    assert "apt-get install redis-server" in capsys.readouterr().err
+
+
+def test_an_unreachable_redis_is_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:
+    # Port 1 on loopback: nothing listens there (connection refused at once).
+    assert main(["demo", "--workers", "2", "--redis", "redis://127.0.0.1:1/0",
+                 "--payments", "5"]) == 2
+    assert "cannot reach the Redis" in capsys.readouterr().err
