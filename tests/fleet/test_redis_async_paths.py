@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from egress import Pipeline, Retry, RetryBudget
+from egress import CircuitBreaker, Pipeline, Retry, RetryBudget
 from egress.errors import TransportError
 from egress.policies.retry import Backoff
 from egress.stores.redis import RedisStore
@@ -64,6 +64,19 @@ async def test_an_async_retry_budget_never_uses_the_sync_client(
     assert calls == 2
     assert sync_calls_in_a_loop == []
     assert not store.down
+
+
+async def test_an_async_breaker_reports_through_the_async_client(
+        store: RedisStore, sync_calls_in_a_loop: list[str]) -> None:
+    cb = CircuitBreaker("stripe", minimum_calls=100, store=store)
+
+    async def broken() -> None:
+        raise TransportError("reset", sent=False)
+
+    with pytest.raises(TransportError):
+        await Pipeline(cb).execute("charge", broken)
+    assert cb._state.failing_instances == 1  # reported to Redis
+    assert sync_calls_in_a_loop == []
 
 
 def test_sync_callers_keep_the_sync_client(store: RedisStore) -> None:
