@@ -158,3 +158,39 @@ async def test_idempotency_claims_fail_closed(private_redis: LocalRedisServer,
         pytest.fail("the idempotency store never came back")
     await store.aclose()
     store.close()
+
+
+async def test_a_frozen_redis_does_not_freeze_the_loop_of_an_async_budget(
+        private_redis: LocalRedisServer, store: RedisStore, sink: RecordingSink) -> None:
+    import asyncio
+
+    state = RetryBudget(name="stripe", store=store).state()
+    assert await state.try_retry_async(time.monotonic(), False) == 1.0  # type: ignore[attr-defined]
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    private_redis.pause()
+    try:
+        # The round trip times out (0.25 s) while the other task keeps running; then the
+        # local budget decides (fail-open), with one event.
+        assert await state.try_retry_async(time.monotonic(), False) == 1.0  # type: ignore[attr-defined]
+        assert store.down
+        assert ticks >= 5
+        assert sink.of(SharedStateUnavailable)[0].error == "TimeoutError"
+        await state.record_call_async(time.monotonic())  # type: ignore[attr-defined]  # down: local
+    finally:
+        private_redis.resume()
+        task.cancel()
+    for _ in range(500):
+        await state.try_retry_async(time.monotonic(), False)  # type: ignore[attr-defined]
+        if not store.down:
+            break
+        await asyncio.sleep(0.01)
+    assert not store.down
+    assert [type(e) for e in sink.events] == [SharedStateUnavailable, SharedStateRestored]

@@ -94,6 +94,24 @@ class Gate:
         self.report(self.state.on_success(gen, start, end), ctx)
 
     def failed(self, gen: int, start: float, exc: BaseException, ctx: CallContext) -> None:
+        now = self._judge(gen, start, exc, ctx)
+        if now is not None:
+            self.report(self.state.on_failure(gen, start, now), ctx)
+
+    async def failed_async(self, gen: int, start: float, exc: BaseException,
+                           ctx: CallContext) -> None:
+        """:meth:`failed`, awaiting the state's ``on_failure_async`` when it has one (a state
+        that reports to a server, so as not to block the event loop)."""
+        now = self._judge(gen, start, exc, ctx)
+        if now is not None:
+            on_failure_async = getattr(self.state, "on_failure_async", None)
+            self.report(self.state.on_failure(gen, start, now) if on_failure_async is None
+                        else await on_failure_async(gen, start, now), ctx)
+
+    def _judge(self, gen: int, start: float, exc: BaseException, ctx: CallContext
+               ) -> float | None:
+        """Classify ``exc``; settle an ignored call or a success here. A failure's time, for
+        the caller to report to the state; None when settled."""
         now = ctx.clock.now()
         if (isinstance(exc, asyncio.CancelledError) and ctx.deadline is not None
                 and now >= ctx.deadline):
@@ -105,9 +123,11 @@ class Gate:
         state = self.state
         if verdict == IGNORE:
             state.release(gen)
-            return
-        self.report(state.on_failure(gen, start, now) if verdict == FAILURE
-                    else state.on_success(gen, start, now), ctx)
+            return None
+        if verdict == FAILURE:
+            return now
+        self.report(state.on_success(gen, start, now), ctx)
+        return None
 
 
 # The pumps. A pipeline step is called ``(ctx, op)``; the decorator with the function's own
@@ -118,7 +138,8 @@ class Gate:
 
 
 def step_async(gate: Gate, inner: AsyncStep) -> AsyncStep:
-    state, admit, failed, succeeded, timed, slow = gate.parts()
+    state, admit, _, succeeded, timed, slow = gate.parts()
+    failed = gate.failed_async
 
     async def circuit_breaker_step(ctx: CallContext, op: AsyncOp) -> Any:
         gen = state.fast_gen
@@ -128,7 +149,7 @@ def step_async(gate: Gate, inner: AsyncStep) -> AsyncStep:
         try:
             result = await inner(ctx, op)
         except BaseException as exc:
-            failed(gen, start, exc, ctx)
+            await failed(gen, start, exc, ctx)
             raise
         if timed:
             end = ctx.clock.now()
@@ -167,7 +188,8 @@ def step_sync(gate: Gate, inner: SyncStep) -> SyncStep:
 
 def guard_async(gate: Gate, fn: Callable[..., Awaitable[Any]], own: CallContext
                 ) -> Callable[..., Awaitable[Any]]:
-    state, admit, failed, succeeded, timed, slow = gate.parts()
+    state, admit, _, succeeded, timed, slow = gate.parts()
+    failed = gate.failed_async
     now = own.clock.now
 
     async def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -178,7 +200,7 @@ def guard_async(gate: Gate, fn: Callable[..., Awaitable[Any]], own: CallContext
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            failed(gen, start, exc, own)
+            await failed(gen, start, exc, own)
             raise
         if timed:
             end = now()

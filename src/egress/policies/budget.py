@@ -32,7 +32,8 @@ _BUCKETS = 10
 
 
 class BudgetState(Protocol):
-    """What Retry asks of a budget's state."""
+    """What Retry asks of a budget's state. A state may also offer ``record_call_async`` and
+    ``try_retry_async`` (awaited by Retry's async pump instead, as a state in Redis does)."""
 
     def record_call(self, now: float) -> None:
         """A logical call started (its first attempt)."""

@@ -240,7 +240,7 @@ class Retry:
     # cheap. ``_begin`` returns when the call started, or None for a nested Retry that makes a
     # single attempt; ``_failed`` builds the per-call state (``_Attempts``) at the first failure.
 
-    def _begin(self, ctx: CallContext) -> tuple[float | None, bool]:
+    def _begin(self, ctx: CallContext, record: bool = True) -> tuple[float | None, bool]:
         was_in_retry = ctx.in_retry
         if was_in_retry and not self.allow_nested:
             return None, True
@@ -251,22 +251,20 @@ class Retry:
             ctx.sink.emit(DeadlineExceeded(operation=ctx.operation, at=now, budget=0.0,
                                            where="retry"))
             raise error
-        if self._budget_state is not None:
+        if record and self._budget_state is not None:
             self._budget_state.record_call(now)
         ctx.in_retry = True
         ctx.attempt = 1
         return now, was_in_retry
 
     def _failed(self, ctx: CallContext, started: float | None, attempts: _Attempts | None,
-                exc: Exception) -> tuple[_Attempts | None, float | None]:
-        """The call's state and the delay before the next attempt (None: re-raise ``exc``)."""
+                exc: Exception) -> _Attempts | None:
+        """The call's state, to ask for the delay before the next attempt (None: re-raise)."""
         if started is None:  # a nested Retry: one attempt only
             if self._retryable(exc):
                 ctx.sink.emit(NestedRetrySuppressed(operation=ctx.operation, at=ctx.clock.now()))
-            return None, None
-        if attempts is None:
-            attempts = _Attempts(self, ctx, started)
-        return attempts, attempts.after_failure(exc)
+            return None
+        return attempts if attempts is not None else _Attempts(self, ctx, started)
 
     def _succeeded(self, ctx: CallContext, started: float | None,
                    attempts: _Attempts | None) -> None:
@@ -279,16 +277,23 @@ class Retry:
 
     def wrap_async(self, inner: AsyncStep) -> AsyncStep:
         begin, failed, succeeded = self._begin, self._failed, self._succeeded
+        # A budget whose state lives on a server may offer awaitable variants (the Redis one
+        # does): the same decisions, without blocking the event loop on a round trip.
+        record_async = getattr(self._budget_state, "record_call_async", None)
 
         async def retry_step(ctx: CallContext, op: AsyncOp) -> Any:
-            started, was_in_retry = begin(ctx)
+            started, was_in_retry = begin(ctx, record_async is None)
             attempts = None
             try:
+                if record_async is not None and started is not None:
+                    await record_async(started)
                 while True:
                     try:
                         result = await inner(ctx, op)
                     except Exception as exc:
-                        attempts, delay = failed(ctx, started, attempts, exc)
+                        attempts = failed(ctx, started, attempts, exc)
+                        delay = None if attempts is None else await attempts.after_failure_async(
+                            exc)
                         if delay is None:
                             raise
                     else:
@@ -312,7 +317,8 @@ class Retry:
                     try:
                         result = inner(ctx, op)
                     except Exception as exc:
-                        attempts, delay = failed(ctx, started, attempts, exc)
+                        attempts = failed(ctx, started, attempts, exc)
+                        delay = None if attempts is None else attempts.after_failure(exc)
                         if delay is None:
                             raise
                     else:
@@ -350,6 +356,25 @@ class _Attempts:
         May raise :class:`DeadlineExceededError` (from ``exc``) when the next attempt could not
         start before the deadline.
         """
+        plan = self._plan(exc)
+        budget = self.budget
+        if plan is None or budget is None:
+            return self._schedule(exc, plan, 0.0)
+        return self._schedule(exc, plan, budget.try_retry(plan[0], isinstance(exc, TimeoutError)))
+
+    async def after_failure_async(self, exc: Exception) -> float | None:
+        """:meth:`after_failure`, awaiting the budget's ``try_retry_async`` when it has one."""
+        ask = getattr(self.budget, "try_retry_async", None)
+        if ask is None:
+            return self.after_failure(exc)
+        plan = self._plan(exc)
+        if plan is None:
+            return None
+        return self._schedule(exc, plan, await ask(plan[0], isinstance(exc, TimeoutError)))
+
+    def _plan(self, exc: Exception) -> tuple[float, int, float, bool] | None:
+        """Everything before the budget: (now, attempts made, delay, hinted), or None to
+        re-raise ``exc`` now."""
         policy = self.policy
         if not policy._retryable(exc):
             return None
@@ -382,8 +407,16 @@ class _Attempts:
             if hinted:
                 error.retry_after = delay
             raise error from exc
+        return now, made, delay, hinted
+
+    def _schedule(self, exc: Exception, plan: tuple[float, int, float, bool] | None,
+                  cost: float | None) -> float | None:
+        """The budget's verdict (``cost``, ignored without a budget) on a planned retry."""
+        if plan is None:
+            return None
+        now, made, delay, hinted = plan
+        ctx, policy = self.ctx, self.policy
         if self.budget is not None:
-            cost = self.budget.try_retry(now, isinstance(exc, TimeoutError))
             if cost is None:
                 ctx.sink.emit(BudgetExhausted(operation=ctx.operation, at=now,
                                               budget=getattr(policy.budget, "name", None) or "",

@@ -47,6 +47,7 @@ class RedisBreakerSignal:
         self._window_us = math.ceil(window * 1_000_000)
         self._next_report = -math.inf
         self._script = link.client.register_script(_SIGNAL)
+        self._script_async: Any = None
         #: Instances that reported failures in the window, as last seen (0: none yet).
         self.failing_instances = 0
 
@@ -63,22 +64,59 @@ class RedisBreakerSignal:
         """The local state's verdict, plus an early opening when the fleet has a quorum (the
         driver emits the notices of both)."""
         notices = self._local.on_failure(gen, start, end)
-        if end >= self._next_report:
-            self._next_report = end + _REPORT_EVERY
-            if self._report() and self._local.state is CircuitState.CLOSED:
-                notices = (*notices, *self._local.transition(CircuitState.OPEN, end))
+        if self._due(end):
+            notices = self._hurry(notices, end, self._report())
         return notices
 
-    def _report(self) -> bool:
-        """Report this instance's failure; whether a quorum of instances is failing."""
+    async def on_failure_async(self, gen: int, start: float, end: float) -> Any:
+        """:meth:`on_failure`, reporting through the asyncio client (the breaker's async
+        drivers await it)."""
+        notices = self._local.on_failure(gen, start, end)
+        if self._due(end):
+            notices = self._hurry(notices, end, await self._report_async())
+        return notices
+
+    # -- the decisions (shared by both pumps) ----------------------------------------------------
+
+    def _due(self, end: float) -> bool:
+        """Whether this failure reports (at most once a second) and Redis is worth trying."""
+        if end < self._next_report:
+            return False
+        self._next_report = end + _REPORT_EVERY
+        return self._link.usable()  # Redis down: the local breaker alone decides
+
+    def _hurry(self, notices: Any, end: float, count: int | None) -> Any:
+        """Open now when a quorum of instances is failing and this one is still closed."""
+        if count is None:
+            return notices
+        self.failing_instances = count
+        if count >= self._quorum and self._local.state is CircuitState.CLOSED:
+            notices = (*notices, *self._local.transition(CircuitState.OPEN, end))
+        return notices
+
+    # -- the pumps: one round trip each; how many instances reported, None when Redis failed ---
+
+    def _report(self) -> int | None:
         link = self._link
-        if not link.usable():
-            return False  # Redis down: the local breaker alone decides, as it always may
         try:
             count = int(self._script(keys=self._keys, args=[self._member, self._window_us]))
         except REDIS_ERRORS as exc:
             link.failed(exc)
-            return False
+            return None
         link.succeeded()
-        self.failing_instances = count
-        return count >= self._quorum
+        return count
+
+    async def _report_async(self) -> int | None:
+        link = self._link
+        client = link.async_client()
+        script = self._script_async
+        if script is None:
+            script = self._script_async = client.register_script(_SIGNAL)
+        try:
+            count = int(await script(keys=self._keys, args=[self._member, self._window_us],
+                                     client=client))
+        except REDIS_ERRORS as exc:
+            await link.failed_async(exc)
+            return None
+        link.succeeded()
+        return count

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Final
+from typing import Any, Final
 
 from egress.policies.budget import RatioBudgetState
 from egress.stores.redis._link import REDIS_ERRORS, RedisLink
@@ -61,7 +61,12 @@ return granted
 
 
 class RedisRatioBudgetState:
-    """The methods of :class:`~egress.policies.budget.RatioBudgetState`, counts in Redis."""
+    """The methods of :class:`~egress.policies.budget.RatioBudgetState`, counts in Redis.
+
+    ``record_call_async`` and ``try_retry_async`` are the same decisions through the asyncio
+    client (Retry's async pump awaits them when present), so an async caller never blocks its
+    event loop on a Redis round trip.
+    """
 
     def __init__(self, link: RedisLink, name: str, local: RatioBudgetState,
                  fail_open: bool) -> None:
@@ -78,43 +83,79 @@ class RedisRatioBudgetState:
         self._next_flush = -math.inf
         self._lock = threading.Lock()
         self._script = link.client.register_script(_BUDGET)
+        self._script_async: Any = None
 
     def __repr__(self) -> str:
         return f"RedisRatioBudgetState({self._keys[0]!r})"
 
-    def _run(self, take: bool) -> bool | None:
-        """One round trip: add the pending calls, maybe take a retry. None when Redis failed."""
+    # -- the decisions (shared by the sync and the async pump) -----------------------------------
+
+    def _args(self, take: bool) -> list[object]:
+        """The script's arguments: the pending calls (handed over now), maybe take a retry."""
         with self._lock:
             pending, self._pending = self._pending, 0
-        try:
-            granted = self._script(keys=self._keys,
-                                   args=[self._width_us, pending, "1" if take else "0",
-                                         repr(self._percent), repr(self._floor)])
-        except REDIS_ERRORS as exc:
-            self._link.failed(exc)
-            return None
-        self._link.succeeded()
-        return bool(granted)
+        return [self._width_us, pending, "1" if take else "0", repr(self._percent),
+                repr(self._floor)]
 
-    def record_call(self, now: float) -> None:
+    def _due(self, now: float) -> bool:
+        """Count a call locally; whether its batch is due for Redis now."""
         self._local.record_call(now)
         with self._lock:
             self._pending += 1
             due = now >= self._next_flush
             if due:
                 self._next_flush = now + _FLUSH_EVERY
-        if due and self._link.usable():
+        return due and self._link.usable()
+
+    def _verdict(self, local: float | None, granted: bool | None) -> float | None:
+        """Redis's answer when it gave one; else the local budget's (fail-open) or a refusal."""
+        if granted is not None:
+            return 1.0 if granted else None
+        return local if self._fail_open else None
+
+    # -- the pumps: one round trip each ----------------------------------------------------------
+
+    def _run(self, take: bool) -> bool | None:
+        """One round trip: add the pending calls, maybe take a retry. None when Redis failed."""
+        try:
+            granted = self._script(keys=self._keys, args=self._args(take))
+        except REDIS_ERRORS as exc:
+            self._link.failed(exc)
+            return None
+        self._link.succeeded()
+        return bool(granted)
+
+    async def _run_async(self, take: bool) -> bool | None:
+        """:meth:`_run` through the asyncio client."""
+        link = self._link
+        client = link.async_client()
+        script = self._script_async
+        if script is None:
+            script = self._script_async = client.register_script(_BUDGET)
+        try:
+            granted = await script(keys=self._keys, args=self._args(take), client=client)
+        except REDIS_ERRORS as exc:
+            await link.failed_async(exc)
+            return None
+        link.succeeded()
+        return bool(granted)
+
+    def record_call(self, now: float) -> None:
+        if self._due(now):
             self._run(take=False)
+
+    async def record_call_async(self, now: float) -> None:
+        if self._due(now):
+            await self._run_async(take=False)
 
     def try_retry(self, now: float, timeout: bool) -> float | None:
         local = self._local.try_retry(now, timeout)  # kept in step: the fallback when needed
-        if self._link.usable():
-            granted = self._run(take=True)
-            if granted is not None:
-                return 1.0 if granted else None
-        if self._fail_open:
-            return local
-        return None
+        return self._verdict(local, self._run(take=True) if self._link.usable() else None)
+
+    async def try_retry_async(self, now: float, timed_out: bool) -> float | None:
+        local = self._local.try_retry(now, timed_out)
+        return self._verdict(local,
+                             await self._run_async(take=True) if self._link.usable() else None)
 
     def record_success(self, now: float, refund: float) -> None:
         return None
