@@ -105,8 +105,8 @@ def _worker(job: _Job, barrier: Any, results: Any) -> None:
         DEMO_SETTLE_AFTER,
         DEMO_TIMEOUTS,
         Progress,
-        _create,
         _reconcile,
+        _submit,
         plan_payments,
     )
 
@@ -132,21 +132,11 @@ def _worker(job: _Job, barrier: Any, results: Any) -> None:
         unknown: list[PaymentRequest] = []
         gate = asyncio.Semaphore(options.concurrency)
 
-        async def one(request: PaymentRequest) -> None:
-            async with gate:
-                started = time.perf_counter()
-                outcome = await _create(payments, request)
-                progress.latencies.append(time.perf_counter() - started)
-            if outcome == "succeeded":
-                paid.add(request.reference)
-            elif outcome == "outcome unknown":
-                unknown.append(request)
-            progress.outcomes[outcome] += 1
-
         reconciled: Counter[str] = Counter()
         barrier.wait(timeout=_START_TIMEOUT)
         async with payments:
-            await asyncio.gather(*(one(request) for request in mine))
+            await asyncio.gather(*(_submit(payments, request, gate=gate, progress=progress,
+                                           paid=paid, unknown=unknown) for request in mine))
             pending = await _reconcile(payments, unknown, paid, reconciled)
         await shared.aclose()
         await keys.aclose()

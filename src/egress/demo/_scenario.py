@@ -222,23 +222,10 @@ async def _run_resilient(options: DemoOptions, fake: FakeStripe, plan: list[Paym
                               sink=_DemoSink(progress) if sink is None else
                               FanOutSink([_DemoSink(progress), sink]))
 
-    async def one(request: PaymentRequest) -> None:
-        async with gate:
-            started = time.perf_counter()
-            outcome = await _create(payments, request)
-            progress.latencies.append(time.perf_counter() - started)
-        if outcome == "succeeded":
-            paid.add(request.reference)
-        elif outcome == "outcome unknown":
-            unknown.append(request)
-        elif outcome == "provider unavailable":
-            refused.append(request)
-        progress.outcomes[outcome] += 1
-        progress.done += 1
-
     reconciled: Counter[str] = Counter()
     async with payments:
-        await asyncio.gather(*(one(request) for request in plan))
+        await asyncio.gather(*(_submit(payments, request, gate=gate, progress=progress, paid=paid,
+                                       unknown=unknown, refused=refused) for request in plan))
         await _redrive(payments, refused, gate=gate, paid=paid, unknown=unknown,
                        redriven=progress.redriven)
         pending = await _reconcile(payments, unknown, paid, reconciled)
@@ -347,6 +334,25 @@ async def _reconcile(payments: StripePayments, unknown: list[PaymentRequest], pa
                 reconciled["proven never charged"] += 1
         pending = still
     return [request.reference for request in pending]
+
+
+async def _submit(payments: StripePayments, request: PaymentRequest, *, gate: asyncio.Semaphore,
+                  progress: Progress, paid: set[str], unknown: list[PaymentRequest],
+                  refused: list[PaymentRequest] | None = None) -> None:
+    """Create one payment under ``gate``, file it by outcome and count it: the one submission
+    step of the demo and of each fleet worker (``refused`` collects what to re-drive)."""
+    async with gate:
+        started = time.perf_counter()
+        outcome = await _create(payments, request)
+        progress.latencies.append(time.perf_counter() - started)
+    if outcome == "succeeded":
+        paid.add(request.reference)
+    elif outcome == "outcome unknown":
+        unknown.append(request)
+    elif outcome == "provider unavailable" and refused is not None:
+        refused.append(request)
+    progress.outcomes[outcome] += 1
+    progress.done += 1
 
 
 async def _create(payments: StripePayments, request: PaymentRequest) -> str:
