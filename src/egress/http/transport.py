@@ -34,9 +34,9 @@ import functools
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import anyio
 import httpx
@@ -106,28 +106,51 @@ def _httpx_deadline(timeouts: Any) -> float | None:
     return max(values) if values else None
 
 
+#: What hands a response body on to the caller as it streams: ``AsyncBody`` or ``SyncBody``.
+_Inner = TypeVar("_Inner", httpx.AsyncBaseTransport, httpx.BaseTransport)
+_BodyClass = Callable[..., httpx.AsyncByteStream | httpx.SyncByteStream]
+
+
 class _Kept:
-    """A response body read within the attempt."""
+    """A response body read within the attempt, and every decision about it: keep a chunk or
+    stream on, and what the attempt returns or raises at the end. The async and sync pumps
+    (``_answer_async``/``_answer_sync``) only read chunks into it."""
 
-    __slots__ = ("chunks", "limit", "retryable", "size")
+    __slots__ = ("body", "call", "chunks", "limit", "response", "retryable", "size", "source",
+                 "watch")
 
-    def __init__(self, retryable: bool, limit: int | None) -> None:
+    def __init__(self, call: _Call, response: httpx.Response, body: _BodyClass, watch: Watch,
+                 *, retryable: bool, limit: int | None) -> None:
+        self.call = call
+        self.response = response
+        self.source = response.stream
+        self.body = body
+        self.watch = watch
         self.retryable = retryable
         self.limit = limit
         self.chunks: list[bytes] = []
         self.size = 0
 
     def add(self, chunk: bytes) -> bool:
-        """Keep ``chunk``; ``False`` once the body is too large to keep (then it streams on,
-        and is not retried)."""
+        """Keep ``chunk`` (counted against the size cap); ``False`` once the body is too large
+        to keep: then the pump returns :meth:`stream_on`."""
+        self.watch.count(chunk)
         self.chunks.append(chunk)
         self.size += len(chunk)
         return self.limit is None or self.size <= self.limit
 
-    def finish(self, response: httpx.Response, call: _Call) -> httpx.Response:
+    def stream_on(self, iterator: object) -> httpx.Response:
+        """The response, its body streaming on from ``iterator`` after what was read (not
+        retried: it could not be returned whole)."""
+        self.response.stream = self.body(self.source, self.watch, iterator, tuple(self.chunks))
+        return self.response
+
+    def finish(self) -> httpx.Response:
+        """The whole body was read: the response, or its status error when it is retryable."""
+        response = self.response
         response.stream = httpx.ByteStream(b"".join(self.chunks))
         if self.retryable:
-            raise call.status_error(response)
+            raise self.call.status_error(response)
         return response
 
 
@@ -201,14 +224,18 @@ class _Call:
     def can_retry(self) -> bool:
         return self.tape is None or self.tape.replayable or self._read()
 
-    def plan(self, response: httpx.Response) -> _Kept | None:
-        """``None``: the body goes to the caller as it streams. Otherwise it is read within the
-        attempt: a retryable status's error page (so that it can be retried, and the last one
-        returned), or every body with ``buffer_body``."""
+    def plan(self, response: httpx.Response, body: _BodyClass) -> _Kept | None:
+        """``None``: the body goes to the caller as it streams (``response.stream`` is already
+        the ``body`` that does). Otherwise it is to be read within the attempt: a retryable
+        status's error page (so that it can be retried, and the last one returned), or every
+        body with ``buffer_body``."""
+        watch = self.watch()
         retryable = response.status_code in TRANSIENT_STATUSES and self.can_retry()
-        if self.transport.buffer_body:
-            return _Kept(retryable, None)
-        return _Kept(retryable, ERROR_BODY_LIMIT) if retryable else None
+        if not retryable and not self.transport.buffer_body:
+            response.stream = body(response.stream, watch)
+            return None
+        limit = None if self.transport.buffer_body else ERROR_BODY_LIMIT
+        return _Kept(self, response, body, watch, retryable=retryable, limit=limit)
 
     def failed(self, error: BaseException) -> None:
         """Bookkeeping of a failed attempt: a body that cannot be sent again ends the retries."""
@@ -233,6 +260,7 @@ class _Call:
             request.stream = self.stream
 
     def watch(self) -> Watch:
+        """What a response body is checked against while it is read: deadline, size cap."""
         return Watch(clock=self.clock, deadline=self.hard, cap=self.transport.max_response_bytes,
                      failures=self)
 
@@ -380,23 +408,29 @@ class ResilientTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
                 self._pipelines.popitem(last=False)
             return built
 
+    def _call(self, request: httpx.Request) -> tuple[_Call, Pipeline]:
+        pipeline = self._pipeline_for(request.url)
+        return _Call(self, request, pipeline), pipeline
+
+    def _inner_as(self, face: type[_Inner], default: Callable[[], _Inner], other: str) -> _Inner:
+        """The inner transport as the ``face`` a call needs (httpx's default made at first use)."""
+        if self._inner is None:
+            self._inner = default()
+        if not isinstance(self._inner, face):
+            raise ConfigurationError(f"ResilientTransport: the inner transport is {other}-only")
+        return self._inner
+
     # -- async ---------------------------------------------------------------------------------
 
     def _async_inner(self) -> httpx.AsyncBaseTransport:
-        if self._inner is None:
-            self._inner = httpx.AsyncHTTPTransport()
-        if not isinstance(self._inner, httpx.AsyncBaseTransport):
-            raise ConfigurationError("ResilientTransport: the inner transport is sync-only")
-        return self._inner
+        return self._inner_as(httpx.AsyncBaseTransport, httpx.AsyncHTTPTransport, "sync")
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         inner = self._async_inner()
-        pipeline = self._pipeline_for(request.url)
-        call = _Call(self, request, pipeline)
+        call, pipeline = self._call(request)
+        attempt = functools.partial(self._attempt_async, inner, call)
         try:
-            return await pipeline.execute(
-                call.info.operation, functools.partial(self._attempt_async, inner, call),
-                deadline=call.deadline)
+            return await pipeline.execute(call.info.operation, attempt, deadline=call.deadline)
         except Exception as exc:
             return call.settle(exc)
         finally:
@@ -419,27 +453,24 @@ class ResilientTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
             call.failed(exc)
             raise
 
-    async def _answer_async(self, response: httpx.Response, call: _Call) -> httpx.Response:
-        stream = response.stream
-        assert isinstance(stream, httpx.AsyncByteStream)
-        watch = call.watch()
-        kept = call.plan(response)
+    @staticmethod
+    async def _answer_async(response: httpx.Response, call: _Call) -> httpx.Response:
+        """The async pump of :class:`_Kept`: only reads, and closes the stream."""
+        kept, stream = call.plan(response, AsyncBody), response.stream
         if kept is None:
-            response.stream = AsyncBody(stream, watch)
             return response
+        assert isinstance(stream, httpx.AsyncByteStream)
         iterator = stream.__aiter__()
         try:
-            while (chunk := await read_async(iterator, watch)) is not None:
-                watch.count(chunk)
+            while (chunk := await read_async(iterator, kept.watch)) is not None:
                 if not kept.add(chunk):
-                    response.stream = AsyncBody(stream, watch, iterator, tuple(kept.chunks))
-                    return response
+                    return kept.stream_on(iterator)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
             raise
         await stream.aclose()
-        return kept.finish(response, call)
+        return kept.finish()
 
     async def aclose(self) -> None:
         if isinstance(self._inner, httpx.AsyncBaseTransport):
@@ -459,20 +490,14 @@ class ResilientTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
     # -- sync ----------------------------------------------------------------------------------
 
     def _sync_inner(self) -> httpx.BaseTransport:
-        if self._inner is None:
-            self._inner = httpx.HTTPTransport()
-        if not isinstance(self._inner, httpx.BaseTransport):
-            raise ConfigurationError("ResilientTransport: the inner transport is async-only")
-        return self._inner
+        return self._inner_as(httpx.BaseTransport, httpx.HTTPTransport, "async")
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         inner = self._sync_inner()
-        pipeline = self._pipeline_for(request.url)
-        call = _Call(self, request, pipeline)
+        call, pipeline = self._call(request)
+        attempt = functools.partial(self._attempt_sync, inner, call)
         try:
-            return pipeline.execute_sync(
-                call.info.operation, functools.partial(self._attempt_sync, inner, call),
-                deadline=call.deadline)
+            return pipeline.execute_sync(call.info.operation, attempt, deadline=call.deadline)
         except Exception as exc:
             return call.settle(exc)
         finally:
@@ -490,26 +515,23 @@ class ResilientTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
             call.failed(exc)
             raise
 
-    def _answer_sync(self, response: httpx.Response, call: _Call) -> httpx.Response:
-        stream = response.stream
-        assert isinstance(stream, httpx.SyncByteStream)
-        watch = call.watch()
-        kept = call.plan(response)
+    @staticmethod
+    def _answer_sync(response: httpx.Response, call: _Call) -> httpx.Response:
+        """The sync pump of :class:`_Kept`: only reads, and closes the stream."""
+        kept, stream = call.plan(response, SyncBody), response.stream
         if kept is None:
-            response.stream = SyncBody(stream, watch)
             return response
-        iterator: Iterator[bytes] = iter(stream)
+        assert isinstance(stream, httpx.SyncByteStream)
+        iterator = iter(stream)
         try:
-            while (chunk := read_sync(iterator, watch)) is not None:
-                watch.count(chunk)
+            while (chunk := read_sync(iterator, kept.watch)) is not None:
                 if not kept.add(chunk):
-                    response.stream = SyncBody(stream, watch, iterator, tuple(kept.chunks))
-                    return response
+                    return kept.stream_on(iterator)
         except BaseException:
             stream.close()
             raise
         stream.close()
-        return kept.finish(response, call)
+        return kept.finish()
 
     def close(self) -> None:
         if isinstance(self._inner, httpx.BaseTransport):
