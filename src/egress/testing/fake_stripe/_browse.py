@@ -1,0 +1,87 @@
+"""Reading many objects: the PaymentIntent and refund lists, and the PaymentIntent search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from egress.testing.fake_stripe import _params as P
+from egress.testing.fake_stripe._errors import invalid
+from egress.testing.fake_stripe._forms import Params
+from egress.testing.fake_stripe._lists import (
+    INTENT_EXPANDABLE,
+    REFUND_EXPANDABLE,
+    created_filter,
+    expansions,
+    list_limit,
+    one_page,
+)
+from egress.testing.fake_stripe._render import Rendering
+from egress.testing.fake_stripe._search import QueryError, parse_query
+
+__all__ = ["Browsing"]
+
+
+class Browsing(Rendering):
+    """``GET /v1/payment_intents``, ``/v1/payment_intents/search`` and ``/v1/refunds``."""
+
+    def list_intents(self, params: Params) -> dict[str, Any]:
+        P.check_known(params, P.LIST_PARAMS)
+        expansions(params, INTENT_EXPANDABLE, listing=True)
+        limit = list_limit(params)
+        after = P.get_str(params, "starting_after")
+        before = P.get_str(params, "ending_before")
+        customer = P.get_str(params, "customer")
+        created = created_filter(params)
+        with self.lock:
+            items = [i for i in reversed(self._intents.values())
+                     if (customer is None or i["customer"] == customer) and created(i)]
+            page, more = one_page(items, limit, after, before, known=self._intents,
+                               kind="payment_intent")
+            return {"object": "list",
+                    "data": [self._render(i, params, listing=True) for i in page],
+                    "has_more": more, "url": "/v1/payment_intents"}
+
+    def search_intents(self, params: Params) -> dict[str, Any]:
+        P.check_known(params, P.SEARCH_PARAMS)
+        query = P.get_str(params, "query", required=True) or ""
+        expansions(params, INTENT_EXPANDABLE, listing=True)
+        limit = list_limit(params)
+        page = P.get_str(params, "page")
+        offset = 0
+        if page is not None:
+            if not page.startswith("page_o") or not page[6:].isdigit():
+                raise invalid("Invalid page token.", param="page")
+            offset = int(page[6:])
+        try:
+            predicate = parse_query(query)
+        except QueryError as exc:
+            raise invalid(str(exc), param="query") from exc
+        now = self._now()
+        with self.lock:
+            hits = [i for i in reversed(self._intents.values())
+                    if self._indexed_at[i["id"]] <= now and predicate(i)]
+            page_items = hits[offset:offset + limit]
+            more = len(hits) > offset + limit
+            return {"object": "search_result",
+                    "data": [self._render(i, params, listing=True) for i in page_items],
+                    "has_more": more,
+                    "next_page": f"page_o{offset + limit}" if more else None,
+                    "url": "/v1/payment_intents/search"}
+
+    def list_refunds(self, params: Params) -> dict[str, Any]:
+        P.check_known(params, P.REFUND_LIST_PARAMS)
+        expansions(params, REFUND_EXPANDABLE, listing=True)
+        limit = list_limit(params)
+        pi_id = P.get_str(params, "payment_intent")
+        charge_id = P.get_str(params, "charge")
+        after = P.get_str(params, "starting_after")
+        before = P.get_str(params, "ending_before")
+        created = created_filter(params)
+        with self.lock:
+            items = [r for r in reversed(self._refunds.values())
+                     if (pi_id is None or r["payment_intent"] == pi_id)
+                     and (charge_id is None or r["charge"] == charge_id) and created(r)]
+            page, more = one_page(items, limit, after, before, known=self._refunds, kind="refund")
+            return {"object": "list",
+                    "data": [self._render_refund(r, params, listing=True) for r in page],
+                    "has_more": more, "url": "/v1/refunds"}
