@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from egress.testing.fake_stripe import _params as P
@@ -26,20 +27,10 @@ class Browsing(Rendering):
 
     def list_intents(self, params: Params) -> dict[str, Any]:
         P.check_known(params, P.LIST_PARAMS)
-        expansions(params, INTENT_EXPANDABLE, listing=True)
-        limit = list_limit(params)
-        after = P.get_str(params, "starting_after")
-        before = P.get_str(params, "ending_before")
         customer = P.get_str(params, "customer")
-        created = created_filter(params)
-        with self.lock:
-            items = [i for i in reversed(self._intents.values())
-                     if (customer is None or i["customer"] == customer) and created(i)]
-            page, more = one_page(items, limit, after, before, known=self._intents,
-                               kind="payment_intent")
-            return {"object": "list",
-                    "data": [self._render(i, params, listing=True) for i in page],
-                    "has_more": more, "url": "/v1/payment_intents"}
+        return self._listed(params, self._intents, INTENT_EXPANDABLE, self._render,
+                            lambda i: customer is None or i["customer"] == customer,
+                            kind="payment_intent", url="/v1/payment_intents")
 
     def search_intents(self, params: Params) -> dict[str, Any]:
         P.check_known(params, P.SEARCH_PARAMS)
@@ -70,18 +61,26 @@ class Browsing(Rendering):
 
     def list_refunds(self, params: Params) -> dict[str, Any]:
         P.check_known(params, P.REFUND_LIST_PARAMS)
-        expansions(params, REFUND_EXPANDABLE, listing=True)
-        limit = list_limit(params)
         pi_id = P.get_str(params, "payment_intent")
         charge_id = P.get_str(params, "charge")
+        return self._listed(params, self._refunds, REFUND_EXPANDABLE, self._render_refund,
+                            lambda r: (pi_id is None or r["payment_intent"] == pi_id)
+                            and (charge_id is None or r["charge"] == charge_id),
+                            kind="refund", url="/v1/refunds")
+
+    def _listed(self, params: Params, objects: dict[str, dict[str, Any]],
+                expandable: frozenset[str], render: Callable[..., dict[str, Any]],
+                matches: Callable[[dict[str, Any]], bool], *, kind: str, url: str
+                ) -> dict[str, Any]:
+        """One page of the ``objects`` that match, newest first, as Stripe lists them
+        (``limit``, ``created``, ``starting_after``/``ending_before``, ``expand``)."""
+        expansions(params, expandable, listing=True)
+        limit = list_limit(params)
         after = P.get_str(params, "starting_after")
         before = P.get_str(params, "ending_before")
         created = created_filter(params)
         with self.lock:
-            items = [r for r in reversed(self._refunds.values())
-                     if (pi_id is None or r["payment_intent"] == pi_id)
-                     and (charge_id is None or r["charge"] == charge_id) and created(r)]
-            page, more = one_page(items, limit, after, before, known=self._refunds, kind="refund")
-            return {"object": "list",
-                    "data": [self._render_refund(r, params, listing=True) for r in page],
-                    "has_more": more, "url": "/v1/refunds"}
+            items = [o for o in reversed(objects.values()) if matches(o) and created(o)]
+            page, more = one_page(items, limit, after, before, known=objects, kind=kind)
+            return {"object": "list", "data": [render(o, params, listing=True) for o in page],
+                    "has_more": more, "url": url}

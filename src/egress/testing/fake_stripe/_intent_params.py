@@ -11,7 +11,8 @@ from egress.testing.fake_stripe._errors import invalid
 from egress.testing.fake_stripe._forms import Params
 
 __all__ = ["MAX_AMOUNT", "MINIMUM_AMOUNTS", "THREE_DECIMAL", "amount_and_currency",
-           "card_options_param", "check_amount", "refuse_connect_only", "shipping_param"]
+           "card_options_param", "check_amount", "optional_hash", "refuse_connect_only",
+           "shipping_param"]
 
 MAX_AMOUNT = 99_999_999
 
@@ -55,11 +56,9 @@ _ADDRESS_FIELDS = ("city", "country", "line1", "line2", "postal_code", "state")
 
 def shipping_param(params: Params) -> dict[str, Any] | None:
     """``shipping``, as Stripe stores it: name and address required, every field echoed."""
-    raw = params.get("shipping")
-    if raw is None or raw == "":
+    raw = optional_hash(params, "shipping", "shipping")
+    if raw is None:
         return None
-    if not isinstance(raw, Mapping):
-        raise invalid("Invalid hash", param="shipping", code="parameter_invalid_hash")
     address = raw.get("address")
     if not isinstance(address, Mapping):
         raise invalid("Missing required param: shipping[address].", param="shipping[address]",
@@ -90,25 +89,30 @@ _CARD_OPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+def optional_hash(within: Params, key: str, param: str) -> Params | None:
+    """The hash (``key[...]`` fields) at ``within[key]``; None when absent or emptied (``""``),
+    Stripe's "Invalid hash" when it is a plain value."""
+    value = within.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, Mapping):
+        raise invalid("Invalid hash", param=param, code="parameter_invalid_hash")
+    return value
+
+
 def card_options_param(params: Params) -> dict[str, str]:
     """The ``payment_method_options[card]`` given, checked as Stripe checks them."""
-    options = params.get("payment_method_options")
-    if options is None or options == "":
+    options = optional_hash(params, "payment_method_options", "payment_method_options")
+    if options is None:
         return {}
-    if not isinstance(options, Mapping):
-        raise invalid("Invalid hash", param="payment_method_options",
-                      code="parameter_invalid_hash")
     for kind in options:
         if kind != "card":
             raise invalid(f"Received unknown parameter: payment_method_options[{kind[:40]}]",
                           param=f"payment_method_options[{kind[:40]}]",
                           code="parameter_unknown")
-    card = options.get("card")
-    if card is None or card == "":
+    card = optional_hash(options, "card", "payment_method_options[card]")
+    if card is None:
         return {}
-    if not isinstance(card, Mapping):
-        raise invalid("Invalid hash", param="payment_method_options[card]",
-                      code="parameter_invalid_hash")
     out: dict[str, str] = {}
     for key in card:
         name = f"payment_method_options[card][{key[:40]}]"

@@ -172,12 +172,8 @@ class Intents(Charges):
                                     ("automatic", "automatic_async", "manual"))
         card = self._card(payment_method) if payment_method is not None else None
         with self.lock:
-            intent = self._intent(ident)
-            if intent["status"] not in CONFIRMABLE:
-                raise unexpected_state(
-                    "You cannot confirm this PaymentIntent because it has a status of "
-                    f"{intent['status']}. Only a PaymentIntent with one of the following "
-                    f"statuses may be confirmed: {', '.join(CONFIRMABLE)}.", intent)
+            intent = self._intent_in(ident, CONFIRMABLE, "You cannot confirm this PaymentIntent",
+                                     "confirmed")
             if payment_method is None:
                 payment_method = intent["payment_method"]
                 card = self._card(payment_method) if payment_method is not None else None
@@ -198,12 +194,8 @@ class Intents(Charges):
         to_capture = P.get_int(params, "amount_to_capture", minimum=1)
         metadata = P.get_metadata(params)
         with self.lock:
-            intent = self._intent(ident)
-            if intent["status"] != "requires_capture":
-                raise unexpected_state(
-                    "This PaymentIntent could not be captured because it has a status of "
-                    f"{intent['status']}. Only a PaymentIntent with one of the following "
-                    "statuses may be captured: requires_capture.", intent)
+            intent = self._intent_in(ident, ("requires_capture",),
+                                     "This PaymentIntent could not be captured", "captured")
             capturable = intent["amount_capturable"]
             amount = capturable if to_capture is None else to_capture
             if amount > capturable:
@@ -223,12 +215,8 @@ class Intents(Charges):
         reason = P.get_enum(params, "cancellation_reason",
                             ("duplicate", "fraudulent", "requested_by_customer", "abandoned"))
         with self.lock:
-            intent = self._intent(ident)
-            if intent["status"] not in CANCELABLE:
-                raise unexpected_state(
-                    "You cannot cancel this PaymentIntent because it has a status of "
-                    f"{intent['status']}. Only a PaymentIntent with one of the following "
-                    f"statuses may be canceled: {', '.join(CANCELABLE)}.", intent)
+            intent = self._intent_in(ident, CANCELABLE, "You cannot cancel this PaymentIntent",
+                                     "canceled")
             if intent["status"] == "requires_capture":
                 charge = self._charges[intent["latest_charge"]]
                 charge.update(refunded=True, amount_refunded=charge["amount"])
@@ -237,6 +225,18 @@ class Intents(Charges):
                           cancellation_reason=reason, amount_capturable=0, next_action=None)
             self._emit("payment_intent.canceled", intent, info)
             return self._render(intent, params)
+
+    def _intent_in(self, ident: str, statuses: tuple[str, ...], refusal: str, done: str
+                   ) -> dict[str, Any]:
+        """The PaymentIntent, if its status allows the operation; else Stripe's
+        ``payment_intent_unexpected_state`` ("{refusal} because it has a status of ...")."""
+        intent = self._intent(ident)
+        if intent["status"] not in statuses:
+            raise unexpected_state(
+                f"{refusal} because it has a status of {intent['status']}. Only a PaymentIntent "
+                f"with one of the following statuses may be {done}: {', '.join(statuses)}.",
+                intent)
+        return intent
 
     def complete_action(self, ident: str, *, succeed: bool = True) -> dict[str, Any]:
         """The customer finished (or failed) the authentication a ``requires_action`` asked for."""

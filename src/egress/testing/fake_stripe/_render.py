@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from egress.testing.fake_stripe._account import Account
@@ -13,30 +14,37 @@ from egress.testing.fake_stripe._lists import INTENT_EXPANDABLE, REFUND_EXPANDAB
 __all__ = ["Rendering"]
 
 
+def _expanded(obj: dict[str, Any], expand: set[str],
+              expanders: Mapping[str, Callable[[str], Any]]) -> dict[str, Any]:
+    """A copy of ``obj`` with each id named in ``expand`` replaced by what it refers to."""
+    out = copy.deepcopy(obj)
+    for name in expand:
+        if out[name] is not None:
+            out[name] = expanders[name](out[name])
+    return out
+
+
 class Rendering(Account):
     """An object as the API returns it (a deep copy, expansions applied)."""
 
     def _render(self, intent: dict[str, Any], params: Params, *,
                 listing: bool = False) -> dict[str, Any]:
-        out = copy.deepcopy(intent)
-        expand = expansions(params, INTENT_EXPANDABLE, listing=listing)
-        if "latest_charge" in expand and out["latest_charge"] is not None:
-            out["latest_charge"] = copy.deepcopy(self._charges[out["latest_charge"]])
-        if "payment_method" in expand and out["payment_method"] is not None:
-            card = self._known_card(out["payment_method"])
-            if card is not None:
-                out["payment_method"] = self._payment_method_object(out["payment_method"], card)
-        return out
+        return _expanded(intent, expansions(params, INTENT_EXPANDABLE, listing=listing), {
+            "latest_charge": self._charge_copy, "payment_method": self._payment_method_shown})
 
     def _render_refund(self, refund: dict[str, Any], params: Params, *,
                        listing: bool = False) -> dict[str, Any]:
-        out = copy.deepcopy(refund)
-        expand = expansions(params, REFUND_EXPANDABLE, listing=listing)
-        if "charge" in expand and out["charge"] is not None:
-            out["charge"] = copy.deepcopy(self._charges[out["charge"]])
-        if "payment_intent" in expand and out["payment_intent"] is not None:
-            out["payment_intent"] = self._render(self._intents[out["payment_intent"]], {})
-        return out
+        return _expanded(refund, expansions(params, REFUND_EXPANDABLE, listing=listing), {
+            "charge": self._charge_copy,
+            "payment_intent": lambda ident: self._render(self._intents[ident], {})})
+
+    def _charge_copy(self, ident: str) -> dict[str, Any]:
+        return copy.deepcopy(self._charges[ident])
+
+    def _payment_method_shown(self, ident: str) -> Any:
+        """The payment method object; a method the fake knows no card of stays an id."""
+        card = self._known_card(ident)
+        return ident if card is None else self._payment_method_object(ident, card)
 
     def _card_details(self, card: TestCard) -> dict[str, Any]:
         return {"brand": card.brand, "country": "US", "exp_month": 12, "exp_year": 2034,
