@@ -1,0 +1,1 @@
+"""The rooms of :mod:`egress.payments.idempotency` (import from there)."""
