@@ -36,13 +36,13 @@ from egress.payments._idempotency.policy import Step, decide
 from egress.payments._idempotency.record import (
     DEFAULT_MAX_KEY_AGE,
     DEFAULT_SETTLE_AFTER,
+    MAX_KEY_LENGTH,
     PROVIDER_KEY_LIFETIME,
     IdempotencyRecord,
     RecordState,
     derive_key,
     key_generation,
 )
-from egress.payments._idempotency.record import MAX_KEY_LENGTH
 from egress.payments._idempotency.store import IdempotencyStore
 
 __all__ = [
