@@ -14,18 +14,6 @@ from egress.errors import (
     ProviderUnavailable,
 )
 from egress.payments.dedup import EventDeduplicator
-from egress.payments.events import (
-    PaymentAuthorized,
-    PaymentCanceled,
-    PaymentCreated,
-    PaymentEvent,
-    PaymentFailed,
-    PaymentProcessing,
-    PaymentRequiresAction,
-    PaymentSucceeded,
-    RefundUpdated,
-    UnhandledEvent,
-)
 from egress.payments.idempotency import (
     DEFAULT_MAX_KEY_AGE,
     DEFAULT_SETTLE_AFTER,
@@ -48,6 +36,18 @@ from egress.payments.models import (
 )
 from egress.payments.money import CURRENCY_EXPONENTS, Money, currency_exponent
 from egress.payments.service import PaymentService
+from egress.payments.webhook_events import (
+    PaymentAuthorized,
+    PaymentCanceled,
+    PaymentCreated,
+    PaymentEvent,
+    PaymentFailed,
+    PaymentProcessing,
+    PaymentRequiresAction,
+    PaymentSucceeded,
+    RefundUpdated,
+    UnhandledEvent,
+)
 
 # The port: what domain code and adapters' users need. The keeper machinery adapters are built
 # from (IdempotencyKeeper, KeyedOperation, derive_key, request_fingerprint, IdempotencyRecord,

@@ -39,7 +39,8 @@ from egress.errors import (
     WebhookTimestampStale,
 )
 from egress.payments.dedup import EventDeduplicator
-from egress.payments.events import (
+from egress.payments.idempotency import IdempotencyStore
+from egress.payments.webhook_events import (
     PaymentAuthorized,
     PaymentCanceled,
     PaymentCreated,
@@ -51,7 +52,6 @@ from egress.payments.events import (
     RefundUpdated,
     UnhandledEvent,
 )
-from egress.payments.idempotency import IdempotencyStore
 
 __all__ = [
     "DEFAULT_TOLERANCE",

@@ -1,4 +1,6 @@
-"""Typed domain events a payment provider notifies (webhooks), free of vendor names.
+"""Webhook events: what a payment provider notifies, typed, free of vendor names.
+
+(Not to be confused with :mod:`egress.events`, the telemetry egress itself emits.)
 
 An adapter verifies and parses the provider's notification into one of these; domain code
 matches on the class. ``id`` is the provider's event id (the de-duplication key) and ``type`` its
@@ -37,44 +39,48 @@ class PaymentEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PaymentCreated(PaymentEvent):
-    payment: Payment
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PaymentSucceeded(PaymentEvent):
-    payment: Payment
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PaymentFailed(PaymentEvent):
-    """An attempt to pay failed; the payment wants another payment method."""
+class _PaymentNotice(PaymentEvent):
+    """A notification about one payment: ``payment`` is its state as the provider sent it."""
 
     payment: Payment
-    code: str | None = None
-    decline_code: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PaymentCanceled(PaymentEvent):
-    payment: Payment
+# The kinds that carry nothing beyond the payment differ only by their class: what domain code
+# matches on. (``__slots__ = ()`` keeps them slotted, as the dataclass above is.)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PaymentProcessing(PaymentEvent):
-    payment: Payment
+class PaymentCreated(_PaymentNotice):
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PaymentRequiresAction(PaymentEvent):
-    payment: Payment
+class PaymentSucceeded(_PaymentNotice):
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PaymentAuthorized(PaymentEvent):
+class PaymentCanceled(_PaymentNotice):
+    __slots__ = ()
+
+
+class PaymentProcessing(_PaymentNotice):
+    __slots__ = ()
+
+
+class PaymentRequiresAction(_PaymentNotice):
+    __slots__ = ()
+
+
+class PaymentAuthorized(_PaymentNotice):
     """Funds are held and can be captured (``payment.amount_capturable``)."""
 
-    payment: Payment
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PaymentFailed(_PaymentNotice):
+    """An attempt to pay failed; the payment wants another payment method."""
+
+    code: str | None = None
+    decline_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
