@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Final
 
-from egress._pipeline import Pipeline
+from egress import Pipeline
 from egress.adapters.stripe import StripePayments, stripe_retry_hook
 from egress.errors import ConfigurationError
 from egress.events import Event

@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 
-from egress.adapters.stripe import StripePayments
-from egress.adapters.stripe import _requests as wire
+from egress.adapters.stripe import DEFAULT_API_VERSION, StripePayments
 from egress.errors import (
     OutcomeUnknown,
     PaymentDeclined,
@@ -371,16 +370,33 @@ async def _create(payments: StripePayments, request: PaymentRequest) -> str:
     return str(payment.status.value).replace("_", " ")
 
 
+def _naive_form(request: PaymentRequest, reference_key: str) -> dict[str, str]:
+    """The create call as a hand-written integration sends it: the form built by hand (no SDK,
+    no idempotency key), the reference in the metadata the fake's ledger reads."""
+    form = {"amount": str(request.amount.to_minor()),
+            "currency": request.amount.currency.lower(),
+            "confirm": "true" if request.confirm else "false",
+            "capture_method": "automatic" if request.capture else "manual",
+            "payment_method_types[0]": "card"}
+    for name in ("customer", "description", "payment_method"):
+        value = getattr(request, name)
+        if value is not None:
+            form[name] = value
+    for key, value in {**request.metadata, reference_key: request.reference}.items():
+        form[f"metadata[{key}]"] = value
+    return form
+
+
 async def _run_naive(options: DemoOptions, fake: FakeStripe, plan: list[PaymentRequest],
                      progress: Progress) -> set[str]:
     """The seed's pattern: retry any failure 3 times, no idempotency key, no breaker."""
     paid: set[str] = set()
     gate = asyncio.Semaphore(options.concurrency)
     headers = {"Authorization": f"Bearer {fake.api_key}",
-               "Stripe-Version": "2024-06-20"}
+               "Stripe-Version": DEFAULT_API_VERSION}
 
     async def one(client: aiohttp.ClientSession, request: PaymentRequest) -> None:
-        built = wire.create_intent(request)
+        form = _naive_form(request, fake.reference_key)
         async with gate:
             started = time.perf_counter()
             outcome = "failed after retries"
@@ -389,7 +405,7 @@ async def _run_naive(options: DemoOptions, fake: FakeStripe, plan: list[PaymentR
                     progress.retries += 1
                     await asyncio.sleep(0.05 * 2**attempt)
                 try:
-                    async with client.post(fake.url + built.path, data=dict(built.params),
+                    async with client.post(fake.url + "/v1/payment_intents", data=form,
                                            headers=headers, timeout=timeout) as response:
                         status = response.status
                         document = await response.json(content_type=None)

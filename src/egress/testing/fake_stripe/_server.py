@@ -147,6 +147,7 @@ class FakeStripe:
         self._requested_port = port
         self._keepalive_timeout = keepalive_timeout
         self.webhook_url = webhook_url
+        self.reference_key = reference_key  # the metadata key the ledger files references by
         self.webhook_secret = webhook_secret or "whsec_" + secrets.token_hex(16)
         rng = random.Random(seed)
         state = StripeState(wall=clock.wall, now=clock.now, rng=random.Random(rng.random()),
