@@ -143,7 +143,9 @@ def step_async(gate: Gate, inner: AsyncStep) -> AsyncStep:
     failed = gate.failed_async
 
     async def circuit_breaker_step(ctx: CallContext, op: AsyncOp) -> Any:
-        gen = fast if (fast := state.fast_gen) >= 0 else admit(ctx)
+        gen = state.fast_gen
+        if gen < 0:
+            gen = admit(ctx)
         start = ctx.clock.now() if timed else 0.0
         try:
             result = await inner(ctx, op)
@@ -162,7 +164,9 @@ def step_sync(gate: Gate, inner: SyncStep) -> SyncStep:
     failed = gate.failed
 
     def circuit_breaker_step(ctx: CallContext, op: SyncOp) -> Any:
-        gen = fast if (fast := state.fast_gen) >= 0 else admit(ctx)
+        gen = state.fast_gen
+        if gen < 0:
+            gen = admit(ctx)
         start = ctx.clock.now() if timed else 0.0
         try:
             result = inner(ctx, op)
@@ -182,7 +186,9 @@ def guard_async(gate: Gate, fn: Callable[..., Awaitable[Any]], own: CallContext
     failed, now = gate.failed_async, own.clock.now
 
     async def guarded(*args: Any, **kwargs: Any) -> Any:
-        gen = fast if (fast := state.fast_gen) >= 0 else admit(own)
+        gen = state.fast_gen
+        if gen < 0:
+            gen = admit(own)
         start = now() if timed else 0.0
         try:
             result = await fn(*args, **kwargs)
@@ -201,7 +207,9 @@ def guard_sync(gate: Gate, fn: Callable[..., Any], own: CallContext) -> Callable
     failed, now = gate.failed, own.clock.now
 
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        gen = fast if (fast := state.fast_gen) >= 0 else admit(own)
+        gen = state.fast_gen
+        if gen < 0:
+            gen = admit(own)
         start = now() if timed else 0.0
         try:
             result = fn(*args, **kwargs)
