@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import math
 import threading
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
@@ -92,6 +93,7 @@ class RedisLink:
         self._client = client if client is not None else self._new_sync()
         self._given_async = async_client
         self._async: tuple[asyncio.AbstractEventLoop, Any] | None = None
+        self._background: set[asyncio.Task[None]] = set()  # strong refs until each one ends
         self._lock = threading.Lock()
         self.down = False
         self._down_since = 0.0
@@ -201,8 +203,32 @@ class RedisLink:
             with contextlib.suppress(*REDIS_ERRORS):
                 await pool.disconnect(inuse_connections=False)
 
+    # -- writes nobody awaits -------------------------------------------------------------------
+
+    def in_background(self, write: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+        """Run ``write`` as a task when this thread runs an event loop; False when it does not
+        (the caller then writes through the sync client). For writes a policy makes without
+        ``await`` (a refund, a server hint's pause): a sync round trip would block the loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        task = loop.create_task(write())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return True
+
+    async def settle(self) -> None:
+        """Wait for the background writes of the running loop (each is bounded by ``timeout``)."""
+        loop = asyncio.get_running_loop()
+        mine = [task for task in self._background if task.get_loop() is loop]
+        if mine:
+            await asyncio.wait(mine)
+
     async def aclose(self) -> None:
-        """Close the asyncio client of the running loop (call before the loop ends)."""
+        """Close the asyncio client of the running loop (call before the loop ends), after its
+        background writes."""
+        await self.settle()
         current, self._async = self._async, None
         client = self._given_async if self._given_async is not None else (
             current[1] if current is not None else None)
