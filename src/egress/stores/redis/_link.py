@@ -24,6 +24,12 @@ from redis.backoff import NoBackoff
 from egress._clock import SYSTEM_CLOCK, Clock
 from egress.errors import ConfigurationError
 from egress.events import NULL_SINK, Event, EventSink
+from egress.stores.redis._sentinel import (
+    aclose_owned,
+    close_owned,
+    is_sentinel_url,
+    parse_sentinel_url,
+)
 
 __all__ = ["DEFAULT_TIMEOUT", "REDIS_ERRORS", "RedisLink", "SharedStateRestored",
            "SharedStateUnavailable"]
@@ -90,6 +96,7 @@ class RedisLink:
         self.clock = clock
         self.sink = sink
         self.label = label
+        self._owns_client = client is None
         self._client = client if client is not None else self._new_sync()
         self._given_async = async_client
         self._async: tuple[asyncio.AbstractEventLoop, Any] | None = None
@@ -106,11 +113,14 @@ class RedisLink:
 
     def _new_sync(self) -> Any:
         assert self.url is not None
+        if is_sentinel_url(self.url):
+            return parse_sentinel_url(self.url).sync_client(self._kwargs())
         try:
             return redis.Redis.from_url(self.url, **self._kwargs())
         except ValueError as exc:
             raise ConfigurationError(f"RedisStore: not a Redis URL ({exc.__class__.__name__}); "
-                                     "expected redis://, rediss:// or unix://") from None
+                                     "expected redis://, rediss://, unix:// or "
+                                     "redis+sentinel://") from None
 
     @property
     def client(self) -> Any:
@@ -130,7 +140,8 @@ class RedisLink:
             raise ConfigurationError("RedisStore: async use needs a url or an async_client")
         kwargs = self._kwargs()
         kwargs["retry"] = redis.asyncio.retry.Retry(NoBackoff(), 0)
-        client = redis.asyncio.Redis.from_url(self.url, **kwargs)
+        client = (parse_sentinel_url(self.url).async_client(kwargs) if is_sentinel_url(self.url)
+                  else redis.asyncio.Redis.from_url(self.url, **kwargs))
         self._async = (loop, client)
         return client
 
@@ -230,11 +241,15 @@ class RedisLink:
         background writes."""
         await self.settle()
         current, self._async = self._async, None
-        client = self._given_async if self._given_async is not None else (
-            current[1] if current is not None else None)
-        if client is not None:
+        if self._given_async is not None:
             with contextlib.suppress(*REDIS_ERRORS):
-                await client.aclose()
+                await self._given_async.aclose()
+        elif current is not None:
+            with contextlib.suppress(*REDIS_ERRORS):
+                await aclose_owned(current[1])
 
     def close(self) -> None:
-        self._client.close()
+        if self._owns_client:
+            close_owned(self._client)
+        else:  # given: its owner decides about its pool
+            self._client.close()
