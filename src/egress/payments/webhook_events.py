@@ -50,22 +50,32 @@ class _PaymentNotice(PaymentEvent):
 
 
 class PaymentCreated(_PaymentNotice):
+    """A payment was created."""
+
     __slots__ = ()
 
 
 class PaymentSucceeded(_PaymentNotice):
+    """The money was taken (captured)."""
+
     __slots__ = ()
 
 
 class PaymentCanceled(_PaymentNotice):
+    """The payment was canceled; nothing will be taken."""
+
     __slots__ = ()
 
 
 class PaymentProcessing(_PaymentNotice):
+    """The provider is still processing the payment."""
+
     __slots__ = ()
 
 
 class PaymentRequiresAction(_PaymentNotice):
+    """The customer must act (authenticate) before the payment can go on."""
+
     __slots__ = ()
 
 
