@@ -106,8 +106,8 @@ def _httpx_deadline(timeouts: Any) -> float | None:
     return max(values) if values else None
 
 
-#: What hands a response body on to the caller as it streams: ``AsyncBody`` or ``SyncBody``.
 _Inner = TypeVar("_Inner", httpx.AsyncBaseTransport, httpx.BaseTransport)
+#: What hands a response body on to the caller as it streams: ``AsyncBody`` or ``SyncBody``.
 _BodyClass = Callable[..., httpx.AsyncByteStream | httpx.SyncByteStream]
 
 
