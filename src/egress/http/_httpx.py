@@ -30,6 +30,7 @@ from egress.errors import (
 from egress.http._body import BodyReader
 from egress.http._headers import Headers
 from egress.http._httpx_logs import install as install_log_filter
+from egress.http._trust import refused_certificate
 from egress.http._wire import WireOptions, WireRequest, WireResponse
 
 try:
@@ -59,17 +60,6 @@ def _where(request: WireRequest) -> str:
     return f"{request.method} {request.url.split('?', 1)[0]}"
 
 
-def _refused_certificate(exc: BaseException) -> bool:
-    """Whether an ssl certificate check is behind ``exc`` (httpx chains httpcore's error)."""
-    seen = 0
-    current: BaseException | None = exc
-    while current is not None and seen < 5:
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return True
-        current, seen = current.__cause__ or current.__context__, seen + 1
-    return False
-
-
 def _map_error(exc: Exception, where: str, reading: bool) -> EgressError:
     """Every httpx failure, translated once. ``where``: method and URL without query;
     ``reading``: the headers had arrived."""
@@ -78,7 +68,7 @@ def _map_error(exc: Exception, where: str, reading: bool) -> EgressError:
     name = type(exc).__name__
     if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
         return AttemptTimeoutError(f"{where}: {name}", sent=False)
-    if isinstance(exc, httpx.ConnectError) and _refused_certificate(exc):
+    if isinstance(exc, httpx.ConnectError) and refused_certificate(exc):
         return TLSVerificationError(f"{where}: the server's certificate was refused")
     if isinstance(exc, httpx.ConnectError):
         return TransportError(f"{where}: could not connect ({name})", sent=False)

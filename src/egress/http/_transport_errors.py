@@ -27,9 +27,11 @@ from egress.errors import (
     EgressError,
     RejectedError,
     ResponseError,
+    TLSVerificationError,
     TransportError,
     UnsafeRequestError,
 )
+from egress.http._trust import refused_certificate
 
 __all__ = ["build", "dual", "from_egress", "from_httpx"]
 
@@ -100,6 +102,8 @@ def from_httpx(exc: httpx.TransportError, request: httpx.Request, info: Any, *,
     extra: dict[str, Any] = {}
     if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
         base, sent = AttemptTimeoutError, False
+    elif isinstance(exc, httpx.ConnectError) and refused_certificate(exc):
+        base, sent = TLSVerificationError, False  # permanent: retrying cannot change the answer
     elif isinstance(exc, httpx.ConnectError):
         base, sent = TransportError, False
     elif isinstance(exc, httpx.TimeoutException):
