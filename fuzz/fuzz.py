@@ -76,7 +76,7 @@ def fuzz(name: str, seconds: int, work: Path, slow_ms: float) -> tuple[bool, dic
     command = [sys.executable, str(HERE / "run_target.py"), name,
                f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048",
                "-max_len=4096", f"-artifact_prefix={crashes}/", "-print_final_stats=1",
-               str(corpus), str(seeds)]
+               str(corpus), *([str(seeds)] if seeds.is_dir() else [])]
     log = logs / f"{name}.log"
     with log.open("wb") as out:
         try:
