@@ -259,8 +259,8 @@ def main() -> int:
 def check(report: SoakReport, *, concurrency: int = 64, per_payment_kb: float = 4.0) -> list[str]:
     """What the soak found wrong; empty when every round kept the invariants.
 
-    Memory: the client's caches fill up to their caps (aiohttp's parsed-URL cache holds 1,024
-    URLs, one search URL per new reference: about 1.7 MB after ~1,000 payments), so the heap
+    Memory: the client's caches fill up to their caps (the aiohttp backend's parsed-URL cache
+    holds 1,024 URLs, one search URL per new reference: ~1.7 MB after ~1,000 payments), so the heap
     rises for a while and then must stay flat. A short run cannot reach the plateau: it bounds
     the growth per payment (a leak keeping a response or a task per payment is far above it).
     A run of six or more rounds after the warm-up also checks the plateau: the last third of
