@@ -10,4 +10,5 @@ MODULES = (
     "egress.adapters.stripe._amounts", "egress.adapters.stripe._requests",
     "egress.adapters.stripe._form", "egress.adapters.stripe.webhooks",
     "egress.testing.fake_stripe._forms", "egress.testing.fake_stripe._search",
+    "egress.testing.fake_stripe._faults",
 )

@@ -39,6 +39,7 @@ from egress.http._response import Response
 from egress.http._url import encode_query
 from egress.payments import Money, PaymentRequest
 from egress.testing import FakeClock
+from egress.testing.fake_stripe._faults import parse_rules
 from egress.testing.fake_stripe._forms import FormError, parse_pairs
 from egress.testing.fake_stripe._search import QueryError, parse_query
 
@@ -236,6 +237,11 @@ def fake_form_decoding(data: bytes) -> object:
 def fake_search_query(data: bytes) -> object:
     return parse_query(data.decode("utf-8", "replace"))({"metadata": {"reference": "r"},
                                                          "amount": 5, "status": "succeeded"})
+
+
+@target("fake_fault_rules")
+def fake_fault_rules(data: bytes) -> object:
+    return parse_rules(data.decode("utf-8", "replace"))
 
 
 if os.environ.get("EGRESS_FUZZ_SELFTEST"):
