@@ -21,7 +21,7 @@ sys.path.insert(0, str(FUZZ))
 import targets  # noqa: E402 - fuzz/ is not a package: found through the path set above
 
 # Seconds of the short run: every parser still gets hundreds of inputs (the first byte picks it).
-SHORT_RUN = int(os.environ.get("EGRESS_ATHERIS_SECONDS", "6"))
+SHORT_RUN = int(os.environ.get("EGRESS_ATHERIS_SECONDS", "5"))
 # Installed by `uv sync` on Linux x86-64, where a missing atheris fails the test (a broken
 # install step); elsewhere there is no wheel and scripts/fuzz only replays the corpus.
 needs_atheris = pytest.mark.skipif(
