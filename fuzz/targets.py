@@ -47,13 +47,15 @@ WALL = 1_700_000_000.0
 NOW = 1_700_000_000
 WEBHOOK_SECRET = "whsec_fuzz"  # noqa: S105 - a made-up test secret
 
-#: Errors a target may raise besides egress's own: the documented contract of each parser.
 Target = Callable[[bytes], object]
 TARGETS: dict[str, Target] = {}
+#: Errors a target may raise besides egress's own: the documented contract of each parser.
 EXTRA_ALLOWED: dict[str, tuple[type[BaseException], ...]] = {}
 
 
 def target(name: str, *allowed: type[BaseException]) -> Callable[[Target], Target]:
+    """Register a target under ``name``; ``allowed`` are its parser's documented non-egress
+    errors."""
     def register(fn: Target) -> Target:
         TARGETS[name] = fn
         EXTRA_ALLOWED[name] = allowed
