@@ -33,7 +33,10 @@ from egress.events import (
     Event,
     EventSink,
     guard,
+    sink_raised,
+    unguarded,
     wants_per_call,
+    wants_starts,
 )
 
 __all__ = [
@@ -158,19 +161,32 @@ def _keep(ctx: CallContext, event: Event) -> None:
 
 
 class _Recorder:
-    """A pipeline's sink: keeps each event in the current call's log, then passes it on."""
+    """A pipeline's sink: keeps each event in the current call's log, then passes it on.
 
-    __slots__ = ("inner", "per_call")
+    It contains what the sink raises itself (one call less per event than a GuardedSink);
+    ``starts`` says whether the sink wants the start events (else they are not built).
+    """
+
+    __slots__ = ("_emit", "inner", "per_call", "starts")
 
     def __init__(self, inner: EventSink) -> None:
-        self.inner = inner
+        self.inner = unguarded(inner)
+        self._emit = self.inner.emit
         self.per_call = wants_per_call(inner)
+        self.starts = wants_starts(inner)
 
     def emit(self, event: Event) -> None:
         ctx = _CURRENT.get()
         if ctx is not None:
-            _keep(ctx, event)
-        self.inner.emit(event)
+            log = ctx.log
+            if log is None:
+                ctx.log = [event]
+            elif len(log) < _MAX_LOG:
+                log.append(event)
+        try:
+            self._emit(event)
+        except Exception as exc:
+            sink_raised(self.inner, event, exc)
 
     def __repr__(self) -> str:
         return repr(self.inner)
@@ -216,8 +232,10 @@ def _observed_terminal_sync(ctx: CallContext, op: SyncOp) -> Any:
 def _attempt_started(ctx: CallContext) -> float:
     ctx.made += 1
     start = ctx.clock.now()
-    method, server = ctx.target or (None, None)
-    ctx.sink.emit(AttemptStarted(operation=ctx.operation, at=start, attempt=ctx.attempt,
+    sink = ctx.sink
+    if getattr(sink, "starts", True):
+        method, server = ctx.target or (None, None)
+        sink.emit(AttemptStarted(operation=ctx.operation, at=start, attempt=ctx.attempt,
                                  method=method, server=server))
     return start
 
@@ -371,7 +389,8 @@ class Pipeline:
 
     async def _observed_async(self, ctx: CallContext, op: AsyncOp) -> Any:
         start = ctx.clock.now()
-        ctx.sink.emit(CallStarted(operation=ctx.operation, at=start))
+        if self._recorder.starts:
+            ctx.sink.emit(CallStarted(operation=ctx.operation, at=start))
         try:
             result = await self._async(ctx, op)
         except BaseException as exc:
@@ -382,7 +401,8 @@ class Pipeline:
 
     def _observed_sync(self, ctx: CallContext, op: SyncOp) -> Any:
         start = ctx.clock.now()
-        ctx.sink.emit(CallStarted(operation=ctx.operation, at=start))
+        if self._recorder.starts:
+            ctx.sink.emit(CallStarted(operation=ctx.operation, at=start))
         try:
             result = self._sync(ctx, op)
         except BaseException as exc:

@@ -58,7 +58,10 @@ __all__ = [
     "emit_safely",
     "guard",
     "sink_failures",
+    "sink_raised",
+    "unguarded",
     "wants_per_call",
+    "wants_starts",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -335,6 +338,15 @@ def wants_per_call(sink: object) -> bool:
     return getattr(sink, "per_call", False) is True
 
 
+def wants_starts(sink: object) -> bool:
+    """Whether a per-call ``sink`` also wants ``call.started`` and ``attempt.started``.
+
+    A sink that only counts ends (a metrics sink) sets ``per_call_starts = False``: then those
+    two events are not even built. The default is ``True``.
+    """
+    return wants_per_call(sink) and getattr(sink, "per_call_starts", True) is not False
+
+
 class NullSink:
     """Drops every event: the default."""
 
@@ -377,6 +389,17 @@ def sink_failures() -> dict[str, int]:
         return dict(_failures)
 
 
+def unguarded(sink: EventSink) -> EventSink:
+    """The sink a :class:`GuardedSink` wraps (``sink`` itself otherwise), for an emitter that
+    contains failures itself (:func:`sink_raised`) and saves a call per event."""
+    return sink.inner if isinstance(sink, GuardedSink) else sink
+
+
+def sink_raised(sink: object, event: Event, exc: Exception) -> None:
+    """Contain ``exc``, raised by ``sink`` on ``event``: counted, reported once, dropped."""
+    _sink_failed(sink, event, exc)
+
+
 def emit_safely(sink: EventSink, event: Event) -> None:
     """``sink.emit(event)``, except that an exception from the sink never reaches the caller."""
     try:
@@ -388,11 +411,12 @@ def emit_safely(sink: EventSink, event: Event) -> None:
 class GuardedSink:
     """Wraps a sink so that nothing it raises can change the caller's outcome."""
 
-    __slots__ = ("inner", "per_call")
+    __slots__ = ("inner", "per_call", "per_call_starts")
 
     def __init__(self, inner: EventSink) -> None:
         self.inner = inner
         self.per_call = wants_per_call(inner)
+        self.per_call_starts = wants_starts(inner)
 
     def emit(self, event: Event) -> None:
         try:
@@ -433,13 +457,14 @@ class FanOutSink:
     Per-call events reach only the members that opted in.
     """
 
-    __slots__ = ("_all", "_per_call", "per_call")
+    __slots__ = ("_all", "_per_call", "per_call", "per_call_starts")
 
     def __init__(self, sinks: Iterable[EventSink]) -> None:
         members = tuple(guard(s) for s in sinks)
         self._all = members
         self._per_call = tuple(s for s in members if wants_per_call(s))
         self.per_call = bool(self._per_call)
+        self.per_call_starts = any(wants_starts(s) for s in members)
 
     def emit(self, event: Event) -> None:
         for sink in self._per_call if event.per_call else self._all:
