@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from egress._clock import SYSTEM_CLOCK, Clock
-from egress._report import CallReport
+from egress._report import CallReport, Reported
 from egress.errors import ConfigurationError, DeadlineExceededError, OutcomeUnknown, RejectedError
 from egress.events import (
     NULL_SINK,
@@ -135,18 +135,24 @@ class Policy(Protocol):
 
 async def _terminal_async(ctx: CallContext, op: AsyncOp) -> Any:
     try:
-        return await op()
+        result = await op()
     except Exception as exc:  # (a try costs nothing until something is raised)
         _keep(ctx, _failure(ctx, exc, math.nan))
         raise
+    if isinstance(result, Reported):  # its .report, built only if read
+        result._egress_call = ctx
+    return result
 
 
 def _terminal_sync(ctx: CallContext, op: SyncOp) -> Any:
     try:
-        return op()
+        result = op()
     except Exception as exc:
         _keep(ctx, _failure(ctx, exc, math.nan))
         raise
+    if isinstance(result, Reported):
+        result._egress_call = ctx
+    return result
 
 
 _MAX_LOG = 200
@@ -197,7 +203,7 @@ def _report(ctx: CallContext, exc: BaseException) -> None:
     log = ctx.log
     if not log or not isinstance(exc, Exception):
         return
-    report = CallReport(ctx.operation, tuple(log))
+    report = CallReport.of(ctx)
     with contextlib.suppress(AttributeError, TypeError):  # an exception type with __slots__
         exc.report = report  # type: ignore[attr-defined]
     notes = getattr(exc, "__notes__", None)
@@ -215,6 +221,8 @@ async def _observed_terminal_async(ctx: CallContext, op: AsyncOp) -> Any:
         _attempt_failed(ctx, exc, ctx.clock.now() - start)
         raise
     _attempt_succeeded(ctx, result, start)
+    if isinstance(result, Reported):
+        result._egress_call = ctx
     return result
 
 
@@ -226,6 +234,8 @@ def _observed_terminal_sync(ctx: CallContext, op: SyncOp) -> Any:
         _attempt_failed(ctx, exc, ctx.clock.now() - start)
         raise
     _attempt_succeeded(ctx, result, start)
+    if isinstance(result, Reported):
+        result._egress_call = ctx
     return result
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "NullSink",
     "RateLimitPaused",
     "RateLimitRejected",
+    "RateLimitWaited",
     "Reconciled",
     "RedirectFollowed",
     "RetryExhausted",
@@ -200,6 +201,20 @@ class RateLimitRejected(Event):
     kind: ClassVar[str] = "ratelimit.rejected"
     limiter: str
     retry_after: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimitWaited(Event):
+    """A call waited ``delay`` seconds for a slot of a limiter before it went on.
+
+    ``cause`` is ``"ours"`` (the limiter's own rate) or ``"server"`` (a pause a server's hint,
+    a 429, put on the limiter).
+    """
+
+    kind: ClassVar[str] = "ratelimit.waited"
+    limiter: str
+    delay: float
+    cause: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,5 +1,6 @@
 """ResilientTransport is observed like ApiClient: the HTTP request metric per attempt and the
-W3C ``traceparent`` of each attempt's span on the wire (async and sync httpx clients)."""
+W3C ``traceparent`` of each attempt's span on the wire (async and sync httpx clients); and an
+ApiClient's response carries its call's report."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from egress import Backoff, Pipeline, Retry, attempts
 from egress.events import FanOutSink
-from egress.http import ResilientTransport, retry_on
+from egress.http import ApiClient, ResilientTransport, SyncApiClient, retry_on
 from egress.observability.otel import OpenTelemetrySink
 from egress.observability.prometheus import PrometheusSink
 
@@ -79,3 +80,17 @@ def test_sync_transport_counts_requests_and_sends_traceparent(
     with httpx.Client(transport=ResilientTransport(pipeline=pipeline)) as client:
         assert client.get(server.url + "/flaky").status_code == 200
     check(server, registry, exporter)
+
+
+async def test_an_api_client_response_carries_its_report(server: LoopbackServer) -> None:
+    server.clear()
+    server.script("/v1/flaky", Reply(503), Reply(200))
+    pipeline = Pipeline(Retry(on=retry_on(None), backoff=FAST, stop=attempts(3)))
+    async with ApiClient(server.url + "/v1", pipeline=pipeline) as client:
+        response = await client.get("/flaky")
+    line = str(response.report)
+    assert line.startswith("egress report GET /flaky: #1 StatusError 503 sent=True; wait ")
+    assert line.endswith(" (backoff); #2 ok")
+    server.script("/v1/ok", Reply(200))
+    with SyncApiClient(server.url + "/v1") as sync_client:
+        assert str(sync_client.get("/ok").report) == "egress report GET /ok: #1 ok"

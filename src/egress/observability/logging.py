@@ -52,6 +52,7 @@ DEFAULT_LEVELS: Final[Mapping[str, int]] = {
     "bulkhead.rejected": logging.WARNING,
     "ratelimit.rejected": logging.WARNING,
     "ratelimit.paused": logging.WARNING,
+    "ratelimit.waited": logging.DEBUG,
     "http.insecure_transport": logging.WARNING,
     "http.redirect_followed": logging.DEBUG,
     "http.token_refreshed": logging.INFO,
