@@ -295,10 +295,9 @@ class CallFinished(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AttemptStarted(Event):
-    """One attempt of a call starts (per-call: opt-in). ``method``/``server`` for HTTP calls."""
+class _AttemptEvent(Event):
+    """What every per-attempt event says: which attempt, and ``method``/``server`` for HTTP."""
 
-    kind: ClassVar[str] = "attempt.started"
     per_call: ClassVar[bool] = True
     attempt: int
     method: str | None = None
@@ -306,20 +305,23 @@ class AttemptStarted(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AttemptSucceeded(Event):
+class AttemptStarted(_AttemptEvent):
+    """One attempt of a call starts (per-call: opt-in)."""
+
+    kind: ClassVar[str] = "attempt.started"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptSucceeded(_AttemptEvent):
     """One attempt returned (per-call: opt-in). ``status`` is the HTTP status, if any."""
 
     kind: ClassVar[str] = "attempt.succeeded"
-    per_call: ClassVar[bool] = True
-    attempt: int
     duration: float
-    method: str | None = None
-    server: str | None = None
     status: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AttemptFailed(Event):
+class AttemptFailed(_AttemptEvent):
     """One attempt raised (per-call: opt-in).
 
     ``error`` is the type name; ``sent`` is the error's fact (``False``: nothing left this host,
@@ -328,14 +330,10 @@ class AttemptFailed(Event):
     """
 
     kind: ClassVar[str] = "attempt.failed"
-    per_call: ClassVar[bool] = True
-    attempt: int
     error: str
     duration: float
     sent: bool | None = None
     status: int | None = None
-    method: str | None = None
-    server: str | None = None
 
 
 @runtime_checkable
