@@ -189,6 +189,8 @@ class _Recorder:
                 ctx.log = [event]
             elif len(log) < _MAX_LOG:
                 log.append(event)
+        if event.per_call and not self.per_call:
+            return  # kept for the call's report; the sink did not ask for per-call events
         try:
             self._emit(event)
         except Exception as exc:

@@ -205,13 +205,15 @@ class RateLimitRejected(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RateLimitWaited(Event):
-    """A call waited ``delay`` seconds for a slot of a limiter before it went on.
+    """A call waits ``delay`` seconds for a slot of a limiter before it goes on (per-call:
+    opt-in, as a limiter spreading calls makes most of them wait; always in the call's report).
 
     ``cause`` is ``"ours"`` (the limiter's own rate) or ``"server"`` (a pause a server's hint,
     a 429, put on the limiter).
     """
 
     kind: ClassVar[str] = "ratelimit.waited"
+    per_call: ClassVar[bool] = True
     limiter: str
     delay: float
     cause: str
