@@ -26,12 +26,12 @@ from egress.errors import ConfigurationError, DeadlineExceededError, OutcomeUnkn
 from egress.events import (
     NULL_SINK,
     AttemptFailed,
-    AttemptStarted,
-    AttemptSucceeded,
-    CallFinished,
-    CallStarted,
     Event,
     EventSink,
+    attempt_started,
+    attempt_succeeded,
+    call_finished,
+    call_started,
     guard,
     sink_raised,
     unguarded,
@@ -247,8 +247,7 @@ def _attempt_started(ctx: CallContext) -> float:
     sink = ctx.sink
     if getattr(sink, "starts", True):
         method, server = ctx.target or (None, None)
-        sink.emit(AttemptStarted(operation=ctx.operation, at=start, attempt=ctx.attempt,
-                                 method=method, server=server))
+        sink.emit(attempt_started(ctx.operation, start, ctx.attempt, method, server))
     return start
 
 
@@ -256,10 +255,9 @@ def _attempt_succeeded(ctx: CallContext, result: Any, start: float) -> None:
     now = ctx.clock.now()
     target = ctx.target
     status = getattr(result, "status_code", None) if target is not None else None
-    ctx.sink.emit(AttemptSucceeded(
-        operation=ctx.operation, at=now, attempt=ctx.attempt, duration=now - start,
-        method=None if target is None else target[0], server=None if target is None else target[1],
-        status=status if type(status) is int else None))
+    method, server = target or (None, None)
+    ctx.sink.emit(attempt_succeeded(ctx.operation, now, ctx.attempt, now - start, method, server,
+                                    status if type(status) is int else None))
 
 
 def _failure(ctx: CallContext, exc: BaseException, duration: float) -> AttemptFailed:
@@ -292,9 +290,8 @@ def outcome_of(exc: BaseException | None) -> str:
 
 def _call_finished(ctx: CallContext, start: float, exc: BaseException | None) -> None:
     now = ctx.clock.now()
-    ctx.sink.emit(CallFinished(operation=ctx.operation, at=now, outcome=outcome_of(exc),
-                               duration=now - start, attempts=ctx.made,
-                               error=None if exc is None else type(exc).__name__))
+    ctx.sink.emit(call_finished(ctx.operation, now, outcome_of(exc), now - start, ctx.made,
+                                None if exc is None else type(exc).__name__))
 
 
 class Pipeline:
@@ -402,7 +399,7 @@ class Pipeline:
     async def _observed_async(self, ctx: CallContext, op: AsyncOp) -> Any:
         start = ctx.clock.now()
         if self._recorder.starts:
-            ctx.sink.emit(CallStarted(operation=ctx.operation, at=start))
+            ctx.sink.emit(call_started(ctx.operation, start))
         try:
             result = await self._async(ctx, op)
         except BaseException as exc:
@@ -414,7 +411,7 @@ class Pipeline:
     def _observed_sync(self, ctx: CallContext, op: SyncOp) -> Any:
         start = ctx.clock.now()
         if self._recorder.starts:
-            ctx.sink.emit(CallStarted(operation=ctx.operation, at=start))
+            ctx.sink.emit(call_started(ctx.operation, start))
         try:
             result = self._sync(ctx, op)
         except BaseException as exc:
