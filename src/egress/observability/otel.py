@@ -54,6 +54,7 @@ _SERVER: Final = {"source": "server"}
 #: Attribute mappings cached per sink; attempts past this number are not cached.
 _MAX_CACHE: Final = 10_000
 _MAX_ATTEMPT_KEY: Final = 16
+_SPAN_ONLY: Final = frozenset({CallStarted, AttemptStarted})
 _BUCKETS: Final = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
                    10.0]
 
@@ -100,6 +101,8 @@ class OpenTelemetrySink(MetricsSink):
     def emit(self, event: Event) -> None:
         if event.per_call:
             self._trace(event)
+            if type(event) in _SPAN_ONLY:
+                return  # a start: a span, and no metric
         super().emit(event)
 
     def _trace(self, event: Event) -> None:
