@@ -247,7 +247,8 @@ def _attempt_started(ctx: CallContext) -> float:
     sink = ctx.sink
     if getattr(sink, "starts", True):
         method, server = ctx.target or (None, None)
-        sink.emit(attempt_started(ctx.operation, start, ctx.attempt, method, server))
+        sink.emit(attempt_started(operation=ctx.operation, at=start, attempt=ctx.attempt,
+                                  method=method, server=server))
     return start
 
 
@@ -256,8 +257,9 @@ def _attempt_succeeded(ctx: CallContext, result: Any, start: float) -> None:
     target = ctx.target
     status = getattr(result, "status_code", None) if target is not None else None
     method, server = target or (None, None)
-    ctx.sink.emit(attempt_succeeded(ctx.operation, now, ctx.attempt, now - start, method, server,
-                                    status if type(status) is int else None))
+    ctx.sink.emit(attempt_succeeded(
+        operation=ctx.operation, at=now, attempt=ctx.attempt, duration=now - start,
+        method=method, server=server, status=status if type(status) is int else None))
 
 
 def _failure(ctx: CallContext, exc: BaseException, duration: float) -> AttemptFailed:
@@ -290,8 +292,9 @@ def outcome_of(exc: BaseException | None) -> str:
 
 def _call_finished(ctx: CallContext, start: float, exc: BaseException | None) -> None:
     now = ctx.clock.now()
-    ctx.sink.emit(call_finished(ctx.operation, now, outcome_of(exc), now - start, ctx.made,
-                                None if exc is None else type(exc).__name__))
+    ctx.sink.emit(call_finished(operation=ctx.operation, at=now, outcome=outcome_of(exc),
+                                duration=now - start, attempts=ctx.made,
+                                error=None if exc is None else type(exc).__name__))
 
 
 class Pipeline:
@@ -399,7 +402,7 @@ class Pipeline:
     async def _observed_async(self, ctx: CallContext, op: AsyncOp) -> Any:
         start = ctx.clock.now()
         if self._recorder.starts:
-            ctx.sink.emit(call_started(ctx.operation, start))
+            ctx.sink.emit(call_started(operation=ctx.operation, at=start))
         try:
             result = await self._async(ctx, op)
         except BaseException as exc:
@@ -411,7 +414,7 @@ class Pipeline:
     def _observed_sync(self, ctx: CallContext, op: SyncOp) -> Any:
         start = ctx.clock.now()
         if self._recorder.starts:
-            ctx.sink.emit(call_started(ctx.operation, start))
+            ctx.sink.emit(call_started(operation=ctx.operation, at=start))
         try:
             result = self._sync(ctx, op)
         except BaseException as exc:

@@ -117,13 +117,15 @@ def test_the_fast_builders_make_the_same_events_field_for_field() -> None:
     )
 
     pairs = [
-        (call_started("op", 1.0), CallStarted(operation="op", at=1.0)),
-        (call_finished("op", 2.0, "error", 1.5, 3, "StatusError"),
+        (call_started(operation="op", at=1.0), CallStarted(operation="op", at=1.0)),
+        (call_finished(operation="op", at=2.0, outcome="error", duration=1.5, attempts=3,
+                       error="StatusError"),
          CallFinished(operation="op", at=2.0, outcome="error", duration=1.5, attempts=3,
                       error="StatusError")),
-        (attempt_started("op", 1.0, 2, "GET", "api"),
+        (attempt_started(operation="op", at=1.0, attempt=2, method="GET", server="api"),
          AttemptStarted(operation="op", at=1.0, attempt=2, method="GET", server="api")),
-        (attempt_succeeded("op", 1.0, 2, 0.5, "GET", "api", 200),
+        (attempt_succeeded(operation="op", at=1.0, attempt=2, duration=0.5, method="GET",
+                           server="api", status=200),
          AttemptSucceeded(operation="op", at=1.0, attempt=2, duration=0.5, method="GET",
                           server="api", status=200)),
     ]
@@ -133,3 +135,5 @@ def test_the_fast_builders_make_the_same_events_field_for_field() -> None:
         assert dataclasses.astuple(fast) == dataclasses.astuple(slow)
         with pytest.raises(dataclasses.FrozenInstanceError):
             fast.operation = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError):  # every field required: none can be left unset
+        call_started(operation="op")
