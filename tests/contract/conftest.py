@@ -1,5 +1,4 @@
-"""The contract suite's fixture: one ``harness`` per PaymentService implementation, each in
-its async and its sync face.
+"""The contract suite's fixture: one ``harness`` per PaymentService implementation.
 
 The harnesses themselves live in ``_harness.py``.
 """
@@ -15,18 +14,17 @@ from _harness import Harness, MemoryHarness, ShiftedClock, StripeHarness
 from egress.testing.fake_stripe import FakeStripe
 
 
-@pytest.fixture(params=["memory", "stripe", "memory-sync", "stripe-sync"])
+@pytest.fixture(params=["memory", "stripe"])
 async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     path = tmp_path / "keys.db"
-    sync = request.param.endswith("-sync")
-    if request.param.startswith("memory"):
-        memory = MemoryHarness(path, sync=sync)
+    if request.param == "memory":
+        memory = MemoryHarness(path)
         yield memory
         await memory.aclose()
         return
     clock = ShiftedClock()
     async with FakeStripe(seed=0, clock=clock) as fake:
-        stripe = StripeHarness(fake, path, clock, sync=sync)
+        stripe = StripeHarness(fake, path, clock)
         try:
             yield stripe
         finally:

@@ -2,8 +2,7 @@
 
 Each run uses a SQLite idempotency store; the "restart" is a new StripePayments with a new store
 object on the same file. Whatever the crash point, FakeStripe's ledger ends with exactly one
-charge, and the restarted call sends the same key and the same bytes. Every test runs against
-both faces (StripePayments, and SyncStripePayments on a worker thread as in a WSGI server).
+charge, and the restarted call sends the same key and the same bytes.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 from _recording_wire import header, record
 
-from _sync_faces import FACES, async_port, close, stripe
+from egress.adapters.stripe import StripePayments
 from egress.http._wire import WireRequest, WireResponse
 from egress.payments import IdempotencyRecord, Money, PaymentRequest, PaymentStatus, RecordState
 from egress.payments.idempotency import IdempotentReplay
@@ -38,61 +37,32 @@ class CrashingWire:
         self.sent: list[WireRequest] = []
         self.record_at_send: IdempotencyRecord | None = None
 
-    def _before(self, request: WireRequest) -> None:
+    async def send(self, request: WireRequest) -> WireResponse:
+        if request.method != "POST":
+            response: WireResponse = await self.inner.send(request)
+            return response
         # What another process would read from the file at the moment of sending.
         with SqliteIdempotencyStore(self.path) as other:
             self.record_at_send = other.records_sync()[-1]  # the newest
         if self.point == "before-send":
             raise SimulatedCrash
         self.sent.append(request)
-
-    def _after(self) -> None:
+        response = await self.inner.send(request)
         if self.point == "after-send":
             raise SimulatedCrash  # the provider acted; its answer dies with the process
-
-    async def send(self, request: WireRequest) -> WireResponse:
-        if request.method == "POST":
-            self._before(request)
-        response: WireResponse = await self.inner.send(request)
-        if request.method == "POST":
-            self._after()
         return response
 
     async def aclose(self) -> None:
         await self.inner.aclose()
 
 
-class SyncCrashingWire(CrashingWire):
-    """The same around SyncApiClient's blocking wire."""
-
-    def send(self, request: WireRequest) -> WireResponse:  # type: ignore[override]
-        if request.method == "POST":
-            self._before(request)
-        response: WireResponse = self.inner.send(request)
-        if request.method == "POST":
-            self._after()
-        return response
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-def crash_wire(payments: Any, *, point: str, path: Path) -> CrashingWire:
-    """Install a crashing wire in ``payments`` (either face) and return it."""
-    kind = SyncCrashingWire if payments.client.backend == "stdlib" else CrashingWire
-    wire = kind(payments.client._wire, point=point, path=path)
-    payments.client._wire = wire
-    return wire
-
-
 class CrashAfterReplyStore(SqliteIdempotencyStore):
-    """Dies when the adapter records the answer it received (the reply was read in full). Both
-    faces write through ``replace_sync`` (the async ``replace`` runs it in a thread)."""
+    """Dies when the adapter records the answer it received (the reply was read in full)."""
 
-    def replace_sync(self, record: IdempotencyRecord, *, expected_key: str) -> bool:
+    async def replace(self, record: IdempotencyRecord, *, expected_key: str) -> bool:
         if record.state is RecordState.SUCCEEDED:
             raise SimulatedCrash
-        return super().replace_sync(record, expected_key=expected_key)
+        return await super().replace(record, expected_key=expected_key)
 
 
 ORDER = PaymentRequest(amount=Money("42.00", "EUR"), reference="order-42",
@@ -105,18 +75,18 @@ async def fake() -> AsyncIterator[FakeStripe]:
         yield server
 
 
-@pytest.mark.parametrize("face", FACES)
 @pytest.mark.parametrize("point", ["before-send", "after-send", "after-reply"])
-async def test_crash_then_restart_charges_exactly_once(point: str, face: str, fake: FakeStripe,
+async def test_crash_then_restart_charges_exactly_once(point: str, fake: FakeStripe,
                                                        tmp_path: Path) -> None:
     path = tmp_path / "keys.db"
     store = (CrashAfterReplyStore(path) if point == "after-reply"
              else SqliteIdempotencyStore(path))
-    crashed = stripe(face, fake.api_key, base_url=fake.url, store=store)
-    wire = crash_wire(crashed, point=point, path=path)
+    crashed = StripePayments(fake.api_key, base_url=fake.url, store=store)
+    wire = CrashingWire(crashed.client._wire, point=point, path=path)
+    crashed.client._wire = wire  # type: ignore[assignment]
     with pytest.raises(SimulatedCrash):
-        await async_port(crashed).create(ORDER)
-    await close(crashed)
+        await crashed.create(ORDER)
+    await crashed.aclose()
     store.close()
 
     # The key was on disk, readable by another process, before the first byte went out.
@@ -127,13 +97,12 @@ async def test_crash_then_restart_charges_exactly_once(point: str, face: str, fa
 
     # Restart: a new process, a new store object on the same file.
     sink = RecordingSink()
-    restarted = stripe(face, fake.api_key, base_url=fake.url, store=path, sink=sink)
-    recorder = record(restarted)
-    port = async_port(restarted)
-    payment = await port.create(ORDER)
-    assert payment.status is PaymentStatus.SUCCEEDED
-    assert await port.create(ORDER) == await port.get(payment.id)
-    await close(restarted)
+    async with StripePayments(fake.api_key, base_url=fake.url, store=path,
+                              sink=sink) as restarted:
+        recorder = record(restarted)
+        payment = await restarted.create(ORDER)
+        assert payment.status is PaymentStatus.SUCCEEDED
+        assert await restarted.create(ORDER) == await restarted.get(payment.id)
 
     assert len(fake.ledger.charges) == 1
     assert fake.ledger.charges[0].payment_intent == payment.id
@@ -148,26 +117,22 @@ async def test_crash_then_restart_charges_exactly_once(point: str, face: str, fa
     assert stored.result_id == payment.id
 
 
-@pytest.mark.parametrize("face", FACES)
 @pytest.mark.parametrize("point", ["before-send", "after-send"])
-async def test_a_refund_interrupted_by_a_crash_refunds_once(point: str, face: str,
-                                                            fake: FakeStripe,
+async def test_a_refund_interrupted_by_a_crash_refunds_once(point: str, fake: FakeStripe,
                                                             tmp_path: Path) -> None:
     path = tmp_path / "keys.db"
-    first = stripe(face, fake.api_key, base_url=fake.url, store=path)
-    payment = await async_port(first).create(ORDER)
-    wire = crash_wire(first, point=point, path=path)
-    with pytest.raises(SimulatedCrash):
-        await async_port(first).refund(payment.id, reference="refund-42",
-                                       amount=Money("10.00", "EUR"))
-    await close(first)
+    async with StripePayments(fake.api_key, base_url=fake.url, store=path) as first:
+        payment = await first.create(ORDER)
+        wire = CrashingWire(first.client._wire, point=point, path=path)
+        first.client._wire = wire  # type: ignore[assignment]
+        with pytest.raises(SimulatedCrash):
+            await first.refund(payment.id, reference="refund-42", amount=Money("10.00", "EUR"))
     assert wire.record_at_send is not None
     assert (wire.record_at_send.operation, wire.record_at_send.state) == (
         "refund", RecordState.PENDING)
-    restarted = stripe(face, fake.api_key, base_url=fake.url, store=path)
-    refund = await async_port(restarted).refund(payment.id, reference="refund-42",
-                                                amount=Money("10.00", "EUR"))
-    assert refund.amount == Money("10.00", "EUR")
-    await close(restarted)
+    async with StripePayments(fake.api_key, base_url=fake.url, store=path) as restarted:
+        refund = await restarted.refund(payment.id, reference="refund-42",
+                                        amount=Money("10.00", "EUR"))
+        assert refund.amount == Money("10.00", "EUR")
     assert len(fake.ledger.refunds) == 1
     assert fake.ledger.charges[0].amount_refunded == 1000
