@@ -199,6 +199,8 @@ class _Call:
                 raise self.last_error or httpx.StreamConsumed()
             request.stream = self.installed = tape.stream()
         ctx = current_context()
+        if ctx is not None and ctx.observed is not None and ctx.observed.get("headers"):
+            request.headers.update(ctx.observed["headers"])  # a trace sink's traceparent
         remaining = None if ctx is None else ctx.remaining()
         if remaining is not None:
             remaining = max(remaining, 1e-3)
@@ -430,7 +432,8 @@ class ResilientTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
         call, pipeline = self._call(request)
         attempt = functools.partial(self._attempt_async, inner, call)
         try:
-            return await pipeline.execute(call.info.operation, attempt, deadline=call.deadline)
+            return await pipeline.execute(call.info.operation, attempt, deadline=call.deadline,
+                                          target=(request.method, request.url.host))
         except Exception as exc:
             return call.settle(exc)
         finally:
@@ -497,7 +500,8 @@ class ResilientTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
         call, pipeline = self._call(request)
         attempt = functools.partial(self._attempt_sync, inner, call)
         try:
-            return pipeline.execute_sync(call.info.operation, attempt, deadline=call.deadline)
+            return pipeline.execute_sync(call.info.operation, attempt, deadline=call.deadline,
+                                         target=(request.method, request.url.host))
         except Exception as exc:
             return call.settle(exc)
         finally:
