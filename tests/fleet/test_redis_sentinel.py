@@ -136,6 +136,9 @@ async def test_a_store_on_a_sentinel_url_survives_a_failover(
         assert (await ideas.reserve(record))[1]  # claimed on the master
         with redis.Redis(port=master.port) as direct:
             assert direct.keys("sentinel:*")  # the data went to the master
+            # Replication is asynchronous: on a loaded machine the replica may not hold the claim
+            # yet when the master dies. WAIT until it does (this test is of the store).
+            assert direct.wait(1, 5000) >= 1
 
         master.kill()
         # Until the sentinel promotes the replica, each call decides locally: never an error.
