@@ -39,7 +39,7 @@ from egress.events import (
 from egress.payments import Money, PaymentRequest
 from egress.payments.breaker import payment_failure
 from egress.testing import FakeClock, RecordingSink
-from egress.testing.fake_stripe import Fault, FakeStripe
+from egress.testing.fake_stripe import FakeStripe, Fault
 
 make, server, other = _clients.make, _clients.server, _clients.other  # the shared fixtures
 
