@@ -8,7 +8,6 @@ pool held by a hung server, so it runs on the real clock and asserts order, not 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 import test_http_client as _clients
@@ -41,7 +40,7 @@ from egress.payments.breaker import payment_failure
 from egress.testing import FakeClock, RecordingSink
 from egress.testing.fake_stripe import FakeStripe, Fault
 
-make, server, other = _clients.make, _clients.server, _clients.other  # the shared fixtures
+server, other = _clients.server, _clients.other  # the shared fixtures
 
 AREA = "Breaker, limiter, bulkhead"
 
@@ -55,14 +54,24 @@ def _opened(sink: RecordingSink) -> int:
                          expected="closed through the first 4 failures (each reaches the "
                                   "wire); opens on the 5th (one state change); the 6th call "
                                   "is refused with CircuitOpenError and no request")
-async def test_the_breaker_opens_only_after_minimum_calls(make: Callable[..., Api],
-                                                          server: LoopbackServer) -> None:
+async def test_the_breaker_opens_only_after_minimum_calls(server: LoopbackServer) -> None:
+    server.clear()
     clock, sink = FakeClock(), RecordingSink()
     breaker = CircuitBreaker("minimum", window=CountWindow(10), minimum_calls=5,
                              failure_rate_threshold=0.5, wait_in_open=30.0, clock=clock,
                              sink=sink)
-    api = make(pipeline=Pipeline(breaker, clock=clock, sink=sink), clock=clock)
+    api = Api("async", "aiohttp", server.url + "/v1", clock=clock,
+              pipeline=Pipeline(breaker, clock=clock, sink=sink))
     server.route("/v1/fail", lambda request: Reply(500))
+    try:
+        await _first_six_calls(api, breaker, sink)
+    finally:
+        await api.close()
+    assert len(server.hits("/v1/fail")) == 5
+    assert len(sink.of(CircuitRejected)) == 1
+
+
+async def _first_six_calls(api: Api, breaker: CircuitBreaker, sink: RecordingSink) -> None:
     for call in range(1, 6):
         with pytest.raises(StatusError):
             await api.get("/fail")
@@ -71,8 +80,6 @@ async def test_the_breaker_opens_only_after_minimum_calls(make: Callable[..., Ap
     with pytest.raises(CircuitOpenError) as caught:
         await api.get("/fail")
     assert caught.value.sent is False and caught.value.retry_after == pytest.approx(30.0)
-    assert len(server.hits("/v1/fail")) == 5
-    assert len(sink.of(CircuitRejected)) == 1
 
 
 @pytest.mark.reliability(area=AREA, fault="50 callers racing into a failing upstream, then 50 "
@@ -80,9 +87,9 @@ async def test_the_breaker_opens_only_after_minimum_calls(make: Callable[..., Ap
                          expected="one 'opened' event for 50 concurrent failures; exactly 3 "
                                   "probe requests reach the upstream, 47 get CircuitOpenError "
                                   "(47 circuit.rejected); the probes' successes close it")
-@pytest.mark.parametrize("backend", ["aiohttp", "httpx", "pyreqwest"])
-async def test_exactly_n_half_open_probes_under_50_racing_callers(server: LoopbackServer,
-                                                                  backend: str) -> None:
+async def test_exactly_n_half_open_probes_under_50_racing_callers(
+        server: LoopbackServer) -> None:
+    backend = "aiohttp"  # the race is in the breaker, above the wire port
     server.clear()
     clock, sink = FakeClock(auto_advance=False), RecordingSink()
     breaker = CircuitBreaker("probes", window=CountWindow(20), minimum_calls=10,
@@ -212,7 +219,7 @@ async def test_a_hung_upstream_cannot_starve_another(server: LoopbackServer,
 
     async def scenario(name: str) -> None:
         hung, healthy = clients[name]
-        a_calls = [asyncio.create_task(hung.get("/hang", params={"b": name}, deadline=2.0))
+        a_calls = [asyncio.create_task(hung.get("/hang", params={"b": name}, deadline=1.5))
                    for _ in range(2)]
         for _ in range(500):  # both hung requests are on the wire
             if len([r for r in server.hits("/v1/hang") if name in r.path]) == 2:
