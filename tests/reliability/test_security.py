@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable
+import ssl
+from collections.abc import Callable, Iterator
 
 import pytest
 import test_http_client as _clients
-import test_http_pyreqwest as _chains
 import test_http_wire as _wire
+import trustme
 from _loopback import Hang, LoopbackServer, Reply
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -35,10 +36,27 @@ from egress.observability.prometheus import PrometheusSink
 from egress.testing import RecordingSink
 
 make, server, other = _clients.make, _clients.server, _clients.other  # the shared fixtures
-# TLS: a self-signed certificate (test_http_wire) and a certificate from a test CA, which every
-# backend can be told to trust (test_http_pyreqwest; rustls refuses a self-signed leaf).
+# TLS: a self-signed certificate (test_http_wire's, made by openssl) and a certificate from a
+# test CA (trustme: ECDSA, fast), which every backend can be told to trust (rustls refuses a
+# self-signed leaf).
 certificate, self_signed_server = _wire.certificate, _wire.tls_server
-chain, tls_server = _chains.chain, _chains.tls_server
+
+
+@pytest.fixture(scope="module")
+def ca_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, trustme.CA]:
+    authority = trustme.CA()
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    authority.cert_pem.write_to_path(str(path))
+    return str(path), authority
+
+
+@pytest.fixture(scope="module")
+def tls_server(ca_file: tuple[str, trustme.CA]) -> Iterator[LoopbackServer]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca_file[1].issue_cert("127.0.0.1").configure_cert(context)
+    srv = LoopbackServer(ssl_context=context).start()
+    yield srv
+    srv.stop()
 
 AREA = "Security"
 TOKEN = "sk_live_51PlantedReliabilityToken"
@@ -102,7 +120,7 @@ async def test_dot_segments_and_encoded_escapes(make: Callable[..., Api],
                                   "(UnsafeRequestError); a loop ends as ResponseError('redirect')")
 async def test_redirects_across_origins_and_to_http(
         make: Callable[..., Api], server: LoopbackServer, other: LoopbackServer,
-        tls_server: LoopbackServer, chain: dict[str, str]) -> None:
+        tls_server: LoopbackServer, ca_file: tuple[str, trustme.CA]) -> None:
     tls_server.clear()
     from egress import StatusError
 
@@ -136,7 +154,7 @@ async def test_redirects_across_origins_and_to_http(
     assert caught.value.reason == "redirect"
     assert 1 <= len(server.hits("/v1/loop")) <= 6
 
-    secure = make(base_url=tls_server.url, verify=chain["ca"], follow_redirects=True,
+    secure = make(base_url=tls_server.url, verify=ca_file[0], follow_redirects=True,
                   auth=BearerAuth(Secret(TOKEN)))
     tls_server.script("/down", Reply(302, headers={"Location": f"{server.url}/v1/plain"}))
     with pytest.raises(UnsafeRequestError):
