@@ -181,6 +181,10 @@ RETRY_AFTER = {
     "seconds": ("2", ("sleep", 2.0)),
     "http-date": (lambda wall: formatdate(wall + 30, usegmt=True), ("sleep", 30.0)),
     "past-date": (lambda wall: formatdate(wall - 3600, usegmt=True), ("sleep", 0.0)),
+    # RFC 9110 §5.6.7: a recipient MUST accept all three HTTP-date forms; asctime is GMT.
+    "rfc850-date": (lambda wall: time.strftime("%A, %d-%b-%y %H:%M:%S GMT",
+                                               time.gmtime(wall + 20)), ("sleep", 20.0)),
+    "asctime-date": (lambda wall: time.asctime(time.gmtime(wall + 25)), ("sleep", 25.0)),
     "negative": ("-1", ("backoff", None)),
     "huge": ("86400", ("refused", 86400.0)),
     "garbage": ("soon-ish", ("backoff", None)),
@@ -188,8 +192,9 @@ RETRY_AFTER = {
 }
 
 
-@pytest.mark.reliability(area=AREA, fault="429 with Retry-After as seconds, HTTP-date, a past "
-                                          "date, negative, huge (1 day), garbage, decimal",
+@pytest.mark.reliability(area=AREA, fault="429 with Retry-After as seconds, HTTP-date (IMF, "
+                                          "RFC 850 and asctime forms), a past date, negative, "
+                                          "huge (1 day), garbage, decimal",
                          expected="seconds/date: the retry waits exactly the hint; past: 0; "
                                   "negative/garbage/decimal: ignored, normal backoff; huge: "
                                   "no wait, typed StatusError carrying retry_after, "
