@@ -31,26 +31,23 @@ def _report() -> ModuleType:
     return module
 
 
-def _marked() -> dict[str, dict[str, Any]]:
+def _marked(report: ModuleType) -> dict[str, dict[str, Any]]:
     """scenario id -> the kwargs of its reliability mark, from the test modules themselves."""
     found: dict[str, dict[str, Any]] = {}
     for path in sorted(HERE.glob("test_*.py")):
         module = importlib.import_module(path.stem)  # this folder is on sys.path (rootdir)
         for name, function in vars(module).items():
-            if not name.startswith("test_") or not callable(function):
-                continue
-            for mark in getattr(function, "pytestmark", []):
-                if mark.name == "reliability":
-                    found[f"{path.name}::{name}"] = dict(mark.kwargs)
+            if name.startswith("test_") and callable(function):
+                found.update(report.marked_scenarios(path.name, name, function))
     return found
 
 
 def test_the_page_lists_every_marked_scenario() -> None:
     report = _report()
     page = (ROOT / report.PAGE).read_text(encoding="utf-8")
-    marked = _marked()
+    marked = _marked(report)
     assert marked, "no scenario carries @pytest.mark.reliability"
-    listed = set(re.findall(r"^\| `([^`]+\.py::\w+)` \|", page, flags=re.MULTILINE))
+    listed = set(re.findall(r"^\| `([^`]+\.py::[^`]+)` \|", page, flags=re.MULTILINE))
     missing = sorted(set(marked) - listed)
     gone = sorted(listed - set(marked))
     assert not missing, f"docs/reliability.md lacks {missing}: {FIX}"
