@@ -97,7 +97,7 @@ def pin() -> tuple[str, str]:
 
 @contextlib.contextmanager
 def nginx(affinity: str = "", locations: str = "") -> Iterator[str]:
-    """nginx on a free loopback port; ``locations``: extra ``location`` blocks (bench/payments.py)."""
+    """nginx on a free loopback port; ``locations``: extra ``location`` blocks."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(binary).exists():
         sys.exit("nginx not found: apt-get install -y nginx-light")

@@ -94,9 +94,8 @@ def _sdk_params(reference: str) -> dict[str, Any]:
 async def _async_case(mode: str, url: str, stack: list[Callable[[], Awaitable[Any]]],
                       ) -> Callable[[str], Awaitable[Any]]:
     if mode.startswith("egress"):
-        from egress.payments import Money
         from egress.adapters.stripe import StripePayments
-        from egress.payments import PaymentRequest
+        from egress.payments import Money, PaymentRequest
         store: Any = None
         if mode.startswith("egress-sqlite"):
             from egress.stores.idempotency_sqlite import SqliteIdempotencyStore
