@@ -106,6 +106,9 @@ class _Job:
 
 
 _STOP: Final = _Job(lambda conn: None, False, None, None)
+_CHECKPOINT: Final = _Job(lambda conn: None, False, None, None)
+#: Commits made on the event loop's thread between two checkpoints run by the writer thread.
+_CHECKPOINT_EVERY: Final = 500
 #: The most operations one group commit takes: bounds how long one transaction holds the lock.
 _MAX_BATCH: Final = 256
 
@@ -144,6 +147,13 @@ class SqliteIdempotencyStore:
         self._writer: threading.Thread | None = None
         self._writer_pid = -1
         self._writer_lock = threading.Lock()
+        # The fast path: a second connection used on the caller's thread when the database is
+        # free (see _here). Not for ":memory:", where a second connection is another database.
+        self._here_lock = threading.Lock()
+        self._here_conn: sqlite3.Connection | None = None
+        self._here_pid = -1
+        self._here_commits = 0
+        self._fast = self.path != ":memory:"
         try:
             with self._lock:
                 self._connection()
@@ -177,6 +187,10 @@ class SqliteIdempotencyStore:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
             self._conn = None
+        with self._here_lock:
+            if self._here_conn is not None and self._here_pid == os.getpid():
+                self._here_conn.close()
+            self._here_conn = None
 
     def __enter__(self) -> SqliteIdempotencyStore:
         return self
@@ -222,7 +236,59 @@ class SqliteIdempotencyStore:
             raise error
         return cast(T, result)
 
-    async def _run(self, run: Callable[[sqlite3.Connection], T], durable: bool) -> T:
+    def _here(self, run: Callable[[sqlite3.Connection], T], durable: bool,
+              writes: bool = True) -> tuple[bool, T | None]:
+        """Run one operation on the caller's thread when that cannot wait: ``(True, result)``,
+        or ``(False, None)`` to hand it to the writer thread.
+
+        Taken when nothing need be synced (``durability="process"``, or an outcome write) and
+        the database's write lock is free at this instant: the connection has no busy timeout,
+        so a lock held by another process or by the writer thread sends the operation to the
+        writer (which waits up to ``timeout``) instead of blocking the event loop. A commit
+        then costs a ``write`` to the WAL and no thread hop. Checkpoints, which sync, are left
+        to the writer thread.
+        """
+        if (not self._fast or (durable and self.durability == "power")
+                or not self._here_lock.acquire(blocking=False)):
+            return False, None
+        try:
+            conn = self._here_conn
+            if conn is None or self._here_pid != os.getpid():
+                conn = sqlite3.connect(self.path, timeout=0, isolation_level=None,
+                                       check_same_thread=False)
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+                self._here_conn, self._here_pid = conn, os.getpid()
+            if not writes:
+                try:
+                    return True, run(conn)
+                except sqlite3.OperationalError:
+                    return False, None
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:  # locked: the writer thread will wait for it
+                return False, None
+            try:
+                result = run(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+            self._here_commits += 1
+            if self._here_commits % _CHECKPOINT_EVERY == 0:
+                self._start_writer()
+                self._jobs.put(_CHECKPOINT)
+            return True, result
+        finally:
+            self._here_lock.release()
+
+    async def _run(self, run: Callable[[sqlite3.Connection], T], durable: bool,
+                   writes: bool = True) -> T:
+        done, result = self._here(run, durable, writes)
+        if done:
+            return cast(T, result)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         writer = self._writer
@@ -253,7 +319,8 @@ class SqliteIdempotencyStore:
                 except queue.Empty:
                     break
             stop = _STOP in batch
-            batch = [job for job in batch if job is not _STOP]
+            checkpoint = _CHECKPOINT in batch
+            batch = [job for job in batch if job is not _STOP and job is not _CHECKPOINT]
             if batch:
                 answers: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, Any]]] = {}
                 for job, (result, error) in zip(batch, self._transact(batch), strict=True):
@@ -262,6 +329,9 @@ class SqliteIdempotencyStore:
                 for loop, settled in answers.items():
                     with contextlib.suppress(RuntimeError):  # that loop is closed: no one waits
                         loop.call_soon_threadsafe(_deliver, settled)
+            if checkpoint:
+                with self._lock, contextlib.suppress(sqlite3.Error):
+                    self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
             if stop:
                 return
 
@@ -300,7 +370,8 @@ class SqliteIdempotencyStore:
         return await self._run(partial(_reserve, record), True)
 
     async def get(self, scope: str, operation: str, reference: str) -> IdempotencyRecord | None:
-        return await self._run(partial(_get, ident=(scope, operation, reference)), False)
+        return await self._run(partial(_get, ident=(scope, operation, reference)), False,
+                               writes=False)
 
     async def replace(self, record: IdempotencyRecord, *, expected_key: str) -> bool:
         return await self._run(partial(_replace, record, expected_key),

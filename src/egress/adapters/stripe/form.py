@@ -115,17 +115,20 @@ def form_fields(params: Mapping[str, FormValue]) -> list[tuple[str, str]]:
 
 def encode_form(params: Mapping[str, FormValue]) -> bytes:
     """``params`` as an ``application/x-www-form-urlencoded`` body, in one pass."""
+    plain = _PLAIN.fullmatch
+    names = _encoded_names
     parts: list[str] = []
     for key, value in params.items():
         if value is None:
             continue
         text = _scalar(value)
-        if text is not None:  # the common case, a top-level scalar: no list of fields
-            parts.append(f"{_quote_name(key)}={_quote(text)}")
-            continue
-        fields: list[tuple[str, str]] = []
-        _flatten(key, value, fields)
-        parts.extend(f"{_quote_name(name)}={_quote(inner)}" for name, inner in fields)
+        # The common case, a top-level scalar, makes no list of fields.
+        fields = [(key, text)] if text is not None else form_fields({key: value})
+        for name, inner in fields:
+            encoded = names.get(name)
+            if encoded is None:
+                encoded = _quote_name(name)
+            parts.append(f"{encoded}={inner if plain(inner) else quote_plus(inner)}")
     return "&".join(parts).encode("ascii")
 
 
