@@ -214,11 +214,17 @@ def worker_main(mode: str, url: str, count: int, concurrency: int) -> None:
 
 def run_one(mode: str, url: str, count: int, concurrency: int, env: dict[str, str],
             ) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--worker", mode, url, str(count), str(concurrency)],
-        capture_output=True, text=True, env=env, timeout=600, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"{mode} c={concurrency} failed:\n{out.stderr[-2000:]}")
+    for attempt in range(2):  # a loaded machine can fail a run (e.g. a connect timing out)
+        out = subprocess.run(
+            [sys.executable, __file__, "--worker", mode, url, str(count), str(concurrency)],
+            capture_output=True, text=True, env=env, timeout=600, check=False)
+        if out.returncode == 0:
+            break
+        last = out.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        print(f"  {mode} c={concurrency} failed ({last[0]}); "
+              f"{'running it again' if attempt == 0 else 'giving up'}", flush=True)
+    else:
+        raise RuntimeError(f"{mode} c={concurrency} failed twice:\n{out.stderr[-2000:]}")
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
