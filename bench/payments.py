@@ -37,6 +37,7 @@ import itertools
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -106,6 +107,11 @@ async def _async_case(mode: str, url: str, stack: list[Callable[[], Awaitable[An
             if mode.endswith("-power"):
                 kwargs["durability"] = "power"
             store = SqliteIdempotencyStore(Path(folder) / "keys.db", **kwargs)
+
+            async def remove() -> None:
+                store.close()
+                shutil.rmtree(folder, ignore_errors=True)
+            stack.append(remove)
         payments = StripePayments(API_KEY, base_url=url, store=store, rate_limit=None,
                                   check_new_references=False)
         stack.append(payments.aclose)
