@@ -68,6 +68,7 @@ http {{
   keepalive_timeout 120s;
   server {{
     listen 127.0.0.1:{port};
+    {locations}
     location / {{ default_type application/json; return 200 '{{"ok":true}}'; }}
   }}
 }}
@@ -95,14 +96,16 @@ def pin() -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def nginx(affinity: str = "") -> Iterator[str]:
+def nginx(affinity: str = "", locations: str = "") -> Iterator[str]:
+    """nginx on a free loopback port; ``locations``: extra ``location`` blocks."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(binary).exists():
         sys.exit("nginx not found: apt-get install -y nginx-light")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="egress-bench-") as tmp:
         conf = Path(tmp) / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=tmp, port=port, affinity=affinity))
+        conf.write_text(NGINX_CONF.format(dir=tmp, port=port, affinity=affinity,
+                                            locations=locations))
         proc = subprocess.Popen([binary, "-c", str(conf), "-p", tmp],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
