@@ -50,6 +50,7 @@ class ClientCore(Preparation, Exchange):
         self.dynamic_auth = auth is not None and auth.static_headers is None and (
             type(auth).headers_async is not Auth.headers_async)
         self.signs = auth is not None and auth.signs
+        self.direct = not (self.dynamic_auth or self.signs)
         context = ssl_context(options.verify, options.allow_insecure, options.trust_env)
         if options.verify is False:
             self.sink.emit(InsecureTransport(operation=self.base.origin, at=self.clock.now()))

@@ -42,6 +42,8 @@ class Exchange(Failures):
     auth: Auth | None
     dynamic_auth: bool
     signs: bool
+    #: Nothing to compute per attempt (no OAuth2 token, no signature): send the prepared call.
+    direct: bool
     follow_redirects: bool
     max_redirects: int
     base_origin: tuple[str, str, int]
@@ -55,11 +57,11 @@ class Exchange(Failures):
     def limits(self, ctx: CallContext | None) -> AttemptLimits:
         return self.timeouts.limits(self.clock.now(), None if ctx is None else ctx.deadline)
 
-    def first_request(self, call: PreparedCall, limits: AttemptLimits) -> WireRequest | None:
-        """The request to send first when nothing must be computed per attempt (no OAuth2, no
-        signing): the drivers send it and call :meth:`exchange` only for a non-2xx answer."""
-        if self.dynamic_auth or self.signs:
-            return None
+    def first_request(self, call: PreparedCall, ctx: CallContext | None) -> WireRequest:
+        """The attempt's first request, carrying its limits. When :attr:`direct` (no OAuth2, no
+        signing) the drivers send it as is and call :meth:`exchange` only for a non-2xx answer;
+        otherwise only its limits are used."""
+        limits = self.timeouts.limits(self.clock.now(), None if ctx is None else ctx.deadline)
         return WireRequest(call.method, call.url, call.headers, call.body, limits)
 
     def success(self, method: str, plain_url: str, answer: WireResponse) -> Response | None:

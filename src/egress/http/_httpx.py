@@ -15,7 +15,7 @@ import http.cookiejar
 import ssl
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from egress._redacted import drop_frames
 from egress.errors import (
@@ -138,15 +138,24 @@ def _reader(response: httpx.Response, request: WireRequest, cap: int) -> BodyRea
     return BodyReader(cap, headers.get("content-encoding"), declared)
 
 
+_Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
+
+
+def _new_client(factory: type[_Client], options: WireOptions) -> _Client:
+    """An httpx client of either world, with egress's settings and no cookie storage."""
+    install_log_filter()  # httpx logs full URLs, httpcore response headers
+    client = factory(**_client_kwargs(options))
+    client.cookies.jar.set_policy(_NoCookies())
+    return client
+
+
 class HttpxAsyncWire:
     """The httpx async backend: one ``httpx.AsyncClient`` for the client's life."""
 
     name = "httpx"
 
     def __init__(self, options: WireOptions) -> None:
-        install_log_filter()  # httpx logs full URLs, httpcore response headers
-        self._client = httpx.AsyncClient(**_client_kwargs(options))
-        self._client.cookies.jar.set_policy(_NoCookies())
+        self._client = _new_client(httpx.AsyncClient, options)
         self._cap = options.max_response_bytes
         self._now = options.clock.now
 
@@ -284,9 +293,7 @@ class HttpxSyncWire:
     name = "httpx"
 
     def __init__(self, options: WireOptions) -> None:
-        install_log_filter()  # httpx logs full URLs, httpcore response headers
-        self._client = httpx.Client(**_client_kwargs(options))
-        self._client.cookies.jar.set_policy(_NoCookies())
+        self._client = _new_client(httpx.Client, options)
         self._cap = options.max_response_bytes
         self._now = options.clock.now
         self._deadline = _Deadline()

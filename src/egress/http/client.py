@@ -305,14 +305,14 @@ class ApiClient(_ClientBase[Awaitable[Response]]):
     async def _attempt(self, call: PreparedCall) -> Response:
         core = self._core
         ctx = current_context()
-        limits = core.limits(ctx)
         if ctx is not None and ctx.observed is not None:  # a trace sink's traceparent
             call = core.traced(call, ctx.observed)
+        first = core.first_request(call, ctx)
+        limits = first.limits
         wire = self._wire
         value: Any = None
         try:
-            first = core.first_request(call, limits)
-            if first is not None:  # the common case: one request, a 2xx, no generator
+            if core.direct:  # the common case: one request, a 2xx, no generator
                 value = await wire.send(first)
                 response = core.success(call.method, call.plain_url, value)
                 if response is not None:
@@ -377,14 +377,14 @@ class SyncApiClient(_ClientBase[Response]):
     def _attempt(self, call: PreparedCall) -> Response:
         core = self._core
         ctx = current_context()
-        limits = core.limits(ctx)
         if ctx is not None and ctx.observed is not None:
             call = core.traced(call, ctx.observed)
+        first = core.first_request(call, ctx)
+        limits = first.limits
         wire = self._wire
         value: Any = None
         try:
-            first = core.first_request(call, limits)
-            if first is not None:
+            if core.direct:
                 value = wire.send(first)
                 response = core.success(call.method, call.plain_url, value)
                 if response is not None:
