@@ -37,13 +37,9 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 _BACKSTOP = 0.05  # seconds the total waits for aiohttp's connect and read timers to fire first
 
 
-def _where(request: WireRequest) -> str:
-    return f"{request.method} {request.url.split('?', 1)[0]}"
-
-
 def _map_error(exc: BaseException, request: WireRequest, reading: bool) -> EgressError:
     """Every aiohttp failure, translated once. ``reading``: the headers had arrived."""
-    where = _where(request)
+    where = request.where()
     name = type(exc).__name__
     if isinstance(exc, EgressError):
         return exc
@@ -241,7 +237,7 @@ class AiohttpWire:
             else:
                 granted.cancel()  # skipped by _release_slot
             if isinstance(exc, TimeoutError):
-                raise AttemptTimeoutError(f"{_where(request)}: no free connection within the "
+                raise AttemptTimeoutError(f"{request.where()}: no free connection within the "
                                           f"pool timeout", sent=False) from None
             raise
 

@@ -16,7 +16,7 @@ from egress._redacted import RedactedHeaders, RevealedStr
 from egress.errors import ResponseError
 from egress.events import EventSink, RedirectFollowed
 from egress.http._auth import Auth, SignableRequest
-from egress.http._failures import Failures
+from egress.http._failures import AttemptErrors
 from egress.http._headers import check_header
 from egress.http._prepare import PreparedCall, put_header
 from egress.http._redirect import REDIRECT_STATUSES, next_hop
@@ -36,7 +36,7 @@ class NeedAuth:
         self.stale = stale
 
 
-class Exchange(Failures):
+class Exchange(AttemptErrors):
     """The attempt logic of a client (its settings are set by ``ClientCore``)."""
 
     auth: Auth | None

@@ -24,10 +24,10 @@ from egress.http._response import Response
 from egress.http._timeouts import AttemptLimits
 from egress.http._wire import WireResponse
 
-__all__ = ["Failures"]
+__all__ = ["AttemptErrors"]
 
 
-class Failures:
+class AttemptErrors:
     """Error facts of a client (its settings are set by ``ClientCore``)."""
 
     auth: Auth | None

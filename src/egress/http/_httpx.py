@@ -55,10 +55,6 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
-def _where(request: WireRequest) -> str:
-    return f"{request.method} {request.url.split('?', 1)[0]}"
-
-
 def _refused_certificate(exc: BaseException) -> bool:
     """Whether an ssl certificate check is behind ``exc`` (httpx chains httpcore's error)."""
     seen = 0
@@ -182,7 +178,7 @@ class HttpxAsyncWire:
                 finally:
                     await response.aclose()
         except Exception as exc:
-            error = _map_error(exc, _where(request), reading)
+            error = _map_error(exc, request.where(), reading)
             if error is exc:
                 raise
             cause = _chainable(exc)
@@ -316,13 +312,13 @@ class HttpxSyncWire:
                         reader.feed(chunk)
                         if self._now() >= end:
                             raise AttemptTimeoutError(
-                                f"{_where(request)}: the attempt's total time limit passed "
+                                f"{request.where()}: the attempt's total time limit passed "
                                 f"while reading the body", sent=True)
                     content = reader.finish()
             finally:
                 response.close()
         except Exception as exc:
-            error = _map_error(exc, _where(request), reading)
+            error = _map_error(exc, request.where(), reading)
             if error is exc:
                 raise
             cause = _chainable(exc)
