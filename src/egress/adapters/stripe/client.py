@@ -101,6 +101,7 @@ class _StripeFace:
     """
 
     _DEFAULT_BACKEND: ClassVar[str]
+    _client: ApiClient | SyncApiClient
 
     def __init__(
         self,
@@ -192,13 +193,9 @@ class _StripeFace:
         """Build this face's HTTP client from ``settings``; return the flow's I/O port."""
         raise NotImplementedError
 
-    @property
-    def base_url(self) -> str:
-        raise NotImplementedError
-
     def __repr__(self) -> str:
         mode = "test" if self.test_mode else "live"
-        return (f"{type(self).__name__}(mode={mode!r}, base_url={self.base_url!r}, "
+        return (f"{type(self).__name__}(mode={mode!r}, base_url={self._client.base_url!r}, "
                 f"store={self.store!r})")
 
     @property
@@ -222,10 +219,6 @@ class StripePayments(_StripeFace, AsyncFace):
     def _connect(self, base_url: str, settings: dict[str, Any]) -> StripeIo:
         self._client = ApiClient(base_url, **settings)
         return _AsyncIo(self._client, self.clock)
-
-    @property
-    def base_url(self) -> str:
-        return self._client.base_url
 
     @property
     def client(self) -> ApiClient:
@@ -261,10 +254,6 @@ class SyncStripePayments(_StripeFace, SyncFace):
     def _connect(self, base_url: str, settings: dict[str, Any]) -> StripeIo:
         self._client = SyncApiClient(base_url, **settings)
         return _BlockingIo(self._client, self.clock)
-
-    @property
-    def base_url(self) -> str:
-        return self._client.base_url
 
     @property
     def client(self) -> SyncApiClient:
