@@ -206,8 +206,9 @@ class _StripeFace:
 class StripePayments(_StripeFace, AsyncFace):
     """:class:`~egress.payments.PaymentService` backed by Stripe, over :class:`ApiClient`.
 
-    Settings and defaults: the table above (``backend`` defaults to ``"aiohttp"``). Use
-    ``async with StripePayments(...) as payments:`` or call :meth:`aclose`.
+    Settings and defaults: the table of ``_StripeFace`` (also in ``docs/stripe.md``);
+    ``backend`` defaults to ``"aiohttp"``. Use ``async with StripePayments(...) as payments:``
+    or call :meth:`aclose`.
     """
 
     _DEFAULT_BACKEND = "aiohttp"
