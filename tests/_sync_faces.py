@@ -9,7 +9,8 @@ async port to await: one test body covers both faces.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from egress.adapters.stripe import StripePayments, SyncStripePayments
@@ -51,3 +52,14 @@ async def close(client: StripePayments | SyncStripePayments) -> None:
         client.close()
     else:
         await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def opened(face: str, *args: Any, **kwargs: Any) -> AsyncIterator[PaymentService]:
+    """``async with opened(face, key, ...) as payments:``: the client of that face, as the
+    async port, closed at the end (``async with StripePayments(...)`` for either face)."""
+    client = stripe(face, *args, **kwargs)
+    try:
+        yield async_port(client)
+    finally:
+        await close(client)
