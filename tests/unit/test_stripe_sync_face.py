@@ -244,6 +244,8 @@ def test_sync_faces_refuse_an_async_only_store() -> None:
     with pytest.raises(ConfigurationError, match=r"SyncInMemoryPayments: .*AsyncOnlyStore"):
         SyncInMemoryPayments(store=AsyncOnlyStore())  # type: ignore[arg-type]
     StripePayments("sk_test_x", store=AsyncOnlyStore())  # the async face takes it
+    with pytest.raises(ConfigurationError, match=r"^SyncStripePayments: deadline"):
+        SyncStripePayments("sk_test_x", deadline=0)  # errors name the face that was built
 
 
 def test_the_memory_store_has_a_sync_face() -> None:

@@ -125,28 +125,29 @@ class _StripeFace:
         clock: Clock = SYSTEM_CLOCK,
         sink: EventSink = NULL_SINK,
     ) -> None:
+        name = type(self).__name__  # errors name the face the caller built
         try:
             key = Secret(api_key)
         except ConfigurationError:
-            raise ConfigurationError("StripePayments: api_key must be a non-empty string or "
+            raise ConfigurationError(f"{name}: api_key must be a non-empty string or "
                                      "Secret") from None
         if not any(key.startswith(prefix) for prefix in _KEY_PREFIXES):
-            raise ConfigurationError("StripePayments: api_key must be a secret or restricted "
+            raise ConfigurationError(f"{name}: api_key must be a secret or restricted "
                                      "key (sk_live_, sk_test_, rk_live_ or rk_test_)")
         self.test_mode = any(key.startswith(prefix) for prefix in _TEST_PREFIXES)
         mode = "test" if self.test_mode else "live"
         if not isinstance(api_version, str) or not api_version or not api_version.isprintable():
-            raise ConfigurationError("StripePayments: api_version must be a version string")
+            raise ConfigurationError(f"{name}: api_version must be a version string")
         if not (isinstance(deadline, int | float) and math.isfinite(deadline) and deadline > 0):
-            raise ConfigurationError(f"StripePayments: deadline must be > 0, got {deadline!r}")
+            raise ConfigurationError(f"{name}: deadline must be > 0, got {deadline!r}")
         if (isinstance(max_scan_pages, bool) or not isinstance(max_scan_pages, int)
                 or max_scan_pages < 1):
-            raise ConfigurationError("StripePayments: max_scan_pages must be an integer >= 1")
+            raise ConfigurationError(f"{name}: max_scan_pages must be an integer >= 1")
         if not isinstance(reference_key, str) or not 0 < len(reference_key) <= 40:
-            raise ConfigurationError("StripePayments: reference_key must be 1-40 characters")
+            raise ConfigurationError(f"{name}: reference_key must be 1-40 characters")
         if (not isinstance(payment_method_types, tuple) or not payment_method_types
                 or not all(isinstance(t, str) and t for t in payment_method_types)):
-            raise ConfigurationError("StripePayments: payment_method_types must be a non-empty "
+            raise ConfigurationError(f"{name}: payment_method_types must be a non-empty "
                                      "tuple of names such as ('card',)")
         self.payment_method_types = payment_method_types
         self.api_version = api_version
@@ -163,12 +164,12 @@ class _StripeFace:
         elif isinstance(rate_limit, int | float) and not isinstance(rate_limit, bool):
             rate = float(rate_limit)
         else:
-            raise ConfigurationError("StripePayments: rate_limit must be 'auto', a number of "
+            raise ConfigurationError(f"{name}: rate_limit must be 'auto', a number of "
                                      "requests per second, or None")
         limiter = None if rate is None else RateLimiter(
             rate, burst=max(1, int(rate)), name=f"stripe-{mode}", clock=clock, sink=sink)
         self.rate_limiter = limiter
-        self.store = _store(store)
+        self.store = _store(store, name)
         self._keeper: IdempotencyKeeper = IdempotencyKeeper(
             self._face_store(self.store), scope=scope or f"stripe-{mode}", clock=clock,
             sink=sink, max_age=max_key_age, settle_after=settle_after)
@@ -305,11 +306,12 @@ class _BlockingIo:
         self._clock.sleep_sync(seconds)
 
 
-def _store(store: IdempotencyStore | str | os.PathLike[str] | None) -> IdempotencyStore:
+def _store(store: IdempotencyStore | str | os.PathLike[str] | None,
+           name: str) -> IdempotencyStore:
     if store is None:
         return MemoryIdempotencyStore()
     if isinstance(store, str | os.PathLike):
         return SqliteIdempotencyStore(store)
     if not isinstance(store, IdempotencyStore):
-        raise ConfigurationError("StripePayments: store must be an IdempotencyStore or a path")
+        raise ConfigurationError(f"{name}: store must be an IdempotencyStore or a path")
     return store
