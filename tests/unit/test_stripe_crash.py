@@ -3,25 +3,34 @@
 Each run uses a SQLite idempotency store; the "restart" is a new StripePayments with a new store
 object on the same file. Whatever the crash point, FakeStripe's ledger ends with exactly one
 charge, and the restarted call sends the same key and the same bytes. Every test runs against
-both faces (StripePayments, and SyncStripePayments on a worker thread as in a WSGI server).
+both faces (StripePayments, and SyncStripePayments on a worker thread as in a WSGI server), and
+one kills a real process running the sync face (SIGKILL) while Stripe holds its request.
 """
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _recording_wire import header, record
+from _sync_payment_worker import ORDER as WORKER_ORDER
 
 from _sync_faces import FACES, async_port, close, stripe
+from egress.adapters.stripe import SyncStripePayments
 from egress.http._wire import WireRequest, WireResponse
-from egress.payments import IdempotencyRecord, Money, PaymentRequest, PaymentStatus, RecordState
+from egress.payments import IdempotencyRecord, Money, PaymentStatus, RecordState
 from egress.payments.idempotency import IdempotentReplay
 from egress.stores.idempotency_sqlite import SqliteIdempotencyStore
 from egress.testing import RecordingSink
-from egress.testing.fake_stripe import FakeStripe
+from egress.testing.fake_stripe import FakeStripe, Fault
+
+WORKER = Path(__file__).with_name("_sync_payment_worker.py")
 
 
 class SimulatedCrash(BaseException):
@@ -95,8 +104,7 @@ class CrashAfterReplyStore(SqliteIdempotencyStore):
         return super().replace_sync(record, expected_key=expected_key)
 
 
-ORDER = PaymentRequest(amount=Money("42.00", "EUR"), reference="order-42",
-                       payment_method="pm_card_visa", metadata={"cart": "c-1"})
+ORDER = WORKER_ORDER  # the same order as the killed worker process's
 
 
 @pytest.fixture
@@ -171,3 +179,34 @@ async def test_a_refund_interrupted_by_a_crash_refunds_once(point: str, face: st
     await close(restarted)
     assert len(fake.ledger.refunds) == 1
     assert fake.ledger.charges[0].amount_refunded == 1000
+
+
+def test_a_killed_sync_process_resumes_with_its_key_and_charges_once(tmp_path: Path) -> None:
+    """A real crash of the sync face: a worker process is SIGKILLed while Stripe holds its
+    create (the charge goes through after the process is gone). A new process on the same
+    SQLite file sends the key stored before the first byte, and Stripe charges once."""
+    path = tmp_path / "keys.db"
+    with FakeStripe(seed=0) as fake:
+        fake.faults.script("payment_intents.create", Fault.latency(2.0))
+        child = subprocess.Popen([sys.executable, str(WORKER), fake.url, fake.api_key, str(path)])
+        try:
+            give_up = time.monotonic() + 60
+            while fake.stats().get("fault.latency", 0) == 0:  # the POST is at Stripe, held
+                assert child.poll() is None, "the worker ended before sending"
+                assert time.monotonic() < give_up, "the worker never sent its create"
+                time.sleep(0.02)
+        finally:
+            child.kill()
+            child.wait(timeout=30)
+        assert child.returncode == -signal.SIGKILL
+        with SqliteIdempotencyStore(path) as store:
+            (stored,) = store.records_sync()
+        assert (stored.operation, stored.state) == ("create", RecordState.PENDING)
+
+        with SyncStripePayments(fake.api_key, base_url=fake.url, store=path) as restarted:
+            wire = record(restarted)
+            payment = restarted.create(ORDER)  # may meet 409 first: the kill's request
+        assert payment.status is PaymentStatus.SUCCEEDED
+        assert {header(post, "Idempotency-Key") for post in wire.posts()} == {stored.key}
+        assert len(fake.ledger.charges) == 1
+        assert fake.ledger.charges[0].payment_intent == payment.id
