@@ -185,6 +185,19 @@ async def test_every_attempt_lost_is_outcome_unknown_then_settled(face: str,
         assert len(fake.ledger.charges) == 1
 
 
+def test_close_closes_the_store_it_opened_from_a_path(tmp_path: Path) -> None:
+    with SyncStripePayments("sk_test_x", store=tmp_path / "k.db",
+                            base_url="http://127.0.0.1:9") as opened_here:
+        assert isinstance(opened_here.store, SqliteIdempotencyStore)
+        assert opened_here.store._conn is not None
+    assert opened_here.store._conn is None  # its file handles do not outlive the client
+    given = SqliteIdempotencyStore(tmp_path / "g.db")
+    with SyncStripePayments("sk_test_x", store=given, base_url="http://127.0.0.1:9"):
+        pass
+    assert given._conn is not None  # the caller's store: the caller closes it
+    given.close()
+
+
 # -- drive and the blocking store --------------------------------------------------------------
 
 

@@ -170,6 +170,8 @@ class _StripeFace:
             rate, burst=max(1, int(rate)), name=f"stripe-{mode}", clock=clock, sink=sink)
         self.rate_limiter = limiter
         self.store = _store(store, name)
+        # A store opened here from a path is this client's to close; one passed in is the caller's.
+        self._own_store = self.store if isinstance(store, str | os.PathLike) else None
         self._keeper: IdempotencyKeeper = IdempotencyKeeper(
             self._face_store(self.store), scope=scope or f"stripe-{mode}", clock=clock,
             sink=sink, max_age=max_key_age, settle_after=settle_after)
@@ -203,6 +205,10 @@ class _StripeFace:
     def scope(self) -> str:
         return self._keeper.scope
 
+    def _close_own_store(self) -> None:
+        if isinstance(self._own_store, SqliteIdempotencyStore):
+            self._own_store.close()  # its file handles: else they outlive the client
+
 
 class StripePayments(_StripeFace, AsyncFace):
     """:class:`~egress.payments.PaymentService` backed by Stripe, over :class:`ApiClient`.
@@ -235,6 +241,7 @@ class StripePayments(_StripeFace, AsyncFace):
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        self._close_own_store()
 
 
 class SyncStripePayments(_StripeFace, SyncFace):
@@ -270,6 +277,7 @@ class SyncStripePayments(_StripeFace, SyncFace):
 
     def close(self) -> None:
         self._client.close()
+        self._close_own_store()
 
 
 class _AsyncIo:
