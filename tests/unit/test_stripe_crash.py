@@ -95,13 +95,18 @@ def crash_wire(payments: Any, *, point: str, path: Path) -> CrashingWire:
 
 
 class CrashAfterReplyStore(SqliteIdempotencyStore):
-    """Dies when the adapter records the answer it received (the reply was read in full). Both
-    faces write through ``replace_sync`` (the async ``replace`` runs it in a thread)."""
+    """Dies when the adapter records the answer it received (the reply was read in full): the
+    sync face writes through ``replace_sync``, the async one through ``replace``."""
 
     def replace_sync(self, record: IdempotencyRecord, *, expected_key: str) -> bool:
         if record.state is RecordState.SUCCEEDED:
             raise SimulatedCrash
         return super().replace_sync(record, expected_key=expected_key)
+
+    async def replace(self, record: IdempotencyRecord, *, expected_key: str) -> bool:
+        if record.state is RecordState.SUCCEEDED:
+            raise SimulatedCrash
+        return await super().replace(record, expected_key=expected_key)
 
 
 ORDER = WORKER_ORDER  # the same order as the killed worker process's
