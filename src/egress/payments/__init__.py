@@ -35,7 +35,7 @@ from egress.payments.models import (
     request_fingerprint,
 )
 from egress.payments.money import CURRENCY_EXPONENTS, Money, currency_exponent
-from egress.payments.service import PaymentService
+from egress.payments.service import PaymentService, SyncPaymentService
 from egress.payments.webhook_events import (
     PaymentAuthorized,
     PaymentCanceled,
@@ -82,6 +82,7 @@ __all__ = [
     "RefundReason",
     "RefundStatus",
     "RefundUpdated",
+    "SyncPaymentService",
     "UnhandledEvent",
     "currency_exponent",
 ]
