@@ -142,8 +142,11 @@ def test_workers_killed_at_each_crash_point_then_restarted_charge_once(
              "charged; nothing charged that the client does not know")
 def test_kill_9_at_random_moments_under_chaos_then_reconcile(
         fake: FakeStripe, tmp_path: Path) -> None:
+    # The 'ambiguous' profile's faults at several times its rates, plus plain failures and
+    # slow answers (so that no worker can finish its orders before the kill comes).
     fake.faults.load("POST: 15% commit-then-reset, 8% commit-then-500, 8% truncate, "
-                     "8% malformed-json, 4% black-hole commit=true, 8% reset, 8% 503")
+                     "8% malformed-json, 4% black-hole commit=true, 8% reset, 8% 503, "
+                     "25% latency seconds=0.1")
     db, log = tmp_path / "keys.db", tmp_path / "log.jsonl"
     references = [f"order-{n}" for n in range(ORDERS)]
     rng = random.Random(1717)
@@ -153,7 +156,7 @@ def test_kill_9_at_random_moments_under_chaos_then_reconcile(
         worker = run(pay, fake.url, fake.api_key, str(db), str(log), references,
                      seed=round_, attempt_timeout=0.5, ready=ready)
         assert ready.wait(60)
-        time.sleep(rng.uniform(0.05, 0.6))
+        time.sleep(rng.uniform(0.05, 0.5))
         worker.kill()  # SIGKILL, wherever it is
         worker.join(30)
         deaths += worker.exitcode == -9
@@ -170,8 +173,8 @@ def test_kill_9_at_random_moments_under_chaos_then_reconcile(
     for report in read_reports(log):  # what the killed workers told their callers holds
         if "id" in report:
             assert report["id"] == ids[report["reference"]]
-        else:
-            assert report["error"] == "OutcomeUnknown"
+        else:  # unknown (then settled), or proven unsent (then paid by a later call)
+            assert report["error"] in ("OutcomeUnknown", "ProviderUnavailable"), report
     with SqliteIdempotencyStore(db) as store:
         records = store.records_sync()
     assert {r.reference for r in records} == set(references)
