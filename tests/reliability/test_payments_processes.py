@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from _payments_worker import CRASH_POINTS, order, pay, read_reports
 
@@ -64,7 +65,12 @@ def finish(process: Any, timeout: float = 90) -> None:
 
 
 def one_live_charge_each(fake: FakeStripe, references: list[str]) -> dict[str, str]:
-    """The ledger invariant: each reference has exactly one live charge. Returns its intent."""
+    """The ledger invariant: each reference has exactly one live charge. Returns its intent.
+
+    Read twice: in process, and over FakeStripe's control API as any other process would."""
+    remote = httpx.get(fake.url + "/_fake/ledger", timeout=10).json()
+    assert remote["double_charges"] == {}
+    assert remote["summary"]["live_charges"] == len(references)
     by_reference = fake.ledger.charges_by_reference()
     assert set(by_reference) <= set(references)  # no charge without a known reference
     assert not fake.ledger.double_charges()
