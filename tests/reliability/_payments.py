@@ -25,8 +25,11 @@ from egress.testing.fake_stripe import FakeStripe  # noqa: E402
 
 # Every 4xx and 5xx an edge (or Stripe) may answer (39 codes), from the issue 9 matrix.
 EDGE_STATUSES: tuple[int, ...] = _settlement.STATUSES
-__all__ = ["EDGE_STATUSES", "RecordingWire", "ShiftedWall", "counts", "digest", "header",
-           "live_charges", "record"]
+# Its fixtures too: one FakeStripe per module, reset before each test (``server``, ``fake``), and
+# Stripe's retry rules with next to no backoff (these scenarios test decisions, not waiting).
+server, fake, FAST = _settlement.server, _settlement.fake, _settlement.FAST
+__all__ = ["EDGE_STATUSES", "FAST", "RecordingWire", "ShiftedWall", "counts", "digest", "fake",
+           "header", "live_charges", "record", "server"]
 
 
 class ShiftedWall:

@@ -14,42 +14,36 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from _payments import EDGE_STATUSES, ShiftedWall, counts, digest, header, live_charges, record
+from _payments import (
+    EDGE_STATUSES,
+    FAST,
+    ShiftedWall,
+    counts,
+    digest,
+    fake,
+    header,
+    live_charges,
+    record,
+    server,
+)
 
-from egress import Pipeline
 from egress.adapters.stripe import StripePayments
-from egress.adapters.stripe._errors import stripe_retry_hook
 from egress.errors import IdempotencyMismatch, OutcomeUnknown
-from egress.http import retry_on
 from egress.payments import Money, Payment, PaymentRequest, PaymentStatus, RecordState
-from egress.policies import Backoff, Retry
 from egress.stores.idempotency_memory import MemoryIdempotencyStore
 from egress.testing import RecordingSink
 from egress.testing.fake_stripe import FakeStripe, Fault
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+__all__ = ["fake", "server"]  # fixtures, shared with the issue 9 settlement tests
 AREA = "Payments"
 ATTEMPTS = 3  # the default pipeline's attempts per call
-# Stripe's retry rules with next to no backoff: these scenarios test decisions, not waiting.
-FAST = Pipeline(Retry(on=retry_on(stripe_retry_hook), backoff=Backoff(initial=0.001, cap=0.01)))
 
 
 def order(reference: str = "order-1", **kw: Any) -> PaymentRequest:
     kw.setdefault("amount", Money("20.00", "USD"))
     kw.setdefault("payment_method", "pm_card_visa")
     return PaymentRequest(reference=reference, **kw)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def server() -> AsyncIterator[FakeStripe]:
-    async with FakeStripe(seed=0) as started:
-        yield started
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def fake(server: FakeStripe) -> FakeStripe:
-    server.reset()
-    return server
 
 
 @pytest.fixture
