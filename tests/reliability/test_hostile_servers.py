@@ -54,6 +54,9 @@ def server() -> Iterator[HostileServer]:
     srv.stop()
 
 
+Setup = Callable[[HostileServer, str], None]  # scripts the server for one call's path
+
+
 @dataclass(frozen=True)
 class Scenario:
     fault: str
@@ -63,9 +66,6 @@ class Scenario:
     settings: dict[str, Any] = field(default_factory=dict)
     kwargs: dict[str, Any] = field(default_factory=dict)
     allowance: int = 0  # memory the caller's own request body accounts for (its copies)
-
-
-Setup = Callable[[HostileServer, str], None]
 
 
 def _script(*actions: Any) -> Setup:
@@ -148,8 +148,7 @@ SCENARIOS: dict[str, Scenario] = {
 # Redirect targets that are not usable URLs (issue 9 §4 found ValueError escaping for two).
 MALFORMED_LOCATIONS = [
     "http://127.0.0.1:99999/", "http://[::1/", "http://", "//", "http:///x", "http://:80/",
-    "http://a b/",
-    "http://127.0.0.1:-1/", "file:///etc/passwd", "javascript:alert(1)",
+    "http://a b/", "http://127.0.0.1:-1/", "file:///etc/passwd", "javascript:alert(1)",
     "http://" + "a" * 300 + ".example/", "http://%zz/", "https://[fe80::1%eth0]/",
 ]
 
@@ -189,8 +188,9 @@ async def test_a_hostile_server_cannot_hang_or_bloat_a_call(
 
 
 @pytest.mark.reliability(area="Hostile servers",
-                         fault="a redirect to each of 13 malformed URLs (bad port, broken IPv6, "
-                               "no host, spaces, file:, javascript:, a 300-byte label, ...)",
+                         fault=f"a redirect to each of {len(MALFORMED_LOCATIONS)} malformed URLs "
+                               f"(bad port, broken IPv6, no host, spaces, file:, javascript:, "
+                               f"a 300-byte label, ...)",
                          expected="a typed egress error for each, by the deadline; none "
                                   "followed")
 async def test_redirects_to_malformed_urls_are_typed_errors(
