@@ -44,8 +44,14 @@ KILLS = int(os.environ.get("EGRESS_RELIABILITY_KILLS", "3"))
 ORDERS = int(os.environ.get("EGRESS_RELIABILITY_ORDERS", "12"))
 # A fork server imports egress once; each worker forks from it (four fresh interpreters each
 # importing egress take seconds on a loaded 2-core box; forking pytest itself is unsafe).
+# ``_pytest.config`` too: run as the ``pytest`` script, every child re-runs that script as its
+# ``__mp_main__`` (multiprocessing drops the main path it was given for '__main__' preloading),
+# and the script imports it: about a second per worker on a busy machine, unless preloaded.
+# The one fork server of a test run is shared with tests/fleet, and the list set last before it
+# starts wins: this one carries theirs too (a module that cannot be imported is skipped).
 PROCS = multiprocessing.get_context("forkserver")
-PROCS.set_forkserver_preload(["__main__", "egress", "egress.adapters.stripe", "_payments_worker"])
+PROCS.set_forkserver_preload(["_pytest.config", "egress", "egress.adapters.stripe",
+                              "egress.stores.redis", "_fleet_worker", "_payments_worker"])
 
 
 @pytest.fixture
