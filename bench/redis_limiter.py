@@ -75,6 +75,22 @@ def table(title: str, rows: dict[str, tuple[list[float], list[float]]], base: st
               f"{pct(lat, 0.99):>8.0f}")
 
 
+def server_cost(url: str, cases: dict[str, Callable[[], Any]], ops: int) -> None:
+    """Microseconds Redis itself spends per call (INFO commandstats): unlike the client's
+    timings, this does not move with the load on the client's machine."""
+    admin = redis.Redis.from_url(url)
+    print(f"\nserver side (INFO commandstats, {ops} calls each)")
+    print(f"{'case':<40} {'us/call in Redis':>17}")
+    for name, fn in cases.items():
+        admin.config_resetstat()
+        for _ in range(ops):
+            fn()
+        stats = admin.info("commandstats")
+        spent = sum(v["usec"] for k, v in stats.items() if "config" not in k)
+        print(f"{name:<40} {spent / ops:>17.1f}")
+    admin.close()
+
+
 def sync_cases(url: str) -> dict[str, Callable[[], Any]]:
     client = redis.Redis.from_url(url, socket_timeout=1.0)
     store = RedisStore(url, prefix="bench-sync", timeout=1.0)
@@ -142,6 +158,7 @@ def main() -> None:
         print(f"redis-py {redis.__version__}, {args.ops} ops x {args.repeats} rounds, "
               f"{'given Redis' if args.url else 'private redis-server on loopback'}")
         table("sync: one acquire = one round trip", rows, "PING (redis-py, same settings)")
+        server_cost(url, cases, args.ops)
         table("async", asyncio.run(async_rounds(url, args.ops, args.repeats)),
               "PING (redis.asyncio, same settings)")
     finally:

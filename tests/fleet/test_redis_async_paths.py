@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import redis
 
-from egress import CircuitBreaker, Pipeline, Retry, RetryBudget
-from egress.errors import TransportError
+from egress import CircuitBreaker, Pipeline, RateLimiter, Retry, RetryBudget
+from egress.errors import RateLimitedError, StatusError, TransportError
 from egress.policies.retry import Backoff
 from egress.stores.redis import RedisStore
 
@@ -85,3 +85,80 @@ def test_sync_callers_keep_the_sync_client(store: RedisStore) -> None:
     state.record_call(1.0)
     assert state.try_retry(1.0, False) == 1.0  # the shared floor: one retry in the window
     assert state.try_retry(1.0, False) is None
+
+
+async def test_an_async_server_hint_pauses_the_fleet_through_the_async_client(
+        store: RedisStore, redis_url: str, prefix: str,
+        sync_calls_in_a_loop: list[str]) -> None:
+    """A 429 with Retry-After seen by an async caller: the shared pause is written by
+    redis.asyncio (in the background), and a second instance sees it."""
+    limiter = RateLimiter(1000.0, name="hint", store=store)
+
+    async def throttled() -> None:
+        raise RateLimitedError("429", retry_after=30.0)
+
+    with pytest.raises(RateLimitedError):
+        await Pipeline(limiter).execute("charge", throttled)
+    assert sync_calls_in_a_loop == []
+    await store.link.settle()
+    other = RedisStore(redis_url, prefix=prefix)
+    try:
+        other_state = RateLimiter(1000.0, name="hint", store=other)._state
+        now = other_state._link.clock.now()
+        assert other_state.reserve(now, 0.0) < 0  # refused: the fleet is paused
+        assert 25.0 < other_state.paused_for(now) <= 30.0
+    finally:
+        other.close()
+
+
+async def test_an_async_throttle_without_a_hint_uses_the_async_client(
+        store: RedisStore, sync_calls_in_a_loop: list[str]) -> None:
+    limiter = RateLimiter(1000.0, name="slow", store=store)
+
+    async def throttled() -> None:
+        raise StatusError(429)  # no Retry-After: Stripe's usual "slow down"
+
+    with pytest.raises(StatusError):
+        await Pipeline(limiter).execute("charge", throttled)
+    assert limiter._state.paused_for(limiter._state._link.clock.now()) > 0  # applied at once
+    assert sync_calls_in_a_loop == []
+
+
+async def test_a_cancelled_async_waiter_refunds_through_the_async_client(
+        store: RedisStore, sync_calls_in_a_loop: list[str]) -> None:
+    limiter = RateLimiter(2.0, burst=1, max_wait=5.0, name="refund", store=store)
+    state = limiter._state
+
+    async def ok() -> str:
+        return "ok"
+
+    assert await Pipeline(limiter).execute("a", ok) == "ok"  # takes the only slot
+    waiter = asyncio.create_task(Pipeline(limiter).execute("b", ok))  # waits ~0.5 s
+    await asyncio.sleep(0.05)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await store.link.settle()
+    assert sync_calls_in_a_loop == []
+    # The slot came back: the next reservation waits for the first slot's interval, not two.
+    wait = await state.reserve_async(state._link.clock.now(), 5.0)
+    assert 0.0 < wait <= 0.5
+
+
+
+async def test_a_pause_during_an_async_wait_reserves_again_through_the_async_client(
+        store: RedisStore, sync_calls_in_a_loop: list[str]) -> None:
+    limiter = RateLimiter(4.0, burst=1, max_wait=5.0, name="repause", store=store)
+
+    async def ok() -> str:
+        return "ok"
+
+    loop = asyncio.get_running_loop()
+    assert await Pipeline(limiter).execute("a", ok) == "ok"  # takes the only slot
+    began = loop.time()
+    waiter = asyncio.create_task(Pipeline(limiter).execute("b", ok))  # waits ~0.25 s
+    await asyncio.sleep(0.05)
+    limiter.cooldown(0.6)  # a server hint: the waiter wakes inside the pause, reserves again
+    assert await waiter == "ok"
+    assert loop.time() - began >= 0.6
+    assert sync_calls_in_a_loop == []

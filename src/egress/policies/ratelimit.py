@@ -352,20 +352,15 @@ class RateLimiter:
         error.limiter = self._label  # marks a local refusal
         return error
 
-    def _waited(self, ctx: CallContext, reserved_at: float, wait: float, arrived: float
-                ) -> tuple[float, float]:
+    def _resumed(self, ctx: CallContext, reserved_at: float, wait: float
+                 ) -> tuple[float, bool]:
         """After the wait reserved at ``reserved_at`` (``wait < 0``: refused; raise): now, and
-        0.0 to go, or the wait of a fresh slot if a pause came meanwhile, one starting within
-        ``max_wait`` of when the call ``arrived`` (the latest it was willing to start)."""
+        whether a pause came meanwhile, so that the call must reserve a fresh slot, one starting
+        within ``max_wait`` of when it arrived (the latest it was willing to start)."""
         if wait < 0:
             raise self._reject(ctx, reserved_at, -wait)
         now = ctx.clock.now()
-        if self._state.paused_for(now) <= 0:
-            return now, 0.0
-        wait = self._state.reserve(now, arrived + self.max_wait - now, ctx.deadline)
-        if wait < 0:
-            raise self._reject(ctx, now, -wait)
-        return now, wait
+        return now, self._state.paused_for(now) > 0
 
     def _observe(self, ctx: CallContext, exc: BaseException) -> None:
         pause_on = self.pause_on
@@ -383,7 +378,7 @@ class RateLimiter:
     # reservation and one attribute read. A waiter gives its slot back on any interruption.
 
     def wrap_async(self, inner: AsyncStep) -> AsyncStep:
-        state, max_wait, observe, waited = self._state, self.max_wait, self._observe, self._waited
+        state, max_wait, observe, resumed = self._state, self.max_wait, self._observe, self._resumed
         # A state on a server (egress.stores.redis) may offer an awaitable reservation.
         reserve_async = getattr(state, "reserve_async", None)
 
@@ -398,7 +393,12 @@ class RateLimiter:
                     except BaseException:
                         state.refund(sent, wait)
                         raise
-                sent, wait = waited(ctx, sent, wait, arrived)
+                sent, paused = resumed(ctx, sent, wait)
+                if not paused:
+                    break
+                allowed = arrived + max_wait - sent
+                wait = (state.reserve(sent, allowed, ctx.deadline) if reserve_async is None
+                        else await reserve_async(sent, allowed, ctx.deadline))
             try:
                 result = await inner(ctx, op)
             except Exception as exc:
@@ -411,7 +411,7 @@ class RateLimiter:
         return rate_limiter_step
 
     def wrap_sync(self, inner: SyncStep) -> SyncStep:
-        state, max_wait, observe, waited = self._state, self.max_wait, self._observe, self._waited
+        state, max_wait, observe, resumed = self._state, self.max_wait, self._observe, self._resumed
 
         def rate_limiter_step(ctx: CallContext, op: SyncOp) -> Any:
             sent = arrived = ctx.clock.now()
@@ -423,7 +423,10 @@ class RateLimiter:
                     except BaseException:
                         state.refund(sent, wait)
                         raise
-                sent, wait = waited(ctx, sent, wait, arrived)
+                sent, paused = resumed(ctx, sent, wait)
+                if not paused:
+                    break
+                wait = state.reserve(sent, arrived + max_wait - sent, ctx.deadline)
             try:
                 result = inner(ctx, op)
             except Exception as exc:

@@ -103,8 +103,9 @@ class RedisIdempotencyStore:
     ==============  ========  ====================================================
     setting         default   meaning
     ==============  ========  ====================================================
-    ``url``         (req.)    ``redis://``, ``rediss://`` or ``unix://`` (or give
-                              ``client``/``async_client``: Cluster, Sentinel)
+    ``url``         (req.)    ``redis://``, ``rediss://``, ``unix://``,
+                              ``redis+sentinel://hosts/service`` (or give
+                              ``client``/``async_client``: Cluster)
     ``prefix``      egress    first part of every key
     ``timeout``     2.0       seconds per command before failing closed
     ``retention``   7 days    seconds a record lives after its last update

@@ -89,7 +89,10 @@ class RedisLimiterState:
     """The methods of :class:`~egress.policies.ratelimit.LimiterState`, state in Redis.
 
     ``reserve_async`` is the same decision through the asyncio client (the limiter's async
-    driver uses it when present). When the link is down every method answers from a local
+    driver uses it when present). The other writes (a refund, a server hint's pause) are called
+    without ``await`` by the policy; from a thread running an event loop they take effect here at
+    once and reach Redis through the asyncio client in a background task, so a slow Redis never
+    blocks the loop. When the link is down every method answers from a local
     ``LimiterState`` at ``rate / instances`` (the instances seen in the last seconds, or the
     store's ``fleet_size``), so the fleet as a whole stays near its limit.
     """
@@ -118,7 +121,7 @@ class RedisLimiterState:
         self._acquire = client.register_script(self._source)
         self._pause = client.register_script(_PAUSE)
         self._refund = client.register_script(_REFUND)
-        self._acquire_async: Any = None
+        self._async_scripts: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         rate, burst = self.settings
@@ -148,7 +151,7 @@ class RedisLimiterState:
         offset = server_us / _US - now
         self._offset = offset
         if paused_us:
-            self._paused = paused_us / _US - offset
+            self._paused = max(self._paused, paused_us / _US - offset)
         if members and self._fixed_share is None and members != self._share:
             self._share = members
             self._fallback = self._local(members)
@@ -174,13 +177,9 @@ class RedisLimiterState:
                             deadline: float | None = None) -> float:
         link = self._link
         if link.usable():
-            client = link.async_client()
-            script = self._acquire_async
-            if script is None:
-                script = self._acquire_async = client.register_script(self._source)
             try:
-                reply = await script(keys=self._keys, args=self._args(now, max_wait, deadline),
-                                     client=client)
+                reply = await self._run_async(self._source, self._keys,
+                                              self._args(now, max_wait, deadline))
             except REDIS_ERRORS as exc:
                 await link.failed_async(exc)
             else:
@@ -188,15 +187,32 @@ class RedisLimiterState:
                 return self._take(now, reply)
         return self._fallback.reserve(now, max_wait, deadline)
 
+    async def _run_async(self, source: str, keys: list[str], args: list[object]) -> Any:
+        client = self._link.async_client()
+        script = self._async_scripts.get(source)
+        if script is None:
+            script = self._async_scripts[source] = client.register_script(source)
+        # ``client=``: a script object serves every loop's client (each loop has its own).
+        return await script(keys=keys, args=args, client=client)
+
     def refund(self, now: float, wait: float) -> None:
         self._fallback.refund(now, wait)
         last = self._last
         if last is None or last[0] != now or last[1] != wait or self._link.down:
             return
+        args: list[object] = [last[2], self._interval_us]
+        if self._link.in_background(lambda: self._refund_async(args)):
+            return
         try:
-            self._refund(keys=[self._key], args=[last[2], self._interval_us])
+            self._refund(keys=[self._key], args=args)
         except REDIS_ERRORS as exc:
             self._link.failed(exc)
+
+    async def _refund_async(self, args: list[object]) -> None:
+        try:
+            await self._run_async(_REFUND, [self._key], args)
+        except REDIS_ERRORS as exc:
+            await self._link.failed_async(exc)
 
     # -- pauses (server hints) -------------------------------------------------------------------
 
@@ -221,15 +237,32 @@ class RedisLimiterState:
         if not link.usable():
             return extended
         now = link.clock.now()
+        args: list[object] = [max(0, math.ceil((until - now) * _US)), self._tolerance_us]
+        if self._link.in_background(lambda: self._pause_async(now, args)):
+            # Honoured here at once; the fleet learns of it when the write lands (a round trip).
+            later = until > self._paused + _PAUSE_SLACK_US / _US
+            self._paused = max(self._paused, until)
+            return later or extended
         try:
-            reply = self._pause(keys=self._keys[:2],
-                                args=[max(0, math.ceil((until - now) * _US)),
-                                      self._tolerance_us])
+            reply = self._pause(keys=self._keys[:2], args=args)
         except REDIS_ERRORS as exc:
             link.failed(exc)
             return extended
         link.succeeded()
+        return self._paused_by(now, reply)
+
+    async def _pause_async(self, now: float, args: list[object]) -> None:
+        try:
+            reply = await self._run_async(_PAUSE, self._keys[:2], args)
+        except REDIS_ERRORS as exc:
+            await self._link.failed_async(exc)
+        else:
+            self._link.succeeded()
+            self._paused_by(now, reply)
+
+    def _paused_by(self, now: float, reply: list[Any]) -> bool:
         shared, paused_us, server_us = (int(x) for x in reply)
         self._offset = server_us / _US - now
-        self._paused = paused_us / _US - self._offset
+        # Never shorten a pause already honoured here (the background path set it locally).
+        self._paused = max(self._paused, paused_us / _US - self._offset)
         return bool(shared)

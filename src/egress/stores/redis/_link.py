@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import math
 import threading
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
@@ -23,6 +24,12 @@ from redis.backoff import NoBackoff
 from egress._clock import SYSTEM_CLOCK, Clock
 from egress.errors import ConfigurationError
 from egress.events import NULL_SINK, Event, EventSink
+from egress.stores.redis._sentinel import (
+    aclose_owned,
+    close_owned,
+    is_sentinel_url,
+    parse_sentinel_url,
+)
 
 __all__ = ["DEFAULT_TIMEOUT", "REDIS_ERRORS", "RedisLink", "SharedStateRestored",
            "SharedStateUnavailable"]
@@ -89,9 +96,11 @@ class RedisLink:
         self.clock = clock
         self.sink = sink
         self.label = label
+        self._owns_client = client is None
         self._client = client if client is not None else self._new_sync()
         self._given_async = async_client
         self._async: tuple[asyncio.AbstractEventLoop, Any] | None = None
+        self._background: set[asyncio.Task[None]] = set()  # strong refs until each one ends
         self._lock = threading.Lock()
         self.down = False
         self._down_since = 0.0
@@ -104,11 +113,14 @@ class RedisLink:
 
     def _new_sync(self) -> Any:
         assert self.url is not None
+        if is_sentinel_url(self.url):
+            return parse_sentinel_url(self.url).sync_client(self._kwargs())
         try:
             return redis.Redis.from_url(self.url, **self._kwargs())
         except ValueError as exc:
             raise ConfigurationError(f"RedisStore: not a Redis URL ({exc.__class__.__name__}); "
-                                     "expected redis://, rediss:// or unix://") from None
+                                     "expected redis://, rediss://, unix:// or "
+                                     "redis+sentinel://") from None
 
     @property
     def client(self) -> Any:
@@ -128,7 +140,8 @@ class RedisLink:
             raise ConfigurationError("RedisStore: async use needs a url or an async_client")
         kwargs = self._kwargs()
         kwargs["retry"] = redis.asyncio.retry.Retry(NoBackoff(), 0)
-        client = redis.asyncio.Redis.from_url(self.url, **kwargs)
+        client = (parse_sentinel_url(self.url).async_client(kwargs) if is_sentinel_url(self.url)
+                  else redis.asyncio.Redis.from_url(self.url, **kwargs))
         self._async = (loop, client)
         return client
 
@@ -201,14 +214,42 @@ class RedisLink:
             with contextlib.suppress(*REDIS_ERRORS):
                 await pool.disconnect(inuse_connections=False)
 
+    # -- writes nobody awaits -------------------------------------------------------------------
+
+    def in_background(self, write: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+        """Run ``write`` as a task when this thread runs an event loop; False when it does not
+        (the caller then writes through the sync client). For writes a policy makes without
+        ``await`` (a refund, a server hint's pause): a sync round trip would block the loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        task = loop.create_task(write())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return True
+
+    async def settle(self) -> None:
+        """Wait for the background writes of the running loop (each is bounded by ``timeout``)."""
+        loop = asyncio.get_running_loop()
+        mine = [task for task in self._background if task.get_loop() is loop]
+        if mine:
+            await asyncio.wait(mine)
+
     async def aclose(self) -> None:
-        """Close the asyncio client of the running loop (call before the loop ends)."""
+        """Close the asyncio client of the running loop (call before the loop ends), after its
+        background writes."""
+        await self.settle()
         current, self._async = self._async, None
-        client = self._given_async if self._given_async is not None else (
-            current[1] if current is not None else None)
-        if client is not None:
+        if self._given_async is not None:
             with contextlib.suppress(*REDIS_ERRORS):
-                await client.aclose()
+                await self._given_async.aclose()
+        elif current is not None:
+            with contextlib.suppress(*REDIS_ERRORS):
+                await aclose_owned(current[1])
 
     def close(self) -> None:
-        self._client.close()
+        if self._owns_client:
+            close_owned(self._client)
+        else:  # given: its owner decides about its pool
+            self._client.close()

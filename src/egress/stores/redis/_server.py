@@ -47,7 +47,8 @@ def _answers_ping(port: int) -> bool:
 class LocalRedisServer:
     """One ``redis-server`` process; ``start()``, ``kill()``, ``restart()``, ``stop()``."""
 
-    def __init__(self, port: int | None = None, *, args: tuple[str, ...] = ()) -> None:
+    def __init__(self, port: int | None = None, *, args: tuple[str, ...] = (),
+                 config: str | None = None) -> None:
         binary = redis_server_binary()
         if binary is None:
             raise ConfigurationError(
@@ -57,6 +58,13 @@ class LocalRedisServer:
         self.port = port or free_port()
         self.args = args  # more redis-server options, e.g. ("--cluster-enabled", "yes")
         self._dir = tempfile.mkdtemp(prefix="egress-redis-")
+        # A config file's text (a sentinel needs one it can rewrite); it goes first on the line.
+        self._config: list[str] = []
+        if config is not None:
+            path = os.path.join(self._dir, "redis.conf")
+            with open(path, "w", encoding="utf-8") as file:
+                file.write(config)
+            self._config = [path]
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -75,8 +83,9 @@ class LocalRedisServer:
             return self
         log = open(os.path.join(self._dir, "redis.log"), "wb")  # noqa: SIM115 (kept by Popen)
         self._process = subprocess.Popen(  # noqa: S603 (a fixed binary, fixed arguments)
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self._dir, "--protected-mode", "yes", *self.args],
+            [self.binary, *self._config, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self._dir, "--protected-mode", "yes",
+             *self.args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + _START_TIMEOUT

@@ -37,8 +37,9 @@ class RedisStore:
     ==================  ==========  ======================================================
     setting             default     meaning
     ==================  ==========  ======================================================
-    ``url``             (req.)      ``redis://``, ``rediss://``, ``unix://`` (or give
-                                    ``client`` and ``async_client``: Cluster, Sentinel)
+    ``url``             (req.)      ``redis://``, ``rediss://``, ``unix://``,
+                                    ``redis+sentinel://hosts/service`` (or give ``client``
+                                    and ``async_client``: Cluster)
     ``prefix``          egress      first part of every key
     ``timeout``         0.25        seconds per command before falling back to local
     ``retry_min``       0.5         first wait before Redis is tried again (doubles)

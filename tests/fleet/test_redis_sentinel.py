@@ -1,0 +1,161 @@
+"""Redis Sentinel: a ``redis+sentinel://`` URL, opened by redis-py's own Sentinel clients.
+
+A real master, a real replica and a real sentinel (``redis-server --sentinel``) on loopback. The
+master is killed: calls go on from local state without an unexpected error, the sentinel
+promotes the replica, and the store comes back to shared state on the new master by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from hypothesis import given
+from hypothesis import strategies as st
+
+from egress import RateLimiter
+from egress.errors import ConfigurationError
+from egress.payments import IdempotencyRecord
+from egress.stores.redis import (
+    RedisIdempotencyStore,
+    RedisLimiterState,
+    RedisStore,
+    SharedStateRestored,
+    SharedStateUnavailable,
+)
+from egress.stores.redis._sentinel import parse_sentinel_url
+from egress.stores.redis._server import LocalRedisServer, free_port, redis_server_binary
+from egress.testing import RecordingSink
+
+SERVICE = "egress-main"
+
+# -- the URL ---------------------------------------------------------------------------------------
+
+
+def test_a_sentinel_url_names_sentinels_service_db_and_credentials() -> None:
+    target = parse_sentinel_url(
+        "redis+sentinel://app:s3cr%40t@10.0.0.1:26380,sentinel-b/payments/3")
+    assert target.sentinels == (("10.0.0.1", 26380), ("sentinel-b", 26379))
+    assert (target.service, target.db, target.username, target.tls) == ("payments", 3, "app",
+                                                                         False)
+    assert target.password is not None and target.password.reveal() == "s3cr@t"
+    assert "s3cr" not in repr(target)
+    assert parse_sentinel_url("rediss+sentinel://[::1]:5000/m").sentinels == (("::1", 5000),)
+    assert parse_sentinel_url("rediss+sentinel://[::1]:5000/m").tls
+
+
+@pytest.mark.parametrize("url", [
+    "redis+sentinel://h:1",  # no service
+    "redis+sentinel://h:1/",  # empty service
+    "redis+sentinel://h:1/m/x",  # db not a number
+    "redis+sentinel://h:1/m/0/extra",
+    "redis+sentinel://h:99999/m",  # port out of range
+    "redis+sentinel://h:port/m",
+    "redis+sentinel://,h/m",  # empty host
+    "redis+sentinel://h/m?password=x",
+    "redis://h/m",  # not a sentinel URL
+])
+def test_a_bad_sentinel_url_is_a_configuration_error_without_the_url(url: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        parse_sentinel_url(url)
+    assert "redis+sentinel://[[user]" in str(caught.value)
+
+
+@given(st.text(max_size=60))
+def test_any_text_after_the_scheme_parses_or_is_a_configuration_error(rest: str) -> None:
+    with contextlib.suppress(ConfigurationError):
+        parse_sentinel_url("redis+sentinel://" + rest)
+
+
+def test_a_password_in_a_bad_url_never_reaches_the_error() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        RedisStore("redis+sentinel://u:hunter2-secret@h:notaport/m")
+    assert "hunter2" not in str(caught.value)
+
+
+# -- a real sentinel -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sentinel_group() -> Iterator[tuple[LocalRedisServer, LocalRedisServer, LocalRedisServer]]:
+    if redis_server_binary() is None:
+        pytest.fail("redis-server is required (scripts/test installs it)")
+    master = LocalRedisServer().start()
+    replica = LocalRedisServer(args=("--replicaof", "127.0.0.1", str(master.port))).start()
+    sentinel_port = free_port()
+    sentinel = LocalRedisServer(sentinel_port, args=("--sentinel",), config=(
+        f"sentinel monitor {SERVICE} 127.0.0.1 {master.port} 1\n"
+        f"sentinel down-after-milliseconds {SERVICE} 400\n"
+        f"sentinel failover-timeout {SERVICE} 3000\n"))
+    try:
+        _wait_for(lambda: _replica_in_sync(replica), "the replica never synced")
+        sentinel.start()
+        _wait_for(lambda: _sentinel_knows_replica(sentinel_port), "the sentinel never saw the "
+                  "replica")
+        yield master, replica, sentinel
+    finally:
+        for server in (sentinel, replica, master):
+            server.stop()
+
+
+def _wait_for(ready: object, why: str, seconds: float = 30.0) -> None:
+    end = time.monotonic() + seconds
+    while not ready():  # type: ignore[operator]
+        assert time.monotonic() < end, why
+        time.sleep(0.05)
+
+
+def _replica_in_sync(replica: LocalRedisServer) -> bool:
+    with redis.Redis(port=replica.port) as client:
+        return bool(client.info("replication").get("master_link_status") == "up")
+
+
+def _sentinel_knows_replica(port: int) -> bool:
+    with redis.Redis(port=port) as client:
+        return bool(client.execute_command("SENTINEL", "REPLICAS", SERVICE))
+
+
+async def test_a_store_on_a_sentinel_url_survives_a_failover(
+        sentinel_group: tuple[LocalRedisServer, LocalRedisServer, LocalRedisServer]) -> None:
+    master, replica, sentinel = sentinel_group
+    sink = RecordingSink()
+    url = f"redis+sentinel://127.0.0.1:{sentinel.port}/{SERVICE}"
+    store = RedisStore(url, prefix="sentinel", timeout=0.25, retry_min=0.1, retry_max=0.5,
+                       sink=sink)
+    ideas = RedisIdempotencyStore(url, prefix="sentinel")
+    try:
+        state = RateLimiter(1000.0, name="stripe", store=store)._state
+        assert isinstance(state, RedisLimiterState)
+        assert state.reserve(time.monotonic(), 1.0) == 0.0
+        assert await state.reserve_async(time.monotonic(), 1.0) == 0.0
+        record = IdempotencyRecord.new("scope", "create", "order-1", "fp", 100.0)
+        assert (await ideas.reserve(record))[1]  # claimed on the master
+        with redis.Redis(port=master.port) as direct:
+            assert direct.keys("sentinel:*")  # the data went to the master
+
+        master.kill()
+        # Until the sentinel promotes the replica, each call decides locally: never an error.
+        end = time.monotonic() + 30
+        while not (store.down and sink.of(SharedStateUnavailable)):
+            assert time.monotonic() < end, "the store never noticed the dead master"
+            state.reserve(time.monotonic(), 1.0)
+            await state.reserve_async(time.monotonic(), 1.0)
+            await asyncio.sleep(0.02)
+        while store.down:
+            assert time.monotonic() < end, "the store never came back after the failover"
+            await state.reserve_async(time.monotonic(), 1.0)
+            await asyncio.sleep(0.05)
+        assert sink.of(SharedStateRestored)
+        with redis.Redis(port=replica.port) as promoted:
+            assert promoted.info("replication")["role"] == "master"
+        # The claim made before the failover was replicated: the key is still taken.
+        assert not (await ideas.reserve(record))[1]
+    finally:
+        await store.aclose()
+        store.close()
+        await ideas.aclose()
+        ideas.close()
