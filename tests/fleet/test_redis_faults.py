@@ -194,3 +194,22 @@ async def test_a_frozen_redis_does_not_freeze_the_loop_of_an_async_budget(
         await asyncio.sleep(0.01)
     assert not store.down
     assert [type(e) for e in sink.events] == [SharedStateUnavailable, SharedStateRestored]
+
+
+@pytest.mark.parametrize("garbage", [
+    b"not json", b"[]", b"{}", b'{"scope": "s"}', b"\xff\xfe", b"1e999999",
+    b'{"scope":"s","operation":"create","reference":"r","key":"k","generation":"x",'
+    b'"fingerprint":"f","state":"nope","created_at":1,"updated_at":1,"result_id":null}',
+])
+async def test_a_record_that_is_not_ours_fails_closed_with_a_typed_error(
+        idempotency_store: RedisIdempotencyStore, garbage: bytes) -> None:
+    """Another writer (or an older format) left something else under a record's key: the claim
+    must neither guess nor crash with a bare KeyError/ValueError; nothing is sent."""
+    record = IdempotencyRecord.new("scope", "create", "order-9", "fp", 100.0)
+    key = idempotency_store._keys(*record.ident)[0]
+    await idempotency_store._link.async_client().set(key, garbage)
+    with pytest.raises(SharedStateUnavailableError, match="not an egress record") as caught:
+        await idempotency_store.reserve(record)
+    assert "order-9" not in str(caught.value)
+    with pytest.raises(SharedStateUnavailableError, match="not an egress record"):
+        await idempotency_store.get(*record.ident)

@@ -23,6 +23,7 @@ from egress.adapters.stripe._parse import (
 )
 from egress.adapters.stripe.webhooks import sign_payload
 from egress.errors import (
+    ConfigurationError,
     InvalidPaymentRequest,
     ResponseError,
     StatusError,
@@ -33,6 +34,7 @@ from egress.http._headers import Headers
 from egress.http._response import Response
 from egress.payments import Money
 from egress.payments.money import CURRENCY_EXPONENTS
+from egress.testing.fake_stripe._faults import parse_rules
 from egress.testing.fake_stripe._forms import FormError, parse_pairs
 
 FUZZ = settings(max_examples=EXAMPLES)
@@ -192,3 +194,26 @@ def test_signed_webhook_payloads(event: dict[str, Any], intent: dict[str, Any], 
 def test_form_decoding(raw: str) -> None:
     attempt("form decoding (FakeStripe)",
             lambda: parse_pairs(parse_qsl(raw, keep_blank_values=True)), FormError)
+
+
+@FUZZ
+@given(spec=st.one_of(
+    st.text(max_size=80),
+    st.lists(st.builds(lambda route, window, items: f"{route}{window}: {', '.join(items)}",
+                       st.sampled_from(["*", "POST", "payment_intents.create", "x", ""]),
+                       st.sampled_from(["", "@0.5-3", "@1e400-", "@-1-2", "@nan", "@3-1"]),
+                       st.lists(st.builds(lambda share, fault, opt: f"{share}{fault}{opt}",
+                                          st.sampled_from(["", "5% ", "150% ", "-1% ", "nan% ",
+                                                           "1e999% "]),
+                                          st.sampled_from(["503", "429", "latency", "reset",
+                                                           "black-hole", "999", "slow-drip",
+                                                           "ok", "bogus"]),
+                                          st.sampled_from(["", " seconds=0.1", " seconds=inf",
+                                                           " chunks=1e400", " status=99999",
+                                                           " retry-after=nan", " commit=maybe",
+                                                           " x"])),
+                                min_size=1, max_size=3)),
+             max_size=3).map(";".join)))
+@example(spec="*: 5% latency chunks=1e400")
+def test_fake_fault_rules(spec: str) -> None:
+    attempt("fault rules (FakeStripe)", lambda: parse_rules(spec), ConfigurationError)

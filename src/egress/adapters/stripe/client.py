@@ -216,6 +216,8 @@ class StripePayments:
             rate, burst=max(1, int(rate)), name=f"stripe-{mode}", clock=clock, sink=sink)
         self.rate_limiter = limiter
         self.store = _store(store)
+        # A store opened here from a path is this client's to close; one passed in is the caller's.
+        self._own_store = self.store if isinstance(store, str | os.PathLike) else None
         self._keeper: IdempotencyKeeper = IdempotencyKeeper(
             self.store, scope=scope or f"stripe-{mode}", clock=clock, sink=sink,
             max_age=max_key_age, settle_after=settle_after)
@@ -248,6 +250,8 @@ class StripePayments:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        if isinstance(self._own_store, SqliteIdempotencyStore):
+            self._own_store.close()  # its file handles: else they outlive the client
 
     # -- the port ---------------------------------------------------------------------------------
 

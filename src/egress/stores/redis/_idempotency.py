@@ -87,7 +87,17 @@ def _encode(record: IdempotencyRecord) -> str:
 
 
 def _decode(raw: bytes | str) -> IdempotencyRecord:
-    data = json.loads(raw)
+    try:
+        return _record(json.loads(raw))
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        # Something else lives under the key (another writer, a foreign format): fail closed,
+        # as for a Redis that cannot be reached. Never echo it: it is not ours to log.
+        raise SharedStateUnavailableError(
+            "idempotency store: the Redis value under a record's key is not an egress record; "
+            "refusing to guess (nothing was sent)") from None
+
+
+def _record(data: Any) -> IdempotencyRecord:
     return IdempotencyRecord(
         scope=str(data["scope"]), operation=str(data["operation"]),
         reference=str(data["reference"]), key=str(data["key"]),

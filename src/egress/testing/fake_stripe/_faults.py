@@ -21,6 +21,7 @@ window from A to B seconds after the first API request the plan saw (B may be le
 from __future__ import annotations
 
 import fnmatch
+import math
 import random
 import re
 import threading
@@ -254,9 +255,12 @@ def _flag(value: str, key: str) -> bool:
 
 def _number(value: str, key: str) -> float:
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
-        raise ConfigurationError(f"fault option {key} must be a number, got {value!r}") from None
+        number = math.nan
+    if not math.isfinite(number):  # inf would overflow int() (chunks, status): not a bare error
+        raise ConfigurationError(f"fault option {key} must be a number, got {value!r}")
+    return number
 
 
 _NAMED: dict[str, Callable[[], Fault]] = {
