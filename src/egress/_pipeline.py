@@ -21,19 +21,22 @@ from contextvars import ContextVar
 from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from egress._clock import SYSTEM_CLOCK, Clock
-from egress._report import CallReport
+from egress._report import CallReport, Reported
 from egress.errors import ConfigurationError, DeadlineExceededError, OutcomeUnknown, RejectedError
 from egress.events import (
     NULL_SINK,
     AttemptFailed,
-    AttemptStarted,
-    AttemptSucceeded,
-    CallFinished,
-    CallStarted,
     Event,
     EventSink,
+    attempt_started,
+    attempt_succeeded,
+    call_finished,
+    call_started,
     guard,
+    sink_raised,
+    unguarded,
     wants_per_call,
+    wants_starts,
 )
 
 __all__ = [
@@ -132,18 +135,24 @@ class Policy(Protocol):
 
 async def _terminal_async(ctx: CallContext, op: AsyncOp) -> Any:
     try:
-        return await op()
+        result = await op()
     except Exception as exc:  # (a try costs nothing until something is raised)
         _keep(ctx, _failure(ctx, exc, math.nan))
         raise
+    if isinstance(result, Reported):  # its .report, built only if read
+        result._egress_call = ctx
+    return result
 
 
 def _terminal_sync(ctx: CallContext, op: SyncOp) -> Any:
     try:
-        return op()
+        result = op()
     except Exception as exc:
         _keep(ctx, _failure(ctx, exc, math.nan))
         raise
+    if isinstance(result, Reported):
+        result._egress_call = ctx
+    return result
 
 
 _MAX_LOG = 200
@@ -158,19 +167,34 @@ def _keep(ctx: CallContext, event: Event) -> None:
 
 
 class _Recorder:
-    """A pipeline's sink: keeps each event in the current call's log, then passes it on."""
+    """A pipeline's sink: keeps each event in the current call's log, then passes it on.
 
-    __slots__ = ("inner", "per_call")
+    It contains what the sink raises itself (one call less per event than a GuardedSink);
+    ``starts`` says whether the sink wants the start events (else they are not built).
+    """
+
+    __slots__ = ("_emit", "inner", "per_call", "starts")
 
     def __init__(self, inner: EventSink) -> None:
-        self.inner = inner
+        self.inner = unguarded(inner)
+        self._emit = self.inner.emit
         self.per_call = wants_per_call(inner)
+        self.starts = wants_starts(inner)
 
     def emit(self, event: Event) -> None:
         ctx = _CURRENT.get()
         if ctx is not None:
-            _keep(ctx, event)
-        self.inner.emit(event)
+            log = ctx.log
+            if log is None:
+                ctx.log = [event]
+            elif len(log) < _MAX_LOG:
+                log.append(event)
+        if event.per_call and not self.per_call:
+            return  # kept for the call's report; the sink did not ask for per-call events
+        try:
+            self._emit(event)
+        except Exception as exc:
+            sink_raised(self.inner, event, exc)
 
     def __repr__(self) -> str:
         return repr(self.inner)
@@ -181,7 +205,7 @@ def _report(ctx: CallContext, exc: BaseException) -> None:
     log = ctx.log
     if not log or not isinstance(exc, Exception):
         return
-    report = CallReport(ctx.operation, tuple(log))
+    report = CallReport.of(ctx)
     with contextlib.suppress(AttributeError, TypeError):  # an exception type with __slots__
         exc.report = report  # type: ignore[attr-defined]
     notes = getattr(exc, "__notes__", None)
@@ -199,6 +223,8 @@ async def _observed_terminal_async(ctx: CallContext, op: AsyncOp) -> Any:
         _attempt_failed(ctx, exc, ctx.clock.now() - start)
         raise
     _attempt_succeeded(ctx, result, start)
+    if isinstance(result, Reported):
+        result._egress_call = ctx
     return result
 
 
@@ -210,15 +236,19 @@ def _observed_terminal_sync(ctx: CallContext, op: SyncOp) -> Any:
         _attempt_failed(ctx, exc, ctx.clock.now() - start)
         raise
     _attempt_succeeded(ctx, result, start)
+    if isinstance(result, Reported):
+        result._egress_call = ctx
     return result
 
 
 def _attempt_started(ctx: CallContext) -> float:
     ctx.made += 1
     start = ctx.clock.now()
-    method, server = ctx.target or (None, None)
-    ctx.sink.emit(AttemptStarted(operation=ctx.operation, at=start, attempt=ctx.attempt,
-                                 method=method, server=server))
+    sink = ctx.sink
+    if getattr(sink, "starts", True):
+        method, server = ctx.target or (None, None)
+        sink.emit(attempt_started(operation=ctx.operation, at=start, attempt=ctx.attempt,
+                                  method=method, server=server))
     return start
 
 
@@ -226,10 +256,10 @@ def _attempt_succeeded(ctx: CallContext, result: Any, start: float) -> None:
     now = ctx.clock.now()
     target = ctx.target
     status = getattr(result, "status_code", None) if target is not None else None
-    ctx.sink.emit(AttemptSucceeded(
+    method, server = target or (None, None)
+    ctx.sink.emit(attempt_succeeded(
         operation=ctx.operation, at=now, attempt=ctx.attempt, duration=now - start,
-        method=None if target is None else target[0], server=None if target is None else target[1],
-        status=status if type(status) is int else None))
+        method=method, server=server, status=status if type(status) is int else None))
 
 
 def _failure(ctx: CallContext, exc: BaseException, duration: float) -> AttemptFailed:
@@ -262,9 +292,9 @@ def outcome_of(exc: BaseException | None) -> str:
 
 def _call_finished(ctx: CallContext, start: float, exc: BaseException | None) -> None:
     now = ctx.clock.now()
-    ctx.sink.emit(CallFinished(operation=ctx.operation, at=now, outcome=outcome_of(exc),
-                               duration=now - start, attempts=ctx.made,
-                               error=None if exc is None else type(exc).__name__))
+    ctx.sink.emit(call_finished(operation=ctx.operation, at=now, outcome=outcome_of(exc),
+                                duration=now - start, attempts=ctx.made,
+                                error=None if exc is None else type(exc).__name__))
 
 
 class Pipeline:
@@ -371,7 +401,8 @@ class Pipeline:
 
     async def _observed_async(self, ctx: CallContext, op: AsyncOp) -> Any:
         start = ctx.clock.now()
-        ctx.sink.emit(CallStarted(operation=ctx.operation, at=start))
+        if self._recorder.starts:
+            ctx.sink.emit(call_started(operation=ctx.operation, at=start))
         try:
             result = await self._async(ctx, op)
         except BaseException as exc:
@@ -382,7 +413,8 @@ class Pipeline:
 
     def _observed_sync(self, ctx: CallContext, op: SyncOp) -> Any:
         start = ctx.clock.now()
-        ctx.sink.emit(CallStarted(operation=ctx.operation, at=start))
+        if self._recorder.starts:
+            ctx.sink.emit(call_started(operation=ctx.operation, at=start))
         try:
             result = self._sync(ctx, op)
         except BaseException as exc:

@@ -80,3 +80,17 @@ async def test_the_aiohttp_sub_app_serves_under_its_prefix() -> None:
         first = await stream.content.readline()
         assert first.startswith(b"data: {")
         stream.close()
+
+
+async def test_the_snapshot_counts_payments_in_doubt() -> None:
+    from egress.payments.idempotency import IdempotencyRecord, RecordState
+    from egress.stores.idempotency_memory import MemoryIdempotencyStore
+
+    records = MemoryIdempotencyStore()
+    new = IdempotencyRecord.new("acct", "charge", "order-7", "fp", 1_700_000_000.0)
+    await records.reserve(new)
+    await records.replace(new.with_state(RecordState.UNKNOWN, new.updated_at),
+                          expected_key=new.key)
+    doubt = DashboardSink(idempotency=[records]).snapshot()["in_doubt"]
+    assert doubt["count"] == 1
+    assert [(d["operation"], d["reference"]) for d in doubt["records"]] == [("charge", "order-7")]

@@ -100,3 +100,40 @@ def test_the_recording_sink_can_opt_in() -> None:
     Pipeline(sink=sink).run_sync(lambda: 1)
     assert sink.kinds() == ["call.started", "attempt.started", "attempt.succeeded",
                             "call.finished"]
+
+
+def test_the_fast_builders_make_the_same_events_field_for_field() -> None:
+    import dataclasses
+
+    from egress.events import (
+        AttemptStarted,
+        AttemptSucceeded,
+        CallFinished,
+        CallStarted,
+        attempt_started,
+        attempt_succeeded,
+        call_finished,
+        call_started,
+    )
+
+    pairs = [
+        (call_started(operation="op", at=1.0), CallStarted(operation="op", at=1.0)),
+        (call_finished(operation="op", at=2.0, outcome="error", duration=1.5, attempts=3,
+                       error="StatusError"),
+         CallFinished(operation="op", at=2.0, outcome="error", duration=1.5, attempts=3,
+                      error="StatusError")),
+        (attempt_started(operation="op", at=1.0, attempt=2, method="GET", server="api"),
+         AttemptStarted(operation="op", at=1.0, attempt=2, method="GET", server="api")),
+        (attempt_succeeded(operation="op", at=1.0, attempt=2, duration=0.5, method="GET",
+                           server="api", status=200),
+         AttemptSucceeded(operation="op", at=1.0, attempt=2, duration=0.5, method="GET",
+                          server="api", status=200)),
+    ]
+    for fast, slow in pairs:
+        assert type(fast) is type(slow) and fast == slow
+        # every field set by the builder, in the dataclass's own order: none left out
+        assert dataclasses.astuple(fast) == dataclasses.astuple(slow)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            fast.operation = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError):  # every field required: none can be left unset
+        call_started(operation="op")

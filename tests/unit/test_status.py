@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
 import egress
@@ -63,3 +65,43 @@ def test_a_state_that_cannot_be_read_is_listed_not_raised() -> None:
 
 def test_the_top_level_function_reads_the_process_store() -> None:
     assert isinstance(egress.status().as_dict()["breakers"], list)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_status_lists_idempotency_records_in_doubt_bounded_and_without_secrets(
+        kind: str, tmp_path: pathlib.Path) -> None:
+    import asyncio
+
+    from egress.payments.idempotency import IdempotencyRecord, RecordState
+    from egress.stores.idempotency_memory import MemoryIdempotencyStore
+    from egress.stores.idempotency_sqlite import SqliteIdempotencyStore
+
+    records = (MemoryIdempotencyStore() if kind == "memory"
+               else SqliteIdempotencyStore(tmp_path / "keys.db"))
+    clock = FakeClock(wall=1_700_000_100.0)
+
+    async def fill() -> None:
+        for i in range(5):
+            new = IdempotencyRecord.new("acct", "charge", f"order-{i} 4242424242424242",
+                                        "fp-secret", 1_700_000_000.0 + i)
+            await records.reserve(new)
+            if i % 2 == 0:  # 0, 2, 4 end in doubt; 4 is then reconciled (succeeded)
+                await records.replace(new.with_state(RecordState.UNKNOWN, new.updated_at),
+                                      expected_key=new.key)
+        settled = await records.get("acct", "charge", "order-4 4242424242424242")
+        assert settled is not None
+        await records.replace(settled.with_state(RecordState.SUCCEEDED, 1_700_000_050.0,
+                                                 "ch_1"), expected_key=settled.key)
+
+    asyncio.run(fill())
+    found = status(stores=(), idempotency=[records], doubt_limit=1, clock=clock).in_doubt
+    assert found["count"] == 2
+    [oldest] = found["records"]
+    assert oldest["reference"].startswith("order-")
+    assert (oldest["operation"], oldest["generation"], oldest["age"]) == ("charge", 0, 100.0)
+    text = repr(found)
+    for secret in ("4242424242424242", "fp-secret", "egress-charge-"):
+        assert secret not in text  # no card shape, fingerprint or key
+    broken = status(stores=(), idempotency=[object()]).in_doubt
+    assert broken["count"] == 0 and broken["errors"] == [{"store": "object",
+                                                          "error": "no in_doubt_sync"}]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from egress._report import Reported
 from egress.errors import ResponseError
 from egress.http._body import parse_json
 from egress.http._headers import Headers
@@ -19,12 +20,13 @@ _NOT_BODY_CHARSETS = frozenset({"idna", "punycode", "undefined", "unicode_escape
                                 "raw_unicode_escape"})
 
 
-class Response:
+class Response(Reported):
     """An answer read in full (the body was read inside the attempt, under its time limit).
 
     ``headers`` is a case-insensitive mapping; ``content`` the decoded body; ``json()`` parses it
     strictly (no NaN, no duplicate keys) and raises :class:`~egress.errors.ResponseError` on bad
-    input. ``url`` has no query string.
+    input. ``url`` has no query string. ``report`` (built when read) tells what the call that
+    returned it went through.
     """
 
     __slots__ = ("_request_id_names", "content", "headers", "method", "status_code", "url")

@@ -176,6 +176,8 @@ class _Call:
                 raise self.last_error or httpx.StreamConsumed()
             request.stream = self.installed = tape.stream()
         ctx = current_context()
+        if ctx is not None and ctx.observed is not None and ctx.observed.get("headers"):
+            request.headers.update(ctx.observed["headers"])  # a trace sink's traceparent
         remaining = None if ctx is None else ctx.remaining()
         if remaining is not None:
             remaining = max(remaining, 1e-3)
@@ -396,7 +398,7 @@ class ResilientTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
         try:
             return await pipeline.execute(
                 call.info.operation, functools.partial(self._attempt_async, inner, call),
-                deadline=call.deadline)
+                deadline=call.deadline, target=(request.method, request.url.host))
         except Exception as exc:
             return call.settle(exc)
         finally:
@@ -472,7 +474,7 @@ class ResilientTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
         try:
             return pipeline.execute_sync(
                 call.info.operation, functools.partial(self._attempt_sync, inner, call),
-                deadline=call.deadline)
+                deadline=call.deadline, target=(request.method, request.url.host))
         except Exception as exc:
             return call.settle(exc)
         finally:

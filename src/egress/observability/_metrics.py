@@ -6,15 +6,18 @@ from events to them, and the bounding of every label, live here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Final
 
 from egress.events import (
     AttemptFailed,
+    AttemptStarted,
     AttemptSucceeded,
     BudgetExhausted,
     BulkheadRejected,
     CallFinished,
+    CallStarted,
     CircuitRejected,
     CircuitStateChanged,
     DeadlineExceeded,
@@ -30,17 +33,29 @@ from egress.observability._labels import (
     operation_template,
 )
 
-__all__ = ["DEFAULT_MAX_LABEL_VALUES", "STATES", "MetricsSink"]
+__all__ = ["DEFAULT_MAX_LABEL_VALUES", "STATES", "MetricsSink", "Recorder"]
 
 DEFAULT_MAX_LABEL_VALUES: Final = 100
 STATES: Final = ("closed", "open", "half_open", "forced_open", "disabled", "metrics_only")
-_MAX_OPERATION_CACHE: Final = 10_000
+#: Raw values remembered per sink (operation names, bound recorders); past it, work is redone.
+_MAX_CACHE: Final = 10_000
+
+#: Records one duration (seconds) under labels fixed when it was bound.
+Recorder = Callable[[float], None]
 
 
 class MetricsSink:
-    """Maps events to recording calls with bounded label values. Opts in to per-call events."""
+    """Maps events to recording calls with bounded label values. Opts in to per-call events.
+
+    The two events of every call (an attempt ended, the call ended) are the hot path: the
+    labels they map to are worked out once per distinct set of raw values and *bound* into a
+    recorder (:meth:`bind_attempt`, :meth:`bind_call`), so that a repeated call costs one dict
+    lookup and the backend's own recording. Everything else is off the happy path.
+    """
 
     per_call = True
+    #: No metric starts with a call or an attempt: the pipeline need not build those events.
+    per_call_starts = False
 
     def __init__(self, *, max_label_values: int = DEFAULT_MAX_LABEL_VALUES) -> None:
         self._operation = BoundedLabel(max_label_values)
@@ -48,12 +63,13 @@ class MetricsSink:
         self._breaker = BoundedLabel(max_label_values)
         self._error = BoundedLabel(max_label_values)
         self._ops: dict[str, str] = {}
+        self._bound: dict[tuple[Any, ...], Recorder] = {}
 
     def _op(self, operation: str) -> str:
         label = self._ops.get(operation)
         if label is None:
             label = self._operation(operation_template(operation))
-            if len(self._ops) < _MAX_OPERATION_CACHE:
+            if len(self._ops) < _MAX_CACHE:
                 self._ops[operation] = label
         return label
 
@@ -70,16 +86,33 @@ class MetricsSink:
             self.reconciled(self._op(event.operation), _how(event.how))
 
     def _attempt_ended(self, event: AttemptSucceeded | AttemptFailed) -> None:
-        error = self._error(event.error) if isinstance(event, AttemptFailed) else None
-        self.attempt(self._op(event.operation), error or "ok")
+        error = event.error if type(event) is AttemptFailed else None
+        key = (event.operation, event.method, event.server, event.status, error)
+        record = self._bound.get(key)
+        if record is None:
+            record = self._keep(key, self._bind_attempt(event, error))
+        record(event.duration)
+
+    def _bind_attempt(self, event: AttemptSucceeded | AttemptFailed,
+                      error: str | None) -> Recorder:
+        label = None if error is None else self._error(error)
+        http = None
         if event.method is not None and event.server is not None:
-            self.http_request(method_label(event.method), self._server(event.server),
-                              event.status, error, event.duration)
-        if error is not None and event.status == 429:
-            self.rate_limited("server")
+            http = (method_label(event.method), self._server(event.server), event.status)
+        return self.bind_attempt(self._op(event.operation), label, http,
+                                 throttled=label is not None and event.status == 429)
 
     def _call_finished(self, event: CallFinished) -> None:
-        self.call(self._op(event.operation), event.outcome, event.duration)
+        key = (event.operation, event.outcome)
+        record = self._bound.get(key)
+        if record is None:
+            record = self._keep(key, self.bind_call(self._op(event.operation), event.outcome))
+        record(event.duration)
+
+    def _keep(self, key: tuple[Any, ...], record: Recorder) -> Recorder:
+        if len(self._bound) < _MAX_CACHE:  # past the bound: correct, only slower
+            self._bound[key] = record
+        return record
 
     def _retry_scheduled(self, event: RetryScheduled) -> None:
         self.retry(self._op(event.operation), "server_hint" if event.hinted else "backoff")
@@ -96,6 +129,29 @@ class MetricsSink:
 
     def _deadline_exceeded(self, event: DeadlineExceeded) -> None:
         self.deadline_exceeded(self._op(event.operation))
+
+    # -- binding: the hot path's recorders; a backend may override them to resolve its
+    # -- instruments and attributes once
+
+    def bind_attempt(self, operation: str, error: str | None,
+                     http: tuple[str, str, int | None] | None, *, throttled: bool) -> Recorder:
+        """A recorder of an attempt's duration, for these labels: ``error`` is the error type
+        (``None``: it succeeded), ``http`` is ``(method, server, status)`` of an HTTP attempt,
+        ``throttled`` a 429 answer (rate limited by the server)."""
+        outcome = error or "ok"
+
+        def record(duration: float) -> None:
+            self.attempt(operation, outcome)
+            if http is not None:
+                self.http_request(*http, error, duration)
+            if throttled:
+                self.rate_limited("server")
+
+        return record
+
+    def bind_call(self, operation: str, outcome: str) -> Recorder:
+        """A recorder of a logical call's duration, for these labels."""
+        return functools.partial(self.call, operation, outcome)
 
     # -- recording: one method per metric family, implemented by each backend ---------------
 
@@ -158,4 +214,7 @@ _HANDLERS: Final[dict[type[Event], Callable[[MetricsSink, Any], None]]] = {
     BulkheadRejected: lambda sink, event: sink.rejected("bulkhead_full"),
     RateLimitRejected: MetricsSink._rate_limit_rejected,
     DeadlineExceeded: MetricsSink._deadline_exceeded,
+    # No metric starts with a call or an attempt: dropped at the first lookup.
+    CallStarted: lambda sink, event: None,
+    AttemptStarted: lambda sink, event: None,
 }

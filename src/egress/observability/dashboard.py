@@ -62,8 +62,10 @@ class DashboardSink:
     per_call = True
 
     def __init__(self, *, recent: int = 30, latencies: int = 2000,
-                 stores: Iterable[MemoryStore] = (MEMORY_STORE,)) -> None:
+                 stores: Iterable[MemoryStore] = (MEMORY_STORE,),
+                 idempotency: Iterable[object] = ()) -> None:
         self.stores = tuple(stores)
+        self.idempotency = tuple(idempotency)  # idempotency stores: their records in doubt
         self._lock = threading.Lock()
         self._recent: deque[dict[str, Any]] = deque(maxlen=recent)
         self._transitions: deque[dict[str, Any]] = deque(maxlen=100)
@@ -95,7 +97,7 @@ class DashboardSink:
     def snapshot(self) -> dict[str, Any]:
         """What the page shows, JSON-ready."""
         now = time.time()
-        live = status(self.stores).as_dict()
+        live = status(self.stores, idempotency=self.idempotency).as_dict()
         with self._lock:
             seen = {name: dict(entry) for name, entry in self._breakers.items()}
             recent_calls = [outcome for at, outcome in self._calls if at >= now - RATE_WINDOW]
@@ -115,6 +117,7 @@ class DashboardSink:
         result["budgets"] = live["budgets"]
         result["bulkheads"] = live["bulkheads"]
         result["sink_failures"] = live["sink_failures"]
+        result["in_doubt"] = live["in_doubt"]
         by_outcome = Counter(recent_calls)
         result["rates"] = {k: round(v / RATE_WINDOW, 2) for k, v in sorted(by_outcome.items())}
         result["latency_ms"] = {"p50": _percentile(ordered, 0.5),

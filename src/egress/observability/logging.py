@@ -52,6 +52,7 @@ DEFAULT_LEVELS: Final[Mapping[str, int]] = {
     "bulkhead.rejected": logging.WARNING,
     "ratelimit.rejected": logging.WARNING,
     "ratelimit.paused": logging.WARNING,
+    "ratelimit.waited": logging.DEBUG,
     "http.insecure_transport": logging.WARNING,
     "http.redirect_followed": logging.DEBUG,
     "http.token_refreshed": logging.INFO,
@@ -90,6 +91,19 @@ def _fields(event: Event) -> dict[str, Any]:
     return {f.name: redact_value(getattr(event, f.name)) for f in dataclasses.fields(event)}
 
 
+class _Text:
+    """The ``k=v`` part of a message, joined only if a handler formats the record."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+
+    def __str__(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.fields.items()
+                        if k not in ("operation", "at") and v is not None)
+
+
 class LoggingSink:
     """An :class:`~egress.events.EventSink` writing one log record per event.
 
@@ -117,9 +131,7 @@ class LoggingSink:
         if not logger.isEnabledFor(level):
             return  # nothing is built for a record nobody reads
         fields = _fields(event)
-        text = " ".join(f"{k}={v}" for k, v in fields.items()
-                        if k not in ("operation", "at") and v is not None)
-        logger.log(level, "%s %s %s", kind, fields["operation"], text,
+        logger.log(level, "%s %s %s", kind, fields["operation"], _Text(fields),
                    extra={"event": kind, **fields})
 
     def __repr__(self) -> str:

@@ -25,6 +25,7 @@ from typing import Any, Final
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import Attributes
 
 from egress import __version__
 from egress._pipeline import current_context
@@ -36,18 +37,32 @@ from egress.events import (
     CallStarted,
     Event,
 )
-from egress.observability._metrics import DEFAULT_MAX_LABEL_VALUES, STATES, MetricsSink
+from egress.observability._metrics import (
+    DEFAULT_MAX_LABEL_VALUES,
+    STATES,
+    MetricsSink,
+    Recorder,
+)
 
 __all__ = ["OpenTelemetrySink"]
 
 _CALL: Final = "otel.call"
 _ATTEMPT: Final = "otel.attempt"
+_PARENT: Final = "otel.parent"
+_ERROR: Final = Status(StatusCode.ERROR)
+_SERVER: Final = {"source": "server"}
+#: Attribute mappings cached per sink; attempts past this number are not cached.
+_MAX_CACHE: Final = 10_000
+_MAX_ATTEMPT_KEY: Final = 16
+_SPAN_ONLY: Final = frozenset({CallStarted, AttemptStarted})
 _BUCKETS: Final = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
                    10.0]
 
 
 class OpenTelemetrySink(MetricsSink):
     """Spans per call and attempt, and metrics, from egress's events (opts in per call)."""
+
+    per_call_starts = True  # a span starts with each
 
     def __init__(self, *, tracer_provider: trace.TracerProvider | None = None,
                  meter_provider: metrics.MeterProvider | None = None,
@@ -75,6 +90,7 @@ class OpenTelemetrySink(MetricsSink):
             ("idempotent_replays", "Provider replays of a reused key"),
             ("reconciled", "Payment operations settled by asking the provider"),
         )}
+        self._attributes: dict[object, Attributes] = {}
         self._states: dict[str, str] = {}
         self._states_lock = threading.Lock()
         meter.create_observable_gauge("egress.circuit.state", callbacks=[self._observe_states],
@@ -85,6 +101,8 @@ class OpenTelemetrySink(MetricsSink):
     def emit(self, event: Event) -> None:
         if event.per_call:
             self._trace(event)
+            if type(event) in _SPAN_ONLY:
+                return  # a start: a span, and no metric
         super().emit(event)
 
     def _trace(self, event: Event) -> None:
@@ -94,39 +112,48 @@ class OpenTelemetrySink(MetricsSink):
         observed = ctx.observed
         if observed is None:
             observed = ctx.observed = {}
-        if isinstance(event, CallStarted):
-            name = self._op(event.operation)  # the bounded, redacted template (cached)
-            observed[_CALL] = self._tracer.start_span(
-                name, kind=SpanKind.INTERNAL, attributes={"egress.operation": name})
-        elif isinstance(event, AttemptStarted):
-            self._attempt_started(event, observed)
-        elif isinstance(event, AttemptSucceeded | AttemptFailed):
+        kind = type(event)
+        if kind is AttemptStarted:
+            self._attempt_started(event, observed)  # type: ignore[arg-type]
+        elif kind is AttemptSucceeded or kind is AttemptFailed:
             span = observed.pop(_ATTEMPT, None)
             observed.pop("headers", None)
             if span is not None:
-                _end(span, event)
-        elif isinstance(event, CallFinished):
+                _end(span, event)  # type: ignore[arg-type]
+        elif kind is CallStarted:
+            name = self._op(event.operation)  # the bounded, redacted template (cached)
+            span = self._tracer.start_span(name, kind=SpanKind.INTERNAL,
+                                           attributes=self._call_attributes(name))
+            observed[_CALL] = span
+            observed[_PARENT] = trace.set_span_in_context(span)  # once for every attempt
+        elif kind is CallFinished:
             span = observed.pop(_CALL, None)
+            observed.pop(_PARENT, None)
             if span is not None:
-                span.set_attribute("egress.attempts", event.attempts)
-                span.set_attribute("egress.outcome", event.outcome)
-                if event.error is not None:
-                    span.set_attribute("error.type", event.error)
-                    span.set_status(Status(StatusCode.ERROR))
-                span.end()
+                _finish(span, event)  # type: ignore[arg-type]
+
+    def _call_attributes(self, name: str) -> Attributes:
+        found = self._attributes.get(name)
+        if found is None:
+            found = self._cached(name, {"egress.operation": name})
+        return found
+
+    def _cached(self, key: object, attributes: dict[str, Any]) -> Attributes:
+        # The SDK copies the attributes it is given: one mapping serves every span.
+        if len(self._attributes) < _MAX_CACHE:
+            self._attributes[key] = attributes
+        return attributes
 
     def _attempt_started(self, event: AttemptStarted, observed: dict[str, Any]) -> None:
-        parent = observed.get(_CALL)
-        context = None if parent is None else trace.set_span_in_context(parent)
-        attributes: dict[str, Any] = {"egress.attempt": event.attempt}
-        if event.method is not None:
-            attributes["http.request.method"] = event.method
-        if event.server is not None:
-            attributes["server.address"] = event.server
-        if event.attempt > 1:
-            attributes["http.request.resend_count"] = event.attempt - 1
+        if event.attempt < _MAX_ATTEMPT_KEY:
+            key = (event.method, event.server, event.attempt)
+            attributes = self._attributes.get(key)
+            if attributes is None:
+                attributes = self._cached(key, _attempt_attributes(event))
+        else:
+            attributes = _attempt_attributes(event)
         span = self._tracer.start_span(event.method or self._op(event.operation),
-                                       context=context, kind=SpanKind.CLIENT,
+                                       context=observed.get(_PARENT), kind=SpanKind.CLIENT,
                                        attributes=attributes)
         observed[_ATTEMPT] = span
         if event.method is not None:
@@ -136,14 +163,34 @@ class OpenTelemetrySink(MetricsSink):
 
     # -- metrics ----------------------------------------------------------------------------
 
+    def bind_attempt(self, operation: str, error: str | None,
+                     http: tuple[str, str, int | None] | None, *, throttled: bool) -> Recorder:
+        # Attribute mappings built once per label set (the SDK keys its aggregation on them).
+        add = self._counters["attempts"].add
+        counted = {"operation": operation, "outcome": error or "ok"}
+        if http is None and not throttled:
+            return lambda duration: add(1, counted)
+        timed = None if http is None else _http_attributes(*http, error)
+        record_http = self._http.record
+        limited = self._counters["rate_limited"].add if throttled else None
+
+        def record(duration: float) -> None:
+            add(1, counted)
+            if timed is not None:
+                record_http(duration, timed)
+            if limited is not None:
+                limited(1, _SERVER)
+
+        return record
+
+    def bind_call(self, operation: str, outcome: str) -> Recorder:
+        record_call = self._call.record
+        attributes = {"operation": operation, "outcome": outcome}
+        return lambda duration: record_call(duration, attributes)
+
     def http_request(self, method: str, server: str, status: int | None, error: str | None,
                      duration: float) -> None:
-        attributes: dict[str, Any] = {"http.request.method": method, "server.address": server}
-        if status is not None:
-            attributes["http.response.status_code"] = status
-        if error is not None:
-            attributes["error.type"] = str(status) if status is not None else error
-        self._http.record(duration, attributes)
+        self._http.record(duration, _http_attributes(method, server, status, error))
 
     def attempt(self, operation: str, outcome: str) -> None:
         self._counters["attempts"].add(1, {"operation": operation, "outcome": outcome})
@@ -191,13 +238,53 @@ class OpenTelemetrySink(MetricsSink):
         return "OpenTelemetrySink()"
 
 
+def _attempt_attributes(event: AttemptStarted) -> dict[str, Any]:
+    attributes: dict[str, Any] = {"egress.attempt": event.attempt}
+    if event.method is not None:
+        attributes["http.request.method"] = event.method
+    if event.server is not None:
+        attributes["server.address"] = event.server
+    if event.attempt > 1:
+        attributes["http.request.resend_count"] = event.attempt - 1
+    return attributes
+
+
+def _http_attributes(method: str, server: str, status: int | None,
+                     error: str | None) -> dict[str, Any]:
+    attributes: dict[str, Any] = {"http.request.method": method, "server.address": server}
+    if status is not None:
+        attributes["http.response.status_code"] = status
+    if error is not None:
+        attributes["error.type"] = str(status) if status is not None else error
+    return attributes
+
+
 def _end(span: Span, event: AttemptSucceeded | AttemptFailed) -> None:
+    # One set_attributes call, not several set_attribute: each takes the span's lock.
+    if type(event) is AttemptSucceeded:
+        if event.status is not None:
+            span.set_attribute("http.response.status_code", event.status)
+        span.end()
+        return
+    assert isinstance(event, AttemptFailed)
+    attributes: dict[str, Any] = {
+        "error.type": str(event.status) if event.status is not None else event.error}
     if event.status is not None:
-        span.set_attribute("http.response.status_code", event.status)
-    if isinstance(event, AttemptFailed):
-        span.set_attribute("error.type",
-                           str(event.status) if event.status is not None else event.error)
-        if event.sent is not None:
-            span.set_attribute("egress.sent", event.sent)
-        span.set_status(Status(StatusCode.ERROR))
+        attributes["http.response.status_code"] = event.status
+    if event.sent is not None:
+        attributes["egress.sent"] = event.sent
+    span.set_attributes(attributes)
+    span.set_status(_ERROR)
+    span.end()
+
+
+def _finish(span: Span, event: CallFinished) -> None:
+    attributes: dict[str, Any] = {"egress.attempts": event.attempts,
+                                  "egress.outcome": event.outcome}
+    if event.error is not None:
+        attributes["error.type"] = event.error
+        span.set_attributes(attributes)
+        span.set_status(_ERROR)
+    else:
+        span.set_attributes(attributes)
     span.end()

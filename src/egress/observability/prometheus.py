@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Final
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
@@ -29,7 +29,12 @@ from prometheus_client.registry import Collector
 
 from egress.events import sink_failures
 from egress.observability._labels import status_class
-from egress.observability._metrics import DEFAULT_MAX_LABEL_VALUES, STATES, MetricsSink
+from egress.observability._metrics import (
+    DEFAULT_MAX_LABEL_VALUES,
+    STATES,
+    MetricsSink,
+    Recorder,
+)
 
 __all__ = ["DURATION_BUCKETS", "PrometheusSink"]
 
@@ -37,8 +42,6 @@ __all__ = ["DURATION_BUCKETS", "PrometheusSink"]
 DURATION_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
                            7.5, 10.0)
 
-
-_MAX_CHILDREN: Final = 10_000
 
 
 class _SinkFailures(Collector):
@@ -117,29 +120,41 @@ class PrometheusSink(MetricsSink):
         super().__init__(max_label_values=max_label_values)
         self.registry = REGISTRY if registry is None else registry
         self._m = _metrics_for(self.registry)
-        # The labelled children of the per-call metrics, kept: labels() takes a lock and builds
-        # a key on every call, which is most of the cost on the success path.
-        self._children: dict[tuple[str, ...], Any] = {}
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (metric._name, *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = metric.labels(*labels)
-            if len(self._children) < _MAX_CHILDREN:
-                self._children[key] = child
-        return child
+    # The hot path: the labelled children are resolved once per label set and bound into the
+    # recorder (labels() takes a lock and builds a key each time it is called).
+
+    def bind_attempt(self, operation: str, error: str | None,
+                     http: tuple[str, str, int | None] | None, *, throttled: bool) -> Recorder:
+        m = self._m
+        attempts = m.attempts.labels(operation, error or "ok")
+        if http is None and not throttled:
+            return lambda duration: attempts.inc()
+        duration_of = (None if http is None
+                       else m.http_duration.labels(http[0], http[1], status_class(http[2])))
+        limited = m.rate_limited.labels("server") if throttled else None
+
+        def record(duration: float) -> None:
+            attempts.inc()
+            if duration_of is not None:
+                duration_of.observe(duration)
+            if limited is not None:
+                limited.inc()
+
+        return record
+
+    def bind_call(self, operation: str, outcome: str) -> Recorder:
+        return self._m.call_duration.labels(operation, outcome).observe
 
     def http_request(self, method: str, server: str, status: int | None, error: str | None,
                      duration: float) -> None:
-        self._child(self._m.http_duration, method, server, status_class(status)).observe(
-            duration)
+        self._m.http_duration.labels(method, server, status_class(status)).observe(duration)
 
     def attempt(self, operation: str, outcome: str) -> None:
-        self._child(self._m.attempts, operation, outcome).inc()
+        self._m.attempts.labels(operation, outcome).inc()
 
     def call(self, operation: str, outcome: str, duration: float) -> None:
-        self._child(self._m.call_duration, operation, outcome).observe(duration)
+        self._m.call_duration.labels(operation, outcome).observe(duration)
 
     def retry(self, operation: str, reason: str) -> None:
         self._m.retries.labels(operation, reason).inc()

@@ -35,7 +35,14 @@ from typing import Any
 from egress._clock import SYSTEM_CLOCK, Clock
 from egress._pipeline import AsyncOp, AsyncStep, CallContext, SyncOp, SyncStep
 from egress.errors import ConfigurationError, RateLimitedError, StatusError
-from egress.events import NULL_SINK, EventSink, RateLimitPaused, RateLimitRejected, guard
+from egress.events import (
+    NULL_SINK,
+    EventSink,
+    RateLimitPaused,
+    RateLimitRejected,
+    RateLimitWaited,
+    guard,
+)
 from egress.stores import MEMORY_STORE, StateStore
 
 __all__ = ["LimiterState", "RateLimiter", "ThrottlePause", "server_pause_hint",
@@ -352,6 +359,12 @@ class RateLimiter:
         error.limiter = self._label  # marks a local refusal
         return error
 
+    def _waiting(self, ctx: CallContext, now: float, wait: float) -> None:
+        """A call is about to sleep ``wait`` seconds for its slot: said in its report."""
+        cause = "server" if self._state.paused_for(now) > 0 else "ours"
+        ctx.sink.emit(RateLimitWaited(operation=ctx.operation, at=now, limiter=self._label,
+                                      delay=wait, cause=cause))
+
     def _resumed(self, ctx: CallContext, reserved_at: float, wait: float
                  ) -> tuple[float, bool]:
         """After the wait reserved at ``reserved_at`` (``wait < 0``: refused; raise): now, and
@@ -388,6 +401,7 @@ class RateLimiter:
                     else await reserve_async(sent, max_wait, ctx.deadline))
             while wait != 0.0:
                 if wait > 0:
+                    self._waiting(ctx, sent, wait)
                     try:
                         await ctx.clock.sleep(wait)
                     except BaseException:
@@ -418,6 +432,7 @@ class RateLimiter:
             wait = state.reserve(sent, max_wait, ctx.deadline)
             while wait != 0.0:
                 if wait > 0:
+                    self._waiting(ctx, sent, wait)
                     try:
                         ctx.clock.sleep_sync(wait)
                     except BaseException:

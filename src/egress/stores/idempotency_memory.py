@@ -48,6 +48,7 @@ class MemoryIdempotencyStore:
         self.max_records = max_records
         self.retention = float(retention)
         self._records: dict[_Ident, IdempotencyRecord] = {}
+        self._doubt: set[_Ident] = set()  # UNKNOWN records, kept as they change: status() reads it
         self._lock = threading.Lock()
         self._latest = float("-inf")  # the newest updated_at written: the store's "now"
         self._next_sweep = min(_FIRST_SWEEP, max_records)
@@ -83,6 +84,19 @@ class MemoryIdempotencyStore:
     def __len__(self) -> int:
         return len(self._records)
 
+    def _track(self, record: IdempotencyRecord) -> None:
+        if record.state is RecordState.UNKNOWN:
+            self._doubt.add(record.ident)
+        else:
+            self._doubt.discard(record.ident)
+
+    def in_doubt_sync(self, limit: int) -> tuple[int, list[IdempotencyRecord]]:
+        """How many records are UNKNOWN (in doubt, not reconciled), and the ``limit`` oldest."""
+        with self._lock:
+            found = [self._records[ident] for ident in self._doubt]
+        found.sort(key=lambda r: r.updated_at)
+        return len(found), found[:limit]
+
     def records(self) -> list[IdempotencyRecord]:
         """Every record, for tests and inspection."""
         with self._lock:
@@ -96,6 +110,7 @@ class MemoryIdempotencyStore:
             self._latest = max(self._latest, record.updated_at)
             self._make_room()
             self._records[record.ident] = record
+            self._track(record)
             return record, True
 
     async def get(self, scope: str, operation: str, reference: str) -> IdempotencyRecord | None:
@@ -108,6 +123,7 @@ class MemoryIdempotencyStore:
                 return False
             self._latest = max(self._latest, record.updated_at)
             self._records[record.ident] = record
+            self._track(record)
             return True
 
     async def delete(self, scope: str, operation: str, reference: str, *,
@@ -118,6 +134,7 @@ class MemoryIdempotencyStore:
             if current is None or (expected_key is not None and current.key != expected_key):
                 return False
             del self._records[ident]
+            self._doubt.discard(ident)
             return True
 
     async def purge(self, older_than: float) -> int:
@@ -125,4 +142,5 @@ class MemoryIdempotencyStore:
             old = [k for k, r in self._records.items() if r.updated_at < older_than]
             for ident in old:
                 del self._records[ident]
+                self._doubt.discard(ident)
             return len(old)

@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS egress_idempotency (
     PRIMARY KEY (scope, operation, reference)
 );
 CREATE INDEX IF NOT EXISTS egress_idempotency_updated ON egress_idempotency (updated_at);
+CREATE INDEX IF NOT EXISTS egress_idempotency_doubt ON egress_idempotency (updated_at)
+    WHERE state = 'unknown';
 """
 
 _COLUMNS = ("scope, operation, reference, key, generation, fingerprint, state, created_at, "
@@ -175,6 +177,18 @@ class SqliteIdempotencyStore:
         with self._lock:
             return self._connection().execute(
                 "DELETE FROM egress_idempotency WHERE updated_at < ?", (older_than,)).rowcount
+
+    def in_doubt_sync(self, limit: int) -> tuple[int, list[IdempotencyRecord]]:
+        """How many records are UNKNOWN (in doubt, not reconciled), and the ``limit`` oldest
+        (both from the partial index on those records)."""
+        with self._lock:
+            db = self._connection()
+            (count,) = db.execute("SELECT count(*) FROM egress_idempotency "
+                                  "WHERE state = 'unknown'").fetchone()
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM egress_idempotency WHERE state = 'unknown' "  # noqa: S608
+                "ORDER BY updated_at LIMIT ?", (limit,)).fetchall()
+        return int(count), [_record(row) for row in rows]
 
     def records_sync(self) -> list[IdempotencyRecord]:
         """Every record, for tests and inspection."""
