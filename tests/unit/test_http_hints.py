@@ -29,7 +29,7 @@ def test_retry_after_http_dates() -> None:
     assert parse_retry_after(formatdate(WALL - 3600, usegmt=True), WALL) == 0.0
     assert parse_retry_after(formatdate(WALL + 10 * 86400, usegmt=True), WALL) == MAX_HINT
     assert parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", WALL) == 0.0  # RFC 850, past
-    assert parse_retry_after("Sun Nov  6 08:49:37 1994", WALL) is None  # asctime: no zone
+    assert parse_retry_after("Sun Nov  6 08:49:37 1994", WALL) == 0.0  # asctime: GMT, past
     assert parse_retry_after("Tue, 99 Foo 2023 99:99:99 GMT", WALL) is None
 
 

@@ -16,6 +16,7 @@ Nothing here raises on hostile input: every parser returns ``None`` for what it 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from egress.http._headers import Headers
@@ -26,6 +27,8 @@ __all__ = ["MAX_HINT", "RateLimitInfo", "parse_rate_limit", "parse_retry_after",
 MAX_HINT = 86_400.0
 _EPOCH_THRESHOLD = 1_000_000_000
 _MAX_FIELD = 1024
+# asctime-date (RFC 9110 §5.6.7): "Sun Nov  6 08:49:37 1994" (the day of month space-padded).
+_ASCTIME = re.compile(r"[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}", re.ASCII)
 
 
 def parse_retry_after(value: str | None, wall: float) -> float | None:
@@ -46,6 +49,12 @@ def parse_retry_after(value: str | None, wall: float) -> float | None:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    if when is not None and when.tzinfo is None and _ASCTIME.fullmatch(text):
+        # asctime-date carries no zone and is GMT by definition; RFC 9110 §5.6.7: a recipient
+        # MUST accept all three HTTP-date forms. Any other zoneless date stays refused.
+        from datetime import UTC  # loaded already, by email.utils
+
+        when = when.replace(tzinfo=UTC)
     if when is None or when.tzinfo is None:
         return None
     try:
