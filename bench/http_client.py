@@ -17,6 +17,8 @@ its default pipeline on each backend (aiohttp, httpx, pyreqwest); sync: raw http
 SyncApiClient (default backend, and httpx). The ``+ uvloop`` rows run the same calls on uvloop's
 event loop: the async rounds are split into ``blocks``, each run once on asyncio's loop and once
 on uvloop's (alternating which goes first), so the two loops are interleaved too.
+The last column is the spread: each round's rate over the reference's rate in the same round
+(median, min-max), since a shared machine moves every case from one round to the next.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import contextlib
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,6 +71,7 @@ http {{
   keepalive_timeout 120s;
   server {{
     listen 127.0.0.1:{port};
+    {locations}
     location / {{ default_type application/json; return 200 '{{"ok":true}}'; }}
   }}
 }}
@@ -95,14 +99,16 @@ def pin() -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def nginx(affinity: str = "") -> Iterator[str]:
+def nginx(affinity: str = "", locations: str = "") -> Iterator[str]:
+    """nginx on a free loopback port; ``locations``: extra ``location`` blocks."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(binary).exists():
         sys.exit("nginx not found: apt-get install -y nginx-light")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="egress-bench-") as tmp:
         conf = Path(tmp) / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=tmp, port=port, affinity=affinity))
+        conf.write_text(NGINX_CONF.format(dir=tmp, port=port, affinity=affinity,
+                                            locations=locations))
         proc = subprocess.Popen([binary, "-c", str(conf), "-p", tmp],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
@@ -126,6 +132,7 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     elapsed: float = 0.0
     truncated: bool = False
+    round_rates: list[float] = field(default_factory=list)  # requests/s of each round
 
     @property
     def count(self) -> int:
@@ -156,7 +163,9 @@ async def run_async(call: AsyncCall, n: int, concurrency: int, result: Result) -
 
     started = clock()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    result.elapsed += clock() - started
+    took = clock() - started
+    result.elapsed += took
+    result.round_rates.append(per_worker * concurrency / took)
 
 
 def run_sync(call: Callable[[], Any], n: int, result: Result) -> None:
@@ -167,7 +176,9 @@ def run_sync(call: Callable[[], Any], n: int, result: Result) -> None:
         begin = clock()
         call()
         latencies.append(clock() - begin)
-    result.elapsed += clock() - started
+    took = clock() - started
+    result.elapsed += took
+    result.round_rates.append(n / took)
 
 
 async def async_cases(url: str, stack: contextlib.AsyncExitStack) -> dict[str, AsyncCall]:
@@ -304,17 +315,32 @@ def bench_sync(url: str, count: int, rounds: int, max_seconds: float) -> list[Re
         return list(results.values())
 
 
+def spread(result: Result, reference: Result | None) -> str:
+    """Median and range of the per-round ratios to the reference (its round run just before or
+    after, in the same interleaving)."""
+    if reference is None or not result.round_rates:
+        return ""
+    ratios = sorted(mine / theirs for mine, theirs in zip(result.round_rates,
+                                                           reference.round_rates, strict=False))
+    if not ratios:
+        return ""
+    return f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+
+
 def table(title: str, results: list[Result], reference: str) -> str:
-    base = next((r.rate for r in results if r.name == reference), 0.0) or 1.0
+    ref = next((r for r in results if r.name == reference), None)
+    base = (ref.rate if ref is not None else 0.0) or 1.0
     lines = [f"\n{title}", "",
              f"| {'client':46s} | {'conc':>4s} | {'requests':>8s} | {'req/s':>8s} | "
-             f"{'p50 ms':>7s} | {'p99 ms':>7s} | {'vs ' + reference:>28s} |",
-             f"|{'-' * 48}|{'-' * 6}|{'-' * 10}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 30}|"]
+             f"{'p50 ms':>7s} | {'p99 ms':>7s} | {'vs ' + reference:>28s} | "
+             f"{'per round: median (min-max)':>27s} |",
+             f"|{'-' * 48}|{'-' * 6}|{'-' * 10}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 30}|"
+             f"{'-' * 29}|"]
     for r in results:
         note = "*" if r.truncated else ""
         lines.append(f"| {r.name:46s} | {r.concurrency:4d} | {r.count:>7d}{note:1s} | "
                      f"{r.rate:8.0f} | {r.percentile(0.5):7.3f} | {r.percentile(0.99):7.3f} | "
-                     f"{r.rate / base:27.2f}x |")
+                     f"{r.rate / base:27.2f}x | {spread(r, ref):>27s} |")
     return "\n".join(lines)
 
 

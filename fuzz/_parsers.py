@@ -8,7 +8,7 @@ MODULES = (
     "egress.payments.money", "egress.payments.models",
     "egress.adapters.stripe._parse", "egress.adapters.stripe._errors",
     "egress.adapters.stripe._amounts", "egress.adapters.stripe._requests",
-    "egress.adapters.stripe._form", "egress.adapters.stripe.webhooks",
+    "egress.adapters.stripe.form", "egress.adapters.stripe.webhooks",
     "egress.testing.fake_stripe._forms", "egress.testing.fake_stripe._search",
     "egress.testing.fake_stripe._faults",
 )

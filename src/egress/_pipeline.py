@@ -18,7 +18,7 @@ import inspect
 import math
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from egress._clock import SYSTEM_CLOCK, Clock
 from egress._report import CallReport, Reported
@@ -72,14 +72,13 @@ class CallContext:
     __slots__ = ("attempt", "clock", "deadline", "in_retry", "log", "made", "observed",
                  "operation", "sink", "target")
 
-    def __init__(
+    def __init__(  # noqa: PLR0917  (positional: built on every call)
         self,
         operation: str,
         clock: Clock,
         sink: EventSink,
         deadline: float | None = None,
         in_retry: bool = False,
-        *,
         target: tuple[str, str] | None = None,
     ) -> None:
         self.operation = operation
@@ -345,9 +344,9 @@ class Pipeline:
         parent = _CURRENT.get()
         if parent is None:
             if deadline is None:  # the common case, kept short: it is on every call
-                return CallContext(operation, self.clock, self._recorder, target=target)
+                return CallContext(operation, self.clock, self._recorder, None, False, target)
             return CallContext(operation, self.clock, self._recorder, self.clock.now() + deadline,
-                               target=target)
+                               False, target)
         clock = self.clock
         absolute = None if deadline is None else clock.now() + deadline
         # A pipeline inside another call inherits its deadline and its retry marker, so an inner
@@ -358,8 +357,7 @@ class Pipeline:
             raise DeadlineExceededError(
                 f"{operation}: deadline exceeded (no time left to start this call)"
             )
-        return CallContext(operation, clock, self._recorder, absolute, parent.in_retry,
-                           target=target)
+        return CallContext(operation, clock, self._recorder, absolute, parent.in_retry, target)
 
     async def execute(
         self, operation: str, op: Callable[[], Awaitable[T]], *, deadline: float | None = None,
@@ -370,12 +368,17 @@ class Pipeline:
         ``operation`` names the call in events; ``deadline`` is seconds from now for the whole
         call, across every attempt; ``target`` is ``(method, server address)`` of an HTTP call.
         """
-        ctx = self._context(operation, deadline, target)
+        if deadline is not None and _CURRENT.get() is None:  # an HTTP call's usual case, inline
+            clock = self.clock
+            ctx = CallContext(operation, clock, self._recorder, clock.now() + deadline, False,
+                              target)
+        else:
+            ctx = self._context(operation, deadline, target)
         token = _CURRENT.set(ctx)
         try:
             if self._per_call:
-                return cast(T, await self._observed_async(ctx, op))
-            return cast(T, await self._async(ctx, op))
+                return await self._observed_async(ctx, op)  # type: ignore[no-any-return]
+            return await self._async(ctx, op)  # type: ignore[no-any-return]
         except BaseException as exc:
             _report(ctx, exc)
             raise
@@ -387,12 +390,17 @@ class Pipeline:
         target: tuple[str, str] | None = None,
     ) -> T:
         """The sync twin of :meth:`execute`."""
-        ctx = self._context(operation, deadline, target)
+        if deadline is not None and _CURRENT.get() is None:  # as in execute()
+            clock = self.clock
+            ctx = CallContext(operation, clock, self._recorder, clock.now() + deadline, False,
+                              target)
+        else:
+            ctx = self._context(operation, deadline, target)
         token = _CURRENT.set(ctx)
         try:
             if self._per_call:
-                return cast(T, self._observed_sync(ctx, op))
-            return cast(T, self._sync(ctx, op))
+                return self._observed_sync(ctx, op)  # type: ignore[no-any-return]
+            return self._sync(ctx, op)  # type: ignore[no-any-return]
         except BaseException as exc:
             _report(ctx, exc)
             raise
@@ -433,8 +441,8 @@ class Pipeline:
         try:
             op = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
             if self._per_call:
-                return cast(T, await self._observed_async(ctx, op))
-            return cast(T, await self._async(ctx, op))
+                return await self._observed_async(ctx, op)  # type: ignore[no-any-return]
+            return await self._async(ctx, op)  # type: ignore[no-any-return]
         except BaseException as exc:
             _report(ctx, exc)
             raise

@@ -221,6 +221,34 @@ async def test_waiting_for_a_pooled_connection_is_not_sent(
         await busy  # the server hangs up without answering
 
 
+
+async def test_aiohttp_hands_a_freed_connection_on_and_a_cancelled_wait_keeps_none(
+        server: LoopbackServer) -> None:
+    """aiohttp's connection slots are a counter plus a queue of waiters (issue 16 §1): a freed
+    slot goes to the oldest live waiter, and a waiter cancelled in the queue neither takes a slot
+    nor loses one."""
+    server.clear()
+    server.script("/v1/slow", Drip(b"12345", interval=0.05))
+    async with ApiClient(server.url + "/v1", max_connections=1, pipeline=Pipeline(),
+                         timeouts=Timeouts(pool=5.0, total=5.0)) as api:
+        busy = asyncio.ensure_future(api.get("/slow"))
+        for _ in range(200):  # until the first call holds the only connection
+            if server.hits("/v1/slow"):
+                break
+            await asyncio.sleep(0.01)
+        dropped = asyncio.ensure_future(api.get("/ok"))
+        waiting = asyncio.ensure_future(api.get("/ok"))
+        await asyncio.sleep(0.02)
+        dropped.cancel()
+        assert (await busy).content == b"12345"
+        assert (await waiting).status_code == 200
+        with pytest.raises(asyncio.CancelledError):
+            await dropped
+        assert len(server.hits("/v1/ok")) == 1  # the cancelled wait sent nothing
+        again = await asyncio.wait_for(api.get("/ok"), 5.0)  # the one slot is free again
+        assert again.status_code == 200
+        assert api._wire._free == 1  # type: ignore[attr-defined]
+
 # -- 5. no hang on any backend (issue 9 §5) ----------------------------------------------------
 
 HOSTILE = {

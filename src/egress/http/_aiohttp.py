@@ -9,6 +9,7 @@ stopped at the attempt's limit. aiohttp has no write timeout: ``total`` bounds a
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Any
 
 import aiohttp
@@ -36,13 +37,9 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 _BACKSTOP = 0.05  # seconds the total waits for aiohttp's connect and read timers to fire first
 
 
-def _where(request: WireRequest) -> str:
-    return f"{request.method} {request.url.split('?', 1)[0]}"
-
-
 def _map_error(exc: BaseException, request: WireRequest, reading: bool) -> EgressError:
     """Every aiohttp failure, translated once. ``reading``: the headers had arrived."""
-    where = _where(request)
+    where = request.where()
     name = type(exc).__name__
     if isinstance(exc, EgressError):
         return exc
@@ -108,7 +105,10 @@ class AiohttpWire:
         self._timeout = aiohttp.ClientTimeout()
         self._last_headers: dict[str, str] | None = None
         self._last_multidict: CIMultiDict[str] = CIMultiDict()
-        self._slots = asyncio.Semaphore(options.max_connections)
+        # Connection slots: a counter while one is free (no await, no lock), a queue of
+        # futures when all are taken (the pool timeout bounds that wait).
+        self._free = options.max_connections
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
     def _open(self) -> aiohttp.ClientSession:
         options = self._options
@@ -150,89 +150,106 @@ class AiohttpWire:
         return multidict
 
     async def send(self, request: WireRequest) -> WireResponse:
+        # One coroutine frame for the whole exchange: each extra layer costs on every call and
+        # on every resumption (bench/http_client.py).
         session = self._session or self._open()
         limits = request.limits
-        slots = self._slots
-        if slots.locked():
+        if self._free > 0:  # the usual case: a connection is free, take it without awaiting
+            self._free -= 1
+            left = None
+        else:
             # aiohttp has no pool timeout of its own: wait for a connection here, where the
             # wait is known to send nothing (its connector never waits: same limit).
-            pool = limits.at(self._now())[3]
-            try:
-                async with asyncio.timeout(pool):
-                    await slots.acquire()
-            except TimeoutError:
-                raise AttemptTimeoutError(f"{_where(request)}: no free connection within the "
-                                          f"pool timeout", sent=False) from None
-            try:
-                return await self._send(session, request, limits.at(self._now()))
-            finally:
-                slots.release()
-        await slots.acquire()  # free: returns at once
+            await self._wait_for_slot(request, limits.at(self._now())[3])
+            left = limits.at(self._now())
         try:
-            return await self._send(session, request, None)
-        finally:
-            slots.release()
-
-    async def _send(self, session: aiohttp.ClientSession, request: WireRequest,
-                    left: tuple[float, float, float, float, float] | None) -> WireResponse:
-        limits = request.limits
-        if left is not None or limits.by_deadline:
-            connect, read, _write, _pool, total = left or limits.at(self._now())
-            timeout = _timeout(connect, read, total)
-        elif limits.timeouts is self._timeouts_for:
-            timeout = self._timeout
-        else:
-            t = self._timeouts_for = limits.timeouts
-            timeout = self._timeout = _timeout(t.connect, t.read, t.total)
-        error: EgressError | None = None
-        cause: BaseException | None = None
-        try:
-            # URL and headers are passed inline, never held in locals: a traceback rendered
-            # with its locals would print yarl's URL (query) and the multidict (credentials).
-            response = await session.request(
-                request.method, self._urls.get(request.url) or self._url(request.url),
-                headers=self._multidict(request.headers),
-                data=request.body, timeout=timeout, allow_redirects=False,
-                auto_decompress=False,
-            )
-        except Exception as exc:
-            error, cause = _map_error(exc, request, reading=False), _chainable(exc)
-        if error is not None:
-            drop_frames(cause)  # the library's frames hold the raw request in locals
-            raise error from cause  # outside the handler: no hidden __context__ either
-        try:
-            status = response.status
-            encoding = response.headers.get("Content-Encoding")
-            length = response.content_length
-            if request.method == "HEAD" or status in _NO_BODY_STATUSES:
-                content = b""
-            elif encoding is None and length is not None and length <= self._cap:
-                content = await response.read()  # aiohttp reads exactly the declared length
+            if left is not None or limits.by_deadline:
+                connect, read, _write, _pool, total = left or limits.at(self._now())
+                timeout = _timeout(connect, read, total)
+            elif limits.timeouts is self._timeouts_for:
+                timeout = self._timeout
             else:
-                reader = BodyReader(self._cap, encoding, length)
-                stream = response.content
-                while True:
-                    chunk = await stream.readany()
-                    if not chunk:
-                        break
-                    reader.feed(chunk)
-                content = reader.finish()
-            headers = Headers.from_raw(response.raw_headers)
-        except asyncio.CancelledError:
-            response.close()
-            raise
-        except Exception as exc:
-            response.close()  # never return a half-read connection to the pool
-            del response  # its repr prints the URL with its query and the response headers
-            error = _map_error(exc, request, reading=True)
-            if error is exc:
+                t = self._timeouts_for = limits.timeouts
+                timeout = self._timeout = _timeout(t.connect, t.read, t.total)
+            error: EgressError | None = None
+            cause: BaseException | None = None
+            try:
+                # URL and headers are passed inline, never held in locals: a traceback rendered
+                # with its locals would print yarl's URL (query) and the multidict (credentials).
+                response = await session.request(
+                    request.method, self._urls.get(request.url) or self._url(request.url),
+                    headers=self._multidict(request.headers),
+                    data=request.body, timeout=timeout, allow_redirects=False,
+                    auto_decompress=False,
+                )
+            except Exception as exc:
+                error, cause = _map_error(exc, request, reading=False), _chainable(exc)
+            if error is not None:
+                drop_frames(cause)  # the library's frames hold the raw request in locals
+                raise error from cause  # outside the handler: no hidden __context__ either
+            try:
+                status = response.status
+                length = response.content_length
+                if request.method == "HEAD" or status in _NO_BODY_STATUSES:
+                    content = b""
+                elif (length is not None and length <= self._cap
+                      and "Content-Encoding" not in response.headers):
+                    content = await response.read()  # aiohttp reads exactly the declared length
+                else:
+                    reader = BodyReader(self._cap, response.headers.get("Content-Encoding"),
+                                        length)
+                    stream = response.content
+                    while True:
+                        chunk = await stream.readany()
+                        if not chunk:
+                            break
+                        reader.feed(chunk)
+                    content = reader.finish()
+                raw_headers = response.raw_headers
+            except asyncio.CancelledError:
+                response.close()
                 raise
-            cause = _chainable(exc)
-        if error is not None:
-            drop_frames(cause)
-            raise error from cause
-        response.release()
-        return WireResponse(status, headers, content)
+            except Exception as exc:
+                response.close()  # never return a half-read connection to the pool
+                del response  # its repr prints the URL with its query and the response headers
+                error = _map_error(exc, request, reading=True)
+                if error is exc:
+                    raise
+                cause = _chainable(exc)
+            if error is not None:
+                drop_frames(cause)
+                raise error from cause
+            response.release()
+            return WireResponse(status, Headers.from_raw(raw_headers), content)
+        finally:
+            self._release_slot()
+
+    async def _wait_for_slot(self, request: WireRequest, pool: float) -> None:
+        """Wait (at most ``pool`` seconds) until a call hands its connection slot over."""
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(granted)
+        try:
+            async with asyncio.timeout(pool):
+                await granted
+        except BaseException as exc:
+            if granted.done() and not granted.cancelled():
+                self._release_slot()  # handed over just as the wait ended: pass it on
+            else:
+                granted.cancel()  # skipped by _release_slot
+            if isinstance(exc, TimeoutError):
+                raise AttemptTimeoutError(f"{request.where()}: no free connection within the "
+                                          f"pool timeout", sent=False) from None
+            raise
+
+    def _release_slot(self) -> None:
+        """Hand the slot to the oldest live waiter, or put it back."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
 
     async def aclose(self) -> None:
         session, self._session = self._session, None

@@ -17,17 +17,14 @@ by ``Pipeline.execute``; every layer reads it, and each attempt's wire timeouts 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from egress._pipeline import Pipeline, Policy
+from egress.events import EventSink
+from egress.http._options import ClientOptions
 from egress.http._safety import retry_on
 from egress.policies.breaker import CircuitBreaker, CountWindow
 from egress.policies.budget import RetryBudget
 from egress.policies.bulkhead import Bulkhead
 from egress.policies.retry import Retry
-
-if TYPE_CHECKING:
-    from egress.http._core import ClientCore
 
 __all__ = ["default_pipeline"]
 
@@ -41,20 +38,20 @@ BREAKER_MAX_WAIT_IN_OPEN = 60.0
 BREAKER_HALF_OPEN_CALLS = 3
 
 
-def default_pipeline(core: ClientCore) -> Pipeline:
-    """The pipeline a client gets when it is given none."""
-    origin = core.base.origin
-    connections = core.wire_options.max_connections
+def default_pipeline(options: ClientOptions, origin: str, sink: EventSink) -> Pipeline:
+    """The pipeline a client of ``origin`` with ``options`` gets when it is given none
+    (``sink``: the client's own, guarded)."""
+    connections = options.max_connections
     policies: list[Policy] = [
         Bulkhead(connections, max_queue=connections * QUEUE_FACTOR),
-        Retry(on=retry_on(core.retry_hook), budget=RetryBudget(name=f"http:{origin}")),
+        Retry(on=retry_on(options.retry_hook), budget=RetryBudget(name=f"http:{origin}")),
         CircuitBreaker(
             f"http:{origin}", window=CountWindow(BREAKER_WINDOW),
             minimum_calls=BREAKER_MINIMUM_CALLS, wait_in_open=BREAKER_WAIT_IN_OPEN,
             wait_multiplier=BREAKER_WAIT_MULTIPLIER, max_wait_in_open=BREAKER_MAX_WAIT_IN_OPEN,
             half_open_calls=BREAKER_HALF_OPEN_CALLS, slow_call_duration=None,
-            clock=core.clock, sink=core.sink),
+            clock=options.clock, sink=sink),
     ]
-    if core.rate_limiter is not None:
-        policies.append(core.rate_limiter)
-    return Pipeline(*policies, clock=core.clock, sink=core.sink)
+    if options.rate_limiter is not None:
+        policies.append(options.rate_limiter)
+    return Pipeline(*policies, clock=options.clock, sink=sink)

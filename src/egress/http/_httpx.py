@@ -15,7 +15,7 @@ import http.cookiejar
 import ssl
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from egress._redacted import drop_frames
 from egress.errors import (
@@ -53,10 +53,6 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
 
     def return_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
         return False
-
-
-def _where(request: WireRequest) -> str:
-    return f"{request.method} {request.url.split('?', 1)[0]}"
 
 
 def _refused_certificate(exc: BaseException) -> bool:
@@ -138,15 +134,24 @@ def _reader(response: httpx.Response, request: WireRequest, cap: int) -> BodyRea
     return BodyReader(cap, headers.get("content-encoding"), declared)
 
 
+_Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
+
+
+def _new_client(factory: type[_Client], options: WireOptions) -> _Client:
+    """An httpx client of either world, with egress's settings and no cookie storage."""
+    install_log_filter()  # httpx logs full URLs, httpcore response headers
+    client = factory(**_client_kwargs(options))
+    client.cookies.jar.set_policy(_NoCookies())
+    return client
+
+
 class HttpxAsyncWire:
     """The httpx async backend: one ``httpx.AsyncClient`` for the client's life."""
 
     name = "httpx"
 
     def __init__(self, options: WireOptions) -> None:
-        install_log_filter()  # httpx logs full URLs, httpcore response headers
-        self._client = httpx.AsyncClient(**_client_kwargs(options))
-        self._client.cookies.jar.set_policy(_NoCookies())
+        self._client = _new_client(httpx.AsyncClient, options)
         self._cap = options.max_response_bytes
         self._now = options.clock.now
 
@@ -173,7 +178,7 @@ class HttpxAsyncWire:
                 finally:
                     await response.aclose()
         except Exception as exc:
-            error = _map_error(exc, _where(request), reading)
+            error = _map_error(exc, request.where(), reading)
             if error is exc:
                 raise
             cause = _chainable(exc)
@@ -284,9 +289,7 @@ class HttpxSyncWire:
     name = "httpx"
 
     def __init__(self, options: WireOptions) -> None:
-        install_log_filter()  # httpx logs full URLs, httpcore response headers
-        self._client = httpx.Client(**_client_kwargs(options))
-        self._client.cookies.jar.set_policy(_NoCookies())
+        self._client = _new_client(httpx.Client, options)
         self._cap = options.max_response_bytes
         self._now = options.clock.now
         self._deadline = _Deadline()
@@ -309,13 +312,13 @@ class HttpxSyncWire:
                         reader.feed(chunk)
                         if self._now() >= end:
                             raise AttemptTimeoutError(
-                                f"{_where(request)}: the attempt's total time limit passed "
+                                f"{request.where()}: the attempt's total time limit passed "
                                 f"while reading the body", sent=True)
                     content = reader.finish()
             finally:
                 response.close()
         except Exception as exc:
-            error = _map_error(exc, _where(request), reading)
+            error = _map_error(exc, request.where(), reading)
             if error is exc:
                 raise
             cause = _chainable(exc)

@@ -47,10 +47,6 @@ _CERT_WORDS = ("certificate", "UnknownIssuer", "NotValidForName", "Expired")
 _TRUST_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR")
 
 
-def _where(request: WireRequest) -> str:
-    return f"{request.method} {request.url.split('?', 1)[0]}"
-
-
 def _causes(exc: BaseException) -> str:
     details = getattr(exc, "details", None)
     causes = details.get("causes") if isinstance(details, dict) else None
@@ -163,7 +159,7 @@ class PyreqwestWire:
             self._checked_env = values
         if self._env_adds:
             raise TLSVerificationError(
-                f"{_where(request)}: {' and '.join(self._env_adds)} point beyond the platform's "
+                f"{request.where()}: {' and '.join(self._env_adds)} point beyond the platform's "
                 f"trust store, and the pyreqwest backend cannot ignore them with trust_env=False;"
                 f" nothing was sent (unset them, pass trust_env=True, or use another backend)")
 
@@ -176,7 +172,7 @@ class PyreqwestWire:
                 async with asyncio.timeout(request.limits.at(self._now())[3]):
                     await slots.acquire()
             except TimeoutError:
-                raise AttemptTimeoutError(f"{_where(request)}: no free connection within the "
+                raise AttemptTimeoutError(f"{request.where()}: no free connection within the "
                                           f"pool timeout", sent=False) from None
         else:
             await slots.acquire()
@@ -207,7 +203,7 @@ class PyreqwestWire:
                         reader.feed(bytes(chunk))
                     content = reader.finish()
         except Exception as exc:
-            error = _map_error(exc, _where(request))
+            error = _map_error(exc, request.where())
             if error is exc:
                 raise
         if error is not None:

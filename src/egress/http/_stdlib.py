@@ -118,15 +118,11 @@ def _dropped(conn: http.client.HTTPConnection) -> bool:
     return bool(readable)
 
 
-def _where(request: WireRequest) -> str:
-    return f"{request.method} {request.url.split('?', 1)[0]}"
-
-
 def _map_error(exc: Exception, request: WireRequest, phase: str) -> EgressError:
     """Every stdlib failure, translated once. ``phase``: connect, send or read."""
     if isinstance(exc, EgressError):
         return exc
-    where = _where(request)
+    where = request.where()
     name = type(exc).__name__
     if phase == "connect":
         if isinstance(exc, ssl.SSLCertVerificationError):
@@ -210,7 +206,7 @@ class StdlibWire:
         scheme, host, port, target = self._target(request.url)
         connect, read, write, pool, _total = request.limits.at(self._now())
         if not self._slots.acquire(timeout=pool):
-            raise AttemptTimeoutError(f"{_where(request)}: no free connection within the pool "
+            raise AttemptTimeoutError(f"{request.where()}: no free connection within the pool "
                                       f"timeout", sent=False)
         entry: _Connection | None = None
         keep = False

@@ -37,8 +37,12 @@ class WireRequest:
         self.body = body
         self.limits = limits
 
+    def where(self) -> str:
+        """``METHOD url`` without the query string: what a backend's error message names."""
+        return f"{self.method} {self.url.split('?', 1)[0]}"
+
     def __repr__(self) -> str:  # never the headers: they hold credentials
-        return f"WireRequest({self.method} {self.url.split('?', 1)[0]})"
+        return f"WireRequest({self.where()})"
 
 
 class WireResponse:

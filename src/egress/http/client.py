@@ -1,9 +1,10 @@
 """ApiClient (async) and SyncApiClient (sync): one upstream, one pool, every call safe.
 
-Both take the same settings and make the same decisions (``_core.ClientCore``); they differ only
-in how they wait. Each call is prepared once (URL, headers, body bytes, idempotency key), before
-any I/O, then run through the pipeline; each attempt sends through the wire backend and reads the
-whole body inside its time limits.
+Both take the same settings (one frozen :class:`~egress.http._options.ClientOptions`) and make the
+same decisions (``_core.ClientCore``); they differ only in how they wait: each is a thin pump of
+the same prepared call and the same attempt. Each call is prepared once (URL, headers, body bytes,
+idempotency key), before any I/O, then run through the pipeline; each attempt sends through the
+wire backend and reads the whole body inside its time limits.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import functools
 import ssl
 from collections.abc import Awaitable, Collection, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 from egress._clock import SYSTEM_CLOCK, Clock
 from egress._pipeline import Pipeline, current_context
@@ -20,18 +21,18 @@ from egress.errors import ConfigurationError, EgressError, UnsafeRequestError
 from egress.events import NULL_SINK, EventSink, TokenRefreshed
 from egress.http._auth import Auth
 from egress.http._body import _UNSET
-from egress.http._core import (
+from egress.http._core import ClientCore, NeedAuth, PreparedCall
+from egress.http._headers import check_header
+from egress.http._options import (
     DEFAULT_DEADLINE,
     DEFAULT_IDEMPOTENCY_HEADER,
     DEFAULT_KEEPALIVE_EXPIRY,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_REDIRECTS,
     DEFAULT_MAX_RESPONSE_BYTES,
-    ClientCore,
-    NeedAuth,
-    PreparedCall,
+    USER_AGENT,
+    ClientOptions,
 )
-from egress.http._headers import check_header
 from egress.http._response import REQUEST_ID_HEADERS, Response
 from egress.http._safety import RetryHook
 from egress.http._timeouts import DEFAULT_TIMEOUTS, Timeouts
@@ -39,7 +40,7 @@ from egress.http._url import Params
 from egress.http._wire import AsyncWire, SyncWire, WireRequest
 
 __all__ = ["ASYNC_BACKENDS", "ApiClient", "DEFAULT_ASYNC_BACKEND", "DEFAULT_SYNC_BACKEND",
-           "SYNC_BACKENDS", "SyncApiClient"]
+           "SYNC_BACKENDS", "SyncApiClient", "USER_AGENT"]
 
 #: Chosen by measurement (bench/http_client.py): aiohttp keeps its speed at 64 concurrent calls.
 DEFAULT_ASYNC_BACKEND = "aiohttp"
@@ -48,15 +49,7 @@ DEFAULT_SYNC_BACKEND = "stdlib"
 ASYNC_BACKENDS = ("aiohttp", "httpx", "pyreqwest")  # pyreqwest: an optional extra
 SYNC_BACKENDS = ("stdlib", "httpx")
 
-
-class _DefaultUserAgent(str):
-    """The default User-Agent: completed to ``egress/<version>`` when a client is built, so that
-    importing this module does not load importlib.metadata (a tenth of its import time)."""
-
-    __slots__ = ()
-
-
-USER_AGENT: str = _DefaultUserAgent("egress")
+R = TypeVar("R")
 
 
 def _async_wire(name: str, core: ClientCore) -> AsyncWire:
@@ -88,69 +81,16 @@ def _sync_wire(name: str, core: ClientCore) -> SyncWire:
                              f"(aiohttp has no sync API), got {name!r}")
 
 
-_NOT_SETTINGS = frozenset({"self", "base_url", "pipeline", "backend", "__class__"})
 
 
-def _settings(arguments: dict[str, Any]) -> dict[str, Any]:
-    """The constructor's arguments that configure the shared core."""
-    settings = {k: v for k, v in arguments.items() if k not in _NOT_SETTINGS}
-    if isinstance(settings.get("user_agent"), _DefaultUserAgent):
-        import egress
+class _ClientBase(Generic[R]):
+    """What both clients share: the settings, the preparation of a call, the verbs.
 
-        settings["user_agent"] = f"egress/{egress.__version__}"
-    return settings
-
-
-class _ClientBase:
-    """Construction shared by both clients (settings only; no I/O)."""
-
-    _core: ClientCore
-    _closed: bool
-    _pipeline: Pipeline
-    _deadline: float | None
-    backend: str
-
-    def _setup(self, base_url: str, settings: dict[str, Any], pipeline: Pipeline | None,
-               backend: str) -> None:
-        self._core = ClientCore(base_url, **settings)
-        self._closed = False
-        self._pipeline = self._core.pipeline(pipeline)
-        self._deadline = self._core.deadline
-        self.backend = backend
-
-    @property
-    def base_url(self) -> str:
-        return self._core.base.origin + self._core.base.path
-
-    @property
-    def pipeline(self) -> Pipeline:
-        return self._pipeline
-
-    def _token_request(self, url: str, headers: dict[str, str], body: bytes) -> WireRequest:
-        for name, value in headers.items():
-            check_header(name, value)
-        return WireRequest("POST", url, headers, body, self._core.limits(current_context()))
-
-    def _note_refresh(self, stale: str | None) -> None:
-        ctx = current_context()
-        if ctx is not None and stale is not None:
-            ctx.sink.emit(TokenRefreshed(operation=ctx.operation, at=ctx.clock.now(),
-                                         after_401=True))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.base_url!r}, backend={self.backend!r})"
-
-
-class ApiClient(_ClientBase):
-    """An async client for one upstream API. Use ``async with`` (or call :meth:`aclose`).
-
-    See ``docs/http-client.md`` for every setting and its default. Each call returns a
-    :class:`Response` for a 2xx answer and raises otherwise (after the pipeline's retries):
-    :class:`~egress.errors.StatusError`, :class:`~egress.errors.TransportError` (``.sent``),
-    :class:`~egress.errors.AttemptTimeoutError`, :class:`~egress.errors.DeadlineExceededError`,
-    :class:`~egress.errors.ResponseError`, or :class:`~egress.errors.UnsafeRequestError` (before
-    any I/O), or a policy's rejection (circuit open, bulkhead full, rate limited).
+    ``R`` is what a call gives: ``Awaitable[Response]`` (async) or ``Response`` (sync). A
+    subclass names its default backend, opens its wire and runs a prepared call (:meth:`_run`).
     """
+
+    default_backend: ClassVar[str]
 
     def __init__(
         self,
@@ -161,7 +101,7 @@ class ApiClient(_ClientBase):
         pipeline: Pipeline | None = None,
         retry_hook: RetryHook | None = None,
         rate_limiter: Any = None,
-        backend: str = DEFAULT_ASYNC_BACKEND,
+        backend: str | None = None,
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         deadline: float | None = DEFAULT_DEADLINE,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
@@ -180,7 +120,170 @@ class ApiClient(_ClientBase):
         clock: Clock = SYSTEM_CLOCK,
         sink: EventSink = NULL_SINK,
     ) -> None:
-        self._setup(base_url, _settings(locals()), pipeline, backend)
+        """``backend``: ``None`` for the class's default (:data:`DEFAULT_ASYNC_BACKEND` or
+        :data:`DEFAULT_SYNC_BACKEND`). Every other setting: ``docs/http-client.md``."""
+        options = ClientOptions(
+            auth=auth, headers=headers, retry_hook=retry_hook, rate_limiter=rate_limiter,
+            timeouts=timeouts, deadline=deadline, max_response_bytes=max_response_bytes,
+            follow_redirects=follow_redirects, max_redirects=max_redirects, verify=verify,
+            allow_insecure=allow_insecure, trust_env=trust_env, max_connections=max_connections,
+            keepalive_expiry=keepalive_expiry, auto_idempotency_key=auto_idempotency_key,
+            idempotency_header=idempotency_header, request_id_headers=request_id_headers,
+            user_agent=user_agent, expect=expect, clock=clock, sink=sink)
+        self._core = ClientCore(base_url, options)
+        self._closed = False
+        self._pipeline = self._core.pipeline(pipeline)
+        self._deadline = options.deadline
+        self.backend = self.default_backend if backend is None else backend
+        self._open(self.backend)
+
+    def _open(self, backend: str) -> None:
+        raise NotImplementedError
+
+    def _run(self, pipeline: Pipeline, call: PreparedCall, deadline: float | None) -> R:
+        raise NotImplementedError
+
+    @property
+    def base_url(self) -> str:
+        return self._core.base.origin + self._core.base.path
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self._pipeline
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_url!r}, backend={self.backend!r})"
+
+    # -- a call: prepared once, before any I/O, then run by the subclass's pump -------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json: Any = _UNSET,
+        form: Params | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        path_params: Mapping[str, object] | None = None,
+        idempotency_key: str | None = None,
+        deadline: float | None = None,
+        pipeline: Pipeline | None = None,
+        operation: str | None = None,
+        expect: Collection[int] | None = None,
+    ) -> R:
+        """Send ``method path`` through the pipeline: the 2xx :class:`Response` (awaited, for
+        :class:`ApiClient`), or an error.
+
+        The call is prepared (and refused if unsafe, raising :class:`UnsafeRequestError`) when
+        this is called, before anything is awaited; then the pipeline runs the attempts.
+        """
+        return self._call(method, path, params, json, form, content, headers, path_params,
+                          idempotency_key, deadline, pipeline, operation, expect)
+
+    def _call(self, method: str, path: str, params: Params | None, json: Any,  # noqa: PLR0917
+              form: Params | None, content: bytes | None, headers: Mapping[str, str] | None,
+              path_params: Mapping[str, object] | None, idempotency_key: str | None,
+              deadline: float | None, pipeline: Pipeline | None, operation: str | None,
+              expect: Collection[int] | None) -> R:
+        # Positional, and a plain call (the usual GET) found in the core's cache without the
+        # keyword call of prepare(): this runs on every call.
+        if self._closed:
+            raise UnsafeRequestError(f"{type(self).__name__} is closed; make a new client")
+        core = self._core
+        call = core.prepared.get((method, path)) if (
+            params is None and json is _UNSET and form is None and content is None
+            and headers is None and path_params is None and idempotency_key is None
+            and operation is None and expect is None) else None
+        if call is None:
+            call = core.prepare(method, path, params=params, json=json, form=form,
+                                content=content, headers=headers, path_params=path_params,
+                                idempotency_key=idempotency_key, operation=operation,
+                                expect=expect)
+        if call.op is None:
+            call.op = functools.partial(self._attempt, call)
+        return self._run(pipeline or self._pipeline, call,
+                         self._deadline if deadline is None else deadline)
+
+    def _attempt(self, call: PreparedCall) -> Any:
+        raise NotImplementedError
+
+    def get(self, path: str, *, params: Params | None = None,
+            headers: Mapping[str, str] | None = None,
+            path_params: Mapping[str, object] | None = None, deadline: float | None = None,
+            pipeline: Pipeline | None = None, operation: str | None = None,
+            expect: Collection[int] | None = None) -> R:
+        return self._call("GET", path, params, _UNSET, None, None, headers, path_params, None,
+                          deadline, pipeline, operation, expect)
+
+    def delete(self, path: str, *, params: Params | None = None,
+               headers: Mapping[str, str] | None = None,
+               path_params: Mapping[str, object] | None = None,
+               idempotency_key: str | None = None, deadline: float | None = None,
+               pipeline: Pipeline | None = None, operation: str | None = None,
+               expect: Collection[int] | None = None) -> R:
+        return self._call("DELETE", path, params, _UNSET, None, None, headers, path_params,
+                          idempotency_key, deadline, pipeline, operation, expect)
+
+    def post(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
+             form: Params | None = None, content: bytes | None = None,
+             headers: Mapping[str, str] | None = None,
+             path_params: Mapping[str, object] | None = None,
+             idempotency_key: str | None = None, deadline: float | None = None,
+             pipeline: Pipeline | None = None, operation: str | None = None,
+             expect: Collection[int] | None = None) -> R:
+        return self._call("POST", path, params, json, form, content, headers, path_params,
+                          idempotency_key, deadline, pipeline, operation, expect)
+
+    def put(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
+            form: Params | None = None, content: bytes | None = None,
+            headers: Mapping[str, str] | None = None,
+            path_params: Mapping[str, object] | None = None,
+            idempotency_key: str | None = None, deadline: float | None = None,
+            pipeline: Pipeline | None = None, operation: str | None = None,
+            expect: Collection[int] | None = None) -> R:
+        return self._call("PUT", path, params, json, form, content, headers, path_params,
+                          idempotency_key, deadline, pipeline, operation, expect)
+
+    def patch(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
+              form: Params | None = None, content: bytes | None = None,
+              headers: Mapping[str, str] | None = None,
+              path_params: Mapping[str, object] | None = None,
+              idempotency_key: str | None = None, deadline: float | None = None,
+              pipeline: Pipeline | None = None, operation: str | None = None,
+              expect: Collection[int] | None = None) -> R:
+        return self._call("PATCH", path, params, json, form, content, headers, path_params,
+                          idempotency_key, deadline, pipeline, operation, expect)
+
+    # -- what both pumps share ---------------------------------------------------------------
+
+    def _token_request(self, url: str, headers: dict[str, str], body: bytes) -> WireRequest:
+        for name, value in headers.items():
+            check_header(name, value)
+        return WireRequest("POST", url, headers, body, self._core.limits(current_context()))
+
+    def _note_refresh(self, stale: str | None) -> None:
+        ctx = current_context()
+        if ctx is not None and stale is not None:
+            ctx.sink.emit(TokenRefreshed(operation=ctx.operation, at=ctx.clock.now(),
+                                         after_401=True))
+
+
+class ApiClient(_ClientBase[Awaitable[Response]]):
+    """An async client for one upstream API. Use ``async with`` (or call :meth:`aclose`).
+
+    See ``docs/http-client.md`` for every setting and its default. Each call returns a
+    :class:`Response` for a 2xx answer and raises otherwise (after the pipeline's retries):
+    :class:`~egress.errors.StatusError`, :class:`~egress.errors.TransportError` (``.sent``),
+    :class:`~egress.errors.AttemptTimeoutError`, :class:`~egress.errors.DeadlineExceededError`,
+    :class:`~egress.errors.ResponseError`, or :class:`~egress.errors.UnsafeRequestError` (before
+    any I/O), or a policy's rejection (circuit open, bulkhead full, rate limited).
+    """
+
+    default_backend = DEFAULT_ASYNC_BACKEND
+
+    def _open(self, backend: str) -> None:
         self._wire = _async_wire(backend, self._core)
 
     async def __aenter__(self) -> ApiClient:
@@ -195,52 +298,21 @@ class ApiClient(_ClientBase):
         self._closed = True
         await self._wire.aclose()
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params | None = None,
-        json: Any = _UNSET,
-        form: Params | None = None,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        path_params: Mapping[str, object] | None = None,
-        idempotency_key: str | None = None,
-        deadline: float | None = None,
-        pipeline: Pipeline | None = None,
-        operation: str | None = None,
-        expect: Collection[int] | None = None,
-    ) -> Awaitable[Response]:
-        """Send ``method path`` through the pipeline: await it for the 2xx :class:`Response`.
-
-        The call is prepared (and refused if unsafe, raising :class:`UnsafeRequestError`) when
-        this is called, before anything is awaited; the returned coroutine does the I/O.
-        """
-        if self._closed:
-            raise UnsafeRequestError(f"{type(self).__name__} is closed; make a new client")
-        call = self._core.prepare(method, path, params=params, json=json, form=form,
-                                  content=content, headers=headers, path_params=path_params,
-                                  idempotency_key=idempotency_key, operation=operation,
-                                  expect=expect)
-        op = call.op
-        if op is None:
-            op = call.op = functools.partial(self._attempt, call)
-        return (pipeline or self._pipeline).execute(
-            call.operation, op, deadline=self._deadline if deadline is None else deadline,
-            target=(call.method, self._core.base.host))
+    def _run(self, pipeline: Pipeline, call: PreparedCall,
+             deadline: float | None) -> Awaitable[Response]:
+        return pipeline.execute(call.operation, call.op, deadline=deadline, target=call.target)
 
     async def _attempt(self, call: PreparedCall) -> Response:
         core = self._core
         ctx = current_context()
-        limits = core.limits(ctx)
         if ctx is not None and ctx.observed is not None:  # a trace sink's traceparent
             call = core.traced(call, ctx.observed)
+        first = core.first_request(call, ctx)
+        limits = first.limits
         wire = self._wire
         value: Any = None
         try:
-            first = core.first_request(call, limits)
-            if first is not None:  # the common case: one request, a 2xx, no generator
+            if core.direct:  # the common case: one request, a 2xx, no generator
                 value = await wire.send(first)
                 response = core.success(call.method, call.plain_url, value)
                 if response is not None:
@@ -252,10 +324,7 @@ class ApiClient(_ClientBase):
                 if type(action) is WireRequest:
                     value = await wire.send(action)
                 else:
-                    assert isinstance(action, NeedAuth) and core.auth is not None
-                    self._note_refresh(action.stale)
-                    value = await core.auth.headers_async(self._fetch_token, core.clock,
-                                                          action.stale)
+                    value = await self._auth_headers(action)
         except StopIteration as stop:
             done: Response = stop.value
             return done
@@ -265,108 +334,27 @@ class ApiClient(_ClientBase):
                 raise
             raise error from exc
 
+    async def _auth_headers(self, need: WireRequest | NeedAuth) -> Any:
+        auth = self._core.auth
+        assert isinstance(need, NeedAuth) and auth is not None
+        self._note_refresh(need.stale)
+        return await auth.headers_async(self._fetch_token, self._core.clock, need.stale)
+
     async def _fetch_token(self, url: str, headers: dict[str, str],
                            body: bytes) -> tuple[int, bytes]:
         answer = await self._wire.send(self._token_request(url, headers, body))
         return answer.status, answer.content
 
-    def get(self, path: str, *, params: Params | None = None,
-                  headers: Mapping[str, str] | None = None,
-                  path_params: Mapping[str, object] | None = None,
-                  deadline: float | None = None, pipeline: Pipeline | None = None,
-                  operation: str | None = None,
-                  expect: Collection[int] | None = None) -> Awaitable[Response]:
-        return self.request("GET", path, params=params, headers=headers,
-                                  path_params=path_params, deadline=deadline, pipeline=pipeline,
-                                  operation=operation, expect=expect)
 
-    def delete(self, path: str, *, params: Params | None = None,
-                     headers: Mapping[str, str] | None = None,
-                     path_params: Mapping[str, object] | None = None,
-                     idempotency_key: str | None = None, deadline: float | None = None,
-                     pipeline: Pipeline | None = None,
-                     operation: str | None = None,
-                  expect: Collection[int] | None = None) -> Awaitable[Response]:
-        return self.request("DELETE", path, params=params, headers=headers,
-                                  path_params=path_params, idempotency_key=idempotency_key,
-                                  deadline=deadline, pipeline=pipeline, operation=operation,
-                                  expect=expect)
-
-    def post(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
-                   form: Params | None = None, content: bytes | None = None,
-                   headers: Mapping[str, str] | None = None,
-                   path_params: Mapping[str, object] | None = None,
-                   idempotency_key: str | None = None, deadline: float | None = None,
-                   pipeline: Pipeline | None = None,
-                   operation: str | None = None,
-                  expect: Collection[int] | None = None) -> Awaitable[Response]:
-        return self.request("POST", path, params=params, json=json, form=form,
-                                  content=content, headers=headers, path_params=path_params,
-                                  idempotency_key=idempotency_key, deadline=deadline,
-                                  pipeline=pipeline, operation=operation, expect=expect)
-
-    def put(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
-                  form: Params | None = None, content: bytes | None = None,
-                  headers: Mapping[str, str] | None = None,
-                  path_params: Mapping[str, object] | None = None,
-                  idempotency_key: str | None = None, deadline: float | None = None,
-                  pipeline: Pipeline | None = None,
-                  operation: str | None = None,
-                  expect: Collection[int] | None = None) -> Awaitable[Response]:
-        return self.request("PUT", path, params=params, json=json, form=form,
-                                  content=content, headers=headers, path_params=path_params,
-                                  idempotency_key=idempotency_key, deadline=deadline,
-                                  pipeline=pipeline, operation=operation, expect=expect)
-
-    def patch(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
-                    form: Params | None = None, content: bytes | None = None,
-                    headers: Mapping[str, str] | None = None,
-                    path_params: Mapping[str, object] | None = None,
-                    idempotency_key: str | None = None, deadline: float | None = None,
-                    pipeline: Pipeline | None = None,
-                    operation: str | None = None,
-                  expect: Collection[int] | None = None) -> Awaitable[Response]:
-        return self.request("PATCH", path, params=params, json=json, form=form,
-                                  content=content, headers=headers, path_params=path_params,
-                                  idempotency_key=idempotency_key, deadline=deadline,
-                                  pipeline=pipeline, operation=operation, expect=expect)
-
-
-class SyncApiClient(_ClientBase):
+class SyncApiClient(_ClientBase[Response]):
     """The sync twin of :class:`ApiClient`: same settings, same decisions, thread-safe.
 
     Backends: ``"stdlib"`` (default; ``http.client`` with egress's own pool) or ``"httpx"``.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        auth: Auth | None = None,
-        headers: Mapping[str, str] | None = None,
-        pipeline: Pipeline | None = None,
-        retry_hook: RetryHook | None = None,
-        rate_limiter: Any = None,
-        backend: str = DEFAULT_SYNC_BACKEND,
-        timeouts: Timeouts = DEFAULT_TIMEOUTS,
-        deadline: float | None = DEFAULT_DEADLINE,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        follow_redirects: bool = False,
-        max_redirects: int = DEFAULT_MAX_REDIRECTS,
-        verify: bool | str | ssl.SSLContext = True,
-        allow_insecure: bool = False,
-        trust_env: bool = False,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
-        auto_idempotency_key: bool | Iterable[str] = False,
-        idempotency_header: str = DEFAULT_IDEMPOTENCY_HEADER,
-        request_id_headers: tuple[str, ...] = REQUEST_ID_HEADERS,
-        user_agent: str | None = USER_AGENT,
-        expect: Collection[int] = (),
-        clock: Clock = SYSTEM_CLOCK,
-        sink: EventSink = NULL_SINK,
-    ) -> None:
-        self._setup(base_url, _settings(locals()), pipeline, backend)
+    default_backend = DEFAULT_SYNC_BACKEND
+
+    def _open(self, backend: str) -> None:
         self._wire = _sync_wire(backend, self._core)
 
     def __enter__(self) -> SyncApiClient:
@@ -381,49 +369,22 @@ class SyncApiClient(_ClientBase):
         self._closed = True
         self._wire.close()
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params | None = None,
-        json: Any = _UNSET,
-        form: Params | None = None,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        path_params: Mapping[str, object] | None = None,
-        idempotency_key: str | None = None,
-        deadline: float | None = None,
-        pipeline: Pipeline | None = None,
-        operation: str | None = None,
-        expect: Collection[int] | None = None,
-    ) -> Response:
-        """Send ``method path`` through the pipeline; the 2xx :class:`Response` or an error."""
-        if self._closed:
-            raise UnsafeRequestError(f"{type(self).__name__} is closed; make a new client")
-        call = self._core.prepare(method, path, params=params, json=json, form=form,
-                                  content=content, headers=headers, path_params=path_params,
-                                  idempotency_key=idempotency_key, operation=operation,
-                                  expect=expect)
-        op = call.op
-        if op is None:
-            op = call.op = functools.partial(self._attempt, call)
-        response: Response = (pipeline or self._pipeline).execute_sync(
-            call.operation, op, deadline=self._deadline if deadline is None else deadline,
-            target=(call.method, self._core.base.host))
+    def _run(self, pipeline: Pipeline, call: PreparedCall, deadline: float | None) -> Response:
+        response: Response = pipeline.execute_sync(call.operation, call.op, deadline=deadline,
+                                                    target=call.target)
         return response
 
     def _attempt(self, call: PreparedCall) -> Response:
         core = self._core
         ctx = current_context()
-        limits = core.limits(ctx)
-        if ctx is not None and ctx.observed is not None:  # a trace sink's traceparent
+        if ctx is not None and ctx.observed is not None:
             call = core.traced(call, ctx.observed)
+        first = core.first_request(call, ctx)
+        limits = first.limits
         wire = self._wire
         value: Any = None
         try:
-            first = core.first_request(call, limits)
-            if first is not None:  # the common case: one request, a 2xx, no generator
+            if core.direct:
                 value = wire.send(first)
                 response = core.success(call.method, call.plain_url, value)
                 if response is not None:
@@ -435,9 +396,7 @@ class SyncApiClient(_ClientBase):
                 if type(action) is WireRequest:
                     value = wire.send(action)
                 else:
-                    assert isinstance(action, NeedAuth) and core.auth is not None
-                    self._note_refresh(action.stale)
-                    value = core.auth.headers_sync(self._fetch_token, core.clock, action.stale)
+                    value = self._auth_headers(action)
         except StopIteration as stop:
             done: Response = stop.value
             return done
@@ -447,62 +406,12 @@ class SyncApiClient(_ClientBase):
                 raise
             raise error from exc
 
+    def _auth_headers(self, need: WireRequest | NeedAuth) -> Any:
+        auth = self._core.auth
+        assert isinstance(need, NeedAuth) and auth is not None
+        self._note_refresh(need.stale)
+        return auth.headers_sync(self._fetch_token, self._core.clock, need.stale)
+
     def _fetch_token(self, url: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
         answer = self._wire.send(self._token_request(url, headers, body))
         return answer.status, answer.content
-
-    def get(self, path: str, *, params: Params | None = None,
-            headers: Mapping[str, str] | None = None,
-            path_params: Mapping[str, object] | None = None, deadline: float | None = None,
-            pipeline: Pipeline | None = None, operation: str | None = None,
-            expect: Collection[int] | None = None) -> Response:
-        return self.request("GET", path, params=params, headers=headers,
-                            path_params=path_params, deadline=deadline, pipeline=pipeline,
-                            operation=operation, expect=expect)
-
-    def delete(self, path: str, *, params: Params | None = None,
-               headers: Mapping[str, str] | None = None,
-               path_params: Mapping[str, object] | None = None,
-               idempotency_key: str | None = None, deadline: float | None = None,
-               pipeline: Pipeline | None = None, operation: str | None = None,
-            expect: Collection[int] | None = None) -> Response:
-        return self.request("DELETE", path, params=params, headers=headers,
-                            path_params=path_params, idempotency_key=idempotency_key,
-                            deadline=deadline, pipeline=pipeline, operation=operation,
-                            expect=expect)
-
-    def post(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
-             form: Params | None = None, content: bytes | None = None,
-             headers: Mapping[str, str] | None = None,
-             path_params: Mapping[str, object] | None = None,
-             idempotency_key: str | None = None, deadline: float | None = None,
-             pipeline: Pipeline | None = None, operation: str | None = None,
-            expect: Collection[int] | None = None) -> Response:
-        return self.request("POST", path, params=params, json=json, form=form, content=content,
-                            headers=headers, path_params=path_params,
-                            idempotency_key=idempotency_key, deadline=deadline,
-                            pipeline=pipeline, operation=operation, expect=expect)
-
-    def put(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
-            form: Params | None = None, content: bytes | None = None,
-            headers: Mapping[str, str] | None = None,
-            path_params: Mapping[str, object] | None = None,
-            idempotency_key: str | None = None, deadline: float | None = None,
-            pipeline: Pipeline | None = None, operation: str | None = None,
-            expect: Collection[int] | None = None) -> Response:
-        return self.request("PUT", path, params=params, json=json, form=form, content=content,
-                            headers=headers, path_params=path_params,
-                            idempotency_key=idempotency_key, deadline=deadline,
-                            pipeline=pipeline, operation=operation, expect=expect)
-
-    def patch(self, path: str, *, params: Params | None = None, json: Any = _UNSET,
-              form: Params | None = None, content: bytes | None = None,
-              headers: Mapping[str, str] | None = None,
-              path_params: Mapping[str, object] | None = None,
-              idempotency_key: str | None = None, deadline: float | None = None,
-              pipeline: Pipeline | None = None, operation: str | None = None,
-            expect: Collection[int] | None = None) -> Response:
-        return self.request("PATCH", path, params=params, json=json, form=form, content=content,
-                            headers=headers, path_params=path_params,
-                            idempotency_key=idempotency_key, deadline=deadline,
-                            pipeline=pipeline, operation=operation, expect=expect)

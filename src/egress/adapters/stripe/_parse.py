@@ -35,19 +35,21 @@ def _no_constants(name: str) -> Any:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError("duplicate key in JSON object")
-        result[key] = value
+    # The dict is built in C; fewer keys than pairs means one came twice.
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate key in JSON object")
     return result
 
 
+# Built once: json.loads with hooks builds a decoder on every call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constants)
+
+
 def parse_json(content: bytes) -> dict[str, Any]:
-    """Parse a Stripe response body: a JSON object, strictly."""
+    """Parse a Stripe response body: a JSON object in UTF-8 (RFC 8259), strictly."""
     try:
-        doc = json.loads(content, object_pairs_hook=_unique_keys,
-                         parse_constant=_no_constants)
+        doc = _DECODER.decode(content.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"response is not JSON ({type(exc).__name__})") from None
     except RecursionError:
@@ -95,9 +97,11 @@ def _metadata(obj: Mapping[str, Any]) -> dict[str, str]:
     metadata = obj.get("metadata")
     if metadata is None:
         return {}
-    if not isinstance(metadata, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+    if not isinstance(metadata, Mapping):
         raise ValueError("field 'metadata' is not a map of strings")
+    for key, value in metadata.items():
+        if type(key) is not str or type(value) is not str:  # JSON gives exact types
+            raise ValueError("field 'metadata' is not a map of strings")
     return dict(metadata)
 
 
@@ -106,28 +110,37 @@ def _object(obj: Mapping[str, Any], expected: str) -> None:
         raise ValueError(f"expected a {expected} object")
 
 
+# A dict lookup instead of calling the Enum (which raises and catches for an unknown value).
+_PAYMENT_STATUSES: dict[str, PaymentStatus] = {s.value: s for s in PaymentStatus}
+
+
 def parse_payment_intent(obj: Mapping[str, Any], *, reference_key: str) -> Payment:
     """A ``payment_intent`` object as a :class:`Payment`."""
     _object(obj, "payment_intent")
     currency = obj.get("currency")
-    try:
-        status = PaymentStatus(obj.get("status"))
-    except ValueError:
-        raise ValueError("field 'status' holds an unknown payment status") from None
+    raw_status = obj.get("status")
+    status = _PAYMENT_STATUSES.get(raw_status) if type(raw_status) is str else None
+    if status is None:
+        raise ValueError("field 'status' holds an unknown payment status")
     metadata = _metadata(obj)
     error = obj.get("last_payment_error")
     decline_code = None
     if isinstance(error, Mapping):
         code = error.get("decline_code") or error.get("code")
         decline_code = code if isinstance(code, str) else None
+    amount = _int(obj, "amount")
+    money = from_stripe_amount(amount, currency)
     optional_amounts = {}
     for name in ("amount_received", "amount_capturable"):
         if obj.get(name) is not None:
-            optional_amounts[name] = from_stripe_amount(_int(obj, name), currency)
+            value = _int(obj, name)
+            # Usually the amount itself (received in full) or zero: Money is immutable, reuse it.
+            optional_amounts[name] = (money if value == amount
+                                      else from_stripe_amount(value, currency))
     return Payment(
         id=_str(obj, "id"),
         status=status,
-        amount=from_stripe_amount(_int(obj, "amount"), currency),
+        amount=money,
         created=unix_to_datetime(_int(obj, "created")),
         reference=metadata.get(reference_key),
         customer=_opt_str(obj, "customer"),

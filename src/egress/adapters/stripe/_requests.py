@@ -1,9 +1,10 @@
 """The requests StripePayments sends, built by pure functions from domain values.
 
 Each builder returns a :class:`WireRequest`: the OpenAPI ``operationId`` it implements, the
-method and path, and the parameters as ordered ``(name, value)`` pairs. The same domain values
-always give the same pairs (and so the same body bytes), which the idempotency layer needs; the
-unit tests check every builder's output against Stripe's OpenAPI description of the operation.
+method and path, and the parameters: a POST's as its form body, encoded once here (the HTTP client
+sends the bytes as they are), a GET's as ordered ``(name, value)`` query fields. The same domain
+values always give the same bytes, which the idempotency layer needs; the unit tests check every
+builder's output against Stripe's OpenAPI description of the operation.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import parse_qsl
 
 from egress.adapters.stripe._amounts import to_stripe_amount, to_stripe_currency
-from egress.adapters.stripe._form import FormValue, encode_form
+from egress.adapters.stripe.form import FormValue, encode_form, form_fields
 from egress.errors import InvalidPaymentRequest
 from egress.payments.models import CancellationReason, PaymentRequest, RefundReason
 from egress.payments.money import Money
@@ -21,6 +23,7 @@ from egress.payments.money import Money
 __all__ = [
     "DEFAULT_PAYMENT_METHOD_TYPES",
     "DEFAULT_REFERENCE_KEY",
+    "FORM_HEADERS",
     "GENERATION_KEY",
     "LIST_PAGE_SIZE",
     "WireRequest",
@@ -48,17 +51,28 @@ LIST_PAGE_SIZE: Final = 100
 GENERATION_KEY: Final = "egress_key_generation"
 #: The payment method types a PaymentIntent accepts unless configured otherwise.
 DEFAULT_PAYMENT_METHOD_TYPES: Final = ("card",)
+#: The headers that go with a POST's ``body``.
+FORM_HEADERS: Final = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @dataclass(frozen=True, slots=True)
 class WireRequest:
-    """One Stripe API request, before any I/O. ``params`` are the body (POST) or query (GET)."""
+    """One Stripe API request, before any I/O: a GET's ``query`` fields, or a POST's ``body``
+    (form-encoded, sent with :data:`FORM_HEADERS`)."""
 
     operation_id: str
     method: str
     path: str
     path_params: Mapping[str, str]
-    params: tuple[tuple[str, str], ...]
+    query: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+
+    @property
+    def params(self) -> tuple[tuple[str, str], ...]:
+        """The parameters as ``(name, value)`` fields: the query, or the body decoded."""
+        if self.body is None:
+            return self.query
+        return tuple(parse_qsl(self.body.decode("ascii"), keep_blank_values=True))
 
     @property
     def url_path(self) -> str:
@@ -68,12 +82,12 @@ class WireRequest:
 
 def _post(operation_id: str, path: str, params: Mapping[str, FormValue],
           **path_params: str) -> WireRequest:
-    return WireRequest(operation_id, "POST", path, path_params, tuple(encode_form(params)))
+    return WireRequest(operation_id, "POST", path, path_params, body=encode_form(params))
 
 
 def _get(operation_id: str, path: str, params: Mapping[str, FormValue],
          **path_params: str) -> WireRequest:
-    return WireRequest(operation_id, "GET", path, path_params, tuple(encode_form(params)))
+    return WireRequest(operation_id, "GET", path, path_params, query=tuple(form_fields(params)))
 
 
 def _metadata(metadata: Mapping[str, str], reference_key: str,

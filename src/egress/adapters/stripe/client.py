@@ -264,7 +264,7 @@ class StripePayments:
                                       payment_method_types=self.payment_method_types,
                                       generation=generation)
 
-        build(0)  # refuse a bad request before anything is stored or sent
+        first = build(0)  # refuse a bad request before anything is stored or sent
 
         async def lookup() -> Payment | None:
             return await self._lookup_reference(request)
@@ -272,8 +272,9 @@ class StripePayments:
         call: KeyedCall[Payment] = KeyedCall(
             operation="create", reference=request.reference,
             fingerprint=request_fingerprint("create", request.canonical()),
-            send=lambda key, resumed: self._post_intent(build(key_generation(key)), key,
-                                                        resumed, "create", request.reference),
+            send=lambda key, resumed: self._post_intent(
+                first if key_generation(key) == 0 else build(key_generation(key)), key,
+                resumed, "create", request.reference),
             fetch=self.get, settle=self._settle_create, result_id=_payment_id,
             lookup=lookup if self.check_new_references else None)
         return await self._keeper.run(call)
@@ -398,7 +399,8 @@ class StripePayments:
             while True:
                 try:
                     response = await self._client.post(
-                        built.path, form=list(built.params), path_params=built.path_params,
+                        built.path, content=built.body, headers=wire.FORM_HEADERS,
+                        path_params=built.path_params,
                         idempotency_key=key, deadline=max(deadline_at - self.clock.now(), 0.001))
                     break
                 except EgressError as exc:
@@ -422,7 +424,7 @@ class StripePayments:
 
     async def _get(self, built: WireRequest, operation: str) -> dict[str, Any]:
         try:
-            response = await self._client.get(built.path, params=list(built.params),
+            response = await self._client.get(built.path, params=built.query,
                                               path_params=built.path_params)
         except EgressError as exc:
             raise to_domain_error(exc, operation=operation, changes_state=False) from exc
@@ -469,7 +471,7 @@ class StripePayments:
             self._search_retry_at = None
         built = wire.search_intents(reference, reference_key=self.reference_key)
         try:
-            response = await self._client.get(built.path, params=list(built.params),
+            response = await self._client.get(built.path, params=built.query,
                                               path_params=built.path_params)
         except StatusError as exc:
             if exc.status_code not in _SEARCH_UNAVAILABLE:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from egress.testing.fake_stripe._errors import StripeApiError, invalid, missing_param
-from egress.testing.fake_stripe._forms import FormValue, Params
+from egress.testing.fake_stripe._forms import FormTree, Params
 
 __all__ = [
     "CANCEL_PARAMS",
@@ -138,7 +138,7 @@ def get_str_list(params: Params, name: str) -> list[str] | None:
 
 def get_metadata(params: Params) -> dict[str, str] | None:
     """``metadata[k]=v`` as a dict; an empty ``v`` means "unset k" (callers merge)."""
-    value: FormValue | None = params.get("metadata")
+    value: FormTree | None = params.get("metadata")
     if value is None:
         return None
     if value == "":
