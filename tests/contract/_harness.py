@@ -8,6 +8,10 @@ the provider, move the wall clock, and restart the client (same durable store, s
 * ``stripe``: :class:`egress.adapters.stripe.StripePayments` over HTTP to
   :class:`egress.testing.FakeStripe` on 127.0.0.1 (the fake provider with Stripe's idempotency
   layer and fault injection).
+* ``memory-sync``, ``stripe-sync``: the sync faces (:class:`egress.testing.SyncInMemoryPayments`,
+  :class:`egress.adapters.stripe.SyncStripePayments`), seen by the suite through
+  ``_sync_faces.ThreadedView``: each call runs on a worker thread, as in a WSGI server, while
+  FakeStripe keeps serving on the test's event loop.
 
 Both use a SQLite idempotency store in a temporary directory, and a clock whose wall time can be
 moved forward (shared with the fake provider, so ``created`` timestamps agree).
@@ -19,11 +23,12 @@ import time
 from pathlib import Path
 from typing import Protocol
 
+from _sync_faces import async_port, close
 from egress._clock import SystemClock
-from egress.adapters.stripe import StripePayments
-from egress.payments import PaymentService
+from egress.adapters.stripe import StripePayments, SyncStripePayments
+from egress.payments import PaymentService, SyncPaymentService
 from egress.stores.idempotency_sqlite import SqliteIdempotencyStore
-from egress.testing import InMemoryPayments, PaymentFault
+from egress.testing import InMemoryPayments, PaymentFault, SyncInMemoryPayments
 from egress.testing.fake_stripe import FakeStripe
 
 #: Attempts the default HTTP pipeline makes; a fault must hit every one to be "every attempt".
@@ -47,6 +52,9 @@ class ShiftedClock(SystemClock):
 
 class Harness(Protocol):
     name: str
+    #: The implementation under test (async or sync face).
+    face: PaymentService | SyncPaymentService
+    #: The face as the suite awaits it (see async_port).
     service: PaymentService
     clock: ShiftedClock
 
@@ -74,13 +82,15 @@ class Harness(Protocol):
 
 
 class MemoryHarness:
-    name = "memory"
-
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, sync: bool = False) -> None:
+        self.name = "memory-sync" if sync else "memory"
         self.clock = ShiftedClock()
         self.path = path
-        self.fake = InMemoryPayments(store=SqliteIdempotencyStore(path), clock=self.clock)
-        self.service: PaymentService = self.fake
+        kind = SyncInMemoryPayments if sync else InMemoryPayments
+        self.fake: InMemoryPayments | SyncInMemoryPayments = kind(
+            store=SqliteIdempotencyStore(path), clock=self.clock)
+        self.face: PaymentService | SyncPaymentService = self.fake
+        self.service: PaymentService = async_port(self.fake)
 
     def charges(self, reference: str) -> int:
         return len(self.fake.charges(reference))
@@ -96,7 +106,8 @@ class MemoryHarness:
 
     def restart(self) -> PaymentService:
         self.fake = self.fake.restarted(store=SqliteIdempotencyStore(self.path))
-        self.service = self.fake
+        self.face = self.fake
+        self.service = async_port(self.fake)
         return self.service
 
     def complete_action(self, payment_id: str) -> None:
@@ -112,19 +123,21 @@ _ROUTES = {"create": "payment_intents.create", "confirm": "payment_intents.confi
 
 
 class StripeHarness:
-    name = "stripe"
-
-    def __init__(self, fake: FakeStripe, path: Path, clock: ShiftedClock) -> None:
+    def __init__(self, fake: FakeStripe, path: Path, clock: ShiftedClock, *,
+                 sync: bool = False) -> None:
+        self.name = "stripe-sync" if sync else "stripe"
         self.fake = fake
         self.path = path
         self.clock = clock
-        self.clients: list[StripePayments] = []
-        self.service: PaymentService = self._client()
+        self.kind = SyncStripePayments if sync else StripePayments
+        self.clients: list[StripePayments | SyncStripePayments] = []
+        self.face: PaymentService | SyncPaymentService = self._client()
+        self.service: PaymentService = async_port(self.face)
 
-    def _client(self) -> StripePayments:
-        client = StripePayments(self.fake.api_key, base_url=self.fake.url,
-                                store=SqliteIdempotencyStore(self.path), clock=self.clock,
-                                deadline=20.0)
+    def _client(self) -> StripePayments | SyncStripePayments:
+        client = self.kind(self.fake.api_key, base_url=self.fake.url,
+                           store=SqliteIdempotencyStore(self.path), clock=self.clock,
+                           deadline=20.0)
         self.clients.append(client)
         return client
 
@@ -144,7 +157,8 @@ class StripeHarness:
         self._script(operation, "429")
 
     def restart(self) -> PaymentService:
-        self.service = self._client()
+        self.face = self._client()
+        self.service = async_port(self.face)
         return self.service
 
     def complete_action(self, payment_id: str) -> None:
@@ -152,4 +166,4 @@ class StripeHarness:
 
     async def aclose(self) -> None:
         for client in self.clients:
-            await client.aclose()
+            await close(client)

@@ -23,8 +23,9 @@ import pytest
 from _loopback import LoopbackServer, Recorded, Reply, Reset
 from rich.traceback import Traceback
 
+from _sync_faces import async_port, close, stripe
 from egress import Pipeline, Secret
-from egress.adapters.stripe import StripePayments, verify_webhook
+from egress.adapters.stripe import verify_webhook
 from egress.adapters.stripe.webhooks import sign_payload
 from egress.errors import EgressError
 from egress.http import (
@@ -246,29 +247,33 @@ def test_sync_clients_leak_nothing(server: LoopbackServer, evidence: Evidence,
     evidence.assert_clean()
 
 
-@pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
-async def test_stripe_and_webhooks_leak_nothing(evidence: Evidence, backend: str) -> None:
+@pytest.mark.parametrize(("face", "backend"), [("async", "aiohttp"), ("async", "httpx"),
+                                             ("sync", "stdlib")])
+async def test_stripe_and_webhooks_leak_nothing(evidence: Evidence, face: str,
+                                                backend: str) -> None:
     sink = RecordingSink()
     async with FakeStripe(seed=0, api_keys=[STRIPE_KEY]) as fake:
-        async with StripePayments(Secret(STRIPE_KEY), base_url=fake.url, sink=sink,
-                                  backend=backend, pipeline=Pipeline()) as payments:
-            evidence.add("payments repr", repr(payments))
-            for reference, method in (("ok", "pm_card_visa"),
-                                      ("declined", "pm_card_chargeDeclined"),
-                                      ("bad", "pm_does_not_exist")):
-                request = PaymentRequest(amount=Money("10.00", "USD"), reference=reference,
-                                         payment_method=method)
-                evidence.add("request repr", repr(request))
-                try:
-                    evidence.add("payment repr", repr(await payments.create(request)))
-                except EgressError as exc:
-                    evidence.exception(f"stripe {reference}", exc)
-        async with StripePayments(Secret(STRIPE_KEY), base_url="http://127.0.0.1:9",
-                                  backend=backend, pipeline=Pipeline()) as unreachable:
+        payments = stripe(face, Secret(STRIPE_KEY), base_url=fake.url, sink=sink,
+                          backend=backend, pipeline=Pipeline())
+        evidence.add("payments repr", repr(payments))
+        for reference, method in (("ok", "pm_card_visa"),
+                                  ("declined", "pm_card_chargeDeclined"),
+                                  ("bad", "pm_does_not_exist")):
+            request = PaymentRequest(amount=Money("10.00", "USD"), reference=reference,
+                                     payment_method=method)
+            evidence.add("request repr", repr(request))
             try:
-                await unreachable.get("pi_1")
+                evidence.add("payment repr", repr(await async_port(payments).create(request)))
             except EgressError as exc:
-                evidence.exception("stripe unreachable", exc)
+                evidence.exception(f"stripe {reference}", exc)
+        await close(payments)
+        unreachable = stripe(face, Secret(STRIPE_KEY), base_url="http://127.0.0.1:9",
+                             backend=backend, pipeline=Pipeline())
+        try:
+            await async_port(unreachable).get("pi_1")
+        except EgressError as exc:
+            evidence.exception("stripe unreachable", exc)
+        await close(unreachable)
     payload = json.dumps({"id": "evt_1", "object": "event", "type": "x", "created": 10**20,
                           "data": {"object": {}}}).encode()
     for header in (sign_payload(payload, WEBHOOK_SECRET, 1700000000), "t=1700000000,v1=00",

@@ -1,4 +1,4 @@
-"""A recording wrapper around a StripePayments client's wire backend (the Stripe unit tests).
+"""A recording wrapper around a Stripe client's wire backend, either face (the unit tests).
 
     wire = record(payments)        # every request from now on is kept in wire.sent
     (post,) = wire.posts()
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from egress.adapters.stripe import StripePayments
+from egress.adapters.stripe import StripePayments, SyncStripePayments
 from egress.http._wire import WireRequest, WireResponse
 
 
@@ -34,9 +34,22 @@ class RecordingWire:
                 if r.method == "POST" and r.url.split("?")[0].endswith(path)]
 
 
-def record(payments: StripePayments) -> RecordingWire:
-    """Install a :class:`RecordingWire` in ``payments`` and return it."""
-    wire = RecordingWire(payments.client._wire)
+class SyncRecordingWire(RecordingWire):
+    """The same, around a SyncApiClient's (blocking) wire backend."""
+
+    def send(self, request: WireRequest) -> WireResponse:  # type: ignore[override]
+        self.sent.append(request)
+        response: WireResponse = self.inner.send(request)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def record(payments: StripePayments | SyncStripePayments) -> RecordingWire:
+    """Install a :class:`RecordingWire` in ``payments`` (either face) and return it."""
+    kind = SyncRecordingWire if isinstance(payments, SyncStripePayments) else RecordingWire
+    wire = kind(payments.client._wire)
     payments.client._wire = wire  # type: ignore[assignment]
     return wire
 

@@ -40,7 +40,7 @@ PUBLIC = {
         "PaymentDeclined", "PaymentError", "PaymentEvent", "PaymentFailed", "PaymentProcessing",
         "PaymentRequest", "PaymentRequiresAction", "PaymentService", "PaymentStatus",
         "PaymentSucceeded", "ProviderUnavailable", "Refund", "RefundReason", "RefundStatus",
-        "RefundUpdated", "UnhandledEvent", "currency_exponent",
+        "RefundUpdated", "SyncPaymentService", "UnhandledEvent", "currency_exponent",
     },
     "egress.http": {
         "ASYNC_BACKENDS", "ApiClient", "ApiKeyAuth", "Auth", "BasicAuth", "BearerAuth",
@@ -52,11 +52,12 @@ PUBLIC = {
     },
     "egress.testing": {
         "FakeClock", "FakeStripe", "InMemoryPayments", "PaymentFault", "RecordingSink",
-        "fake_stripe_fixture", "isolated_state",
+        "SyncInMemoryPayments", "fake_stripe_fixture", "isolated_state",
     },
     "egress.adapters.stripe": {
         "DEFAULT_API_VERSION", "DEFAULT_BASE_URL", "DEFAULT_DEADLINE", "DEFAULT_TOLERANCE",
         "LIVE_RATE_LIMIT", "SIGNATURE_HEADER", "StripePayments", "StripeWebhooks",
+        "SyncStripePayments",
         "TEST_RATE_LIMIT", "parse_event", "sign_payload", "stripe_retry_hook",
         "verify_signature", "verify_webhook",
     },

@@ -30,7 +30,8 @@ def test_fixtures_come_from_the_entry_point_without_imports(pytester: pytest.Pyt
     pytester.makepyfile("""
         import urllib.request
 
-        def test_fixtures(fake_stripe, fake_clock, recording_sink, in_memory_payments):
+        def test_fixtures(fake_stripe, fake_clock, recording_sink, in_memory_payments,
+                          sync_in_memory_payments):
             assert fake_stripe.url.startswith("http://127.0.0.1:")
             with urllib.request.urlopen(fake_stripe.url + "/_fake/stats") as answer:
                 assert answer.status == 200
@@ -38,6 +39,7 @@ def test_fixtures_come_from_the_entry_point_without_imports(pytester: pytest.Pyt
             assert fake_clock.now() == 1005.0
             assert recording_sink.events == []
             assert in_memory_payments.payments() == []
+            assert sync_in_memory_payments.payments() == []
     """)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)

@@ -16,7 +16,7 @@ import pytest
 from _recording_wire import header, record
 
 from egress import Secret
-from egress.adapters.stripe import StripePayments
+from egress.adapters.stripe import StripePayments, SyncStripePayments
 from egress.errors import (
     AuthenticationFailed,
     ConfigurationError,
@@ -324,9 +324,10 @@ async def test_rate_limit_can_be_set_or_removed() -> None:
     ({"api_key": KEY, "max_key_age": 30 * 3600}, "max_age"),
     ({"api_key": KEY, "store": 42}, "store"),
 ])
-def test_configuration_errors(kwargs: dict[str, Any], match: str) -> None:
+@pytest.mark.parametrize("face", [StripePayments, SyncStripePayments])
+def test_configuration_errors(kwargs: dict[str, Any], match: str, face: type[Any]) -> None:
     with pytest.raises(ConfigurationError, match=match) as info:
-        StripePayments(**kwargs)
+        face(**kwargs)
     assert KEY not in str(info.value)
 
 

@@ -2,7 +2,8 @@
 answers (the charge ran or did not) and edge statuses never charges a reference twice, never
 reports "declined"/"invalid" while money moved, and always ends with the one payment.
 
-The calls run on 127.0.0.1 against one threaded FakeStripe, reset per example.
+The calls run on 127.0.0.1 against one threaded FakeStripe, reset per example, through either
+face of the adapter (StripePayments or SyncStripePayments, drawn per example).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from egress.adapters.stripe import StripePayments
+from _sync_faces import FACES, opened
 from egress.errors import (
     AuthenticationFailed,
     InvalidPaymentRequest,
@@ -60,11 +61,11 @@ def live(fake: FakeStripe) -> int:
     return sum(1 for c in fake.ledger.charges if c.live and c.reference == "ref")
 
 
-async def run(fake: FakeStripe, script: list[Call], card: str) -> None:
+async def run(fake: FakeStripe, script: list[Call], card: str, face: str) -> None:
     request = PaymentRequest(amount=Money("12.00", "USD"), reference="ref", payment_method=card)
     store = MemoryIdempotencyStore()
     paid: str | None = None
-    async with StripePayments(fake.api_key, base_url=fake.url, store=store) as payments:
+    async with opened(face, fake.api_key, base_url=fake.url, store=store) as payments:
         for call in script:
             fake.faults.clear()
             if call.create_faults:
@@ -89,8 +90,8 @@ async def run(fake: FakeStripe, script: list[Call], card: str) -> None:
                 assert live(fake) == 1
     fake.faults.clear()
     # The end: no more faults. Absence may be trusted at once now (nothing is in flight).
-    async with StripePayments(fake.api_key, base_url=fake.url, store=store,
-                              settle_after=0) as payments:
+    async with opened(face, fake.api_key, base_url=fake.url, store=store,
+                      settle_after=0) as payments:
         final = None
         for _ in range(3):
             try:
@@ -108,21 +109,22 @@ async def run(fake: FakeStripe, script: list[Call], card: str) -> None:
 
 @settings(max_examples=EXAMPLES)
 @given(script=st.lists(calls, min_size=1, max_size=4),
-       card=st.sampled_from(["pm_card_visa", "pm_card_visa", "pm_card_chargeDeclined"]))
+       card=st.sampled_from(["pm_card_visa", "pm_card_visa", "pm_card_chargeDeclined"]),
+       face=st.sampled_from(FACES))
 def test_no_sequence_of_lost_answers_and_edge_statuses_charges_twice(
-        server: FakeStripe, script: list[Call], card: str) -> None:
+        server: FakeStripe, script: list[Call], card: str, face: str) -> None:
     server.reset()
     MEMORY_STORE.clear()  # breakers and budgets are shared by name: none carries over
-    asyncio.run(run(server, script, card))
+    asyncio.run(run(server, script, card, face))
 
 
 def refunded(fake: FakeStripe, payment_id: str) -> int:
     return sum(1 for r in fake.ledger.refunds if r.payment_intent == payment_id)
 
 
-async def run_refunds(fake: FakeStripe, script: list[tuple[str, ...]]) -> None:
+async def run_refunds(fake: FakeStripe, script: list[tuple[str, ...]], face: str) -> None:
     store = MemoryIdempotencyStore()
-    async with StripePayments(fake.api_key, base_url=fake.url, store=store) as payments:
+    async with opened(face, fake.api_key, base_url=fake.url, store=store) as payments:
         paid = await payments.create(PaymentRequest(amount=Money("12.00", "USD"),
                                                     reference="ref",
                                                     payment_method="pm_card_visa"))
@@ -145,17 +147,18 @@ async def run_refunds(fake: FakeStripe, script: list[tuple[str, ...]]) -> None:
     fake.faults.clear()
     # The end: no faults, and every stored key counts as stale (the provider is asked first,
     # absence trusted at once: nothing is in flight), so even a saved 500 is settled.
-    async with StripePayments(fake.api_key, base_url=fake.url, store=store, settle_after=0,
-                              max_key_age=1e-6) as payments:
+    async with opened(face, fake.api_key, base_url=fake.url, store=store, settle_after=0,
+                      max_key_age=1e-6) as payments:
         final = await payments.refund(paid.id, reference="r")
     assert done in (None, final.id)
     assert refunded(fake, paid.id) == 1
 
 
 @settings(max_examples=EXAMPLES // 2)
-@given(script=st.lists(st.lists(faults, max_size=3).map(tuple), min_size=1, max_size=4))
+@given(script=st.lists(st.lists(faults, max_size=3).map(tuple), min_size=1, max_size=4),
+       face=st.sampled_from(FACES))
 def test_no_sequence_of_lost_answers_and_edge_statuses_refunds_twice(
-        server: FakeStripe, script: list[tuple[str, ...]]) -> None:
+        server: FakeStripe, script: list[tuple[str, ...]], face: str) -> None:
     server.reset()
     MEMORY_STORE.clear()
-    asyncio.run(run_refunds(server, script))
+    asyncio.run(run_refunds(server, script, face))

@@ -47,7 +47,7 @@ from egress.payments.models import (
     request_fingerprint,
 )
 from egress.payments.money import CURRENCY_EXPONENTS, Money, currency_exponent
-from egress.payments.service import PaymentService
+from egress.payments.service import PaymentService, SyncPaymentService
 
 # The port: what domain code and adapters' users need. The keeper machinery adapters are built
 # from (IdempotencyKeeper, KeyedOperation, derive_key, request_fingerprint, IdempotencyRecord,
@@ -82,6 +82,7 @@ __all__ = [
     "RefundReason",
     "RefundStatus",
     "RefundUpdated",
+    "SyncPaymentService",
     "UnhandledEvent",
     "currency_exponent",
 ]

@@ -2,7 +2,9 @@
 
 Implementations: :class:`egress.adapters.stripe.StripePayments` (the real provider) and
 :class:`egress.testing.InMemoryPayments` (a fake with scriptable outcomes). One contract test
-suite (``tests/contract/``) runs against both.
+suite (``tests/contract/``) runs against both, and against their sync faces
+(:class:`SyncPaymentService`: :class:`egress.adapters.stripe.SyncStripePayments` and
+:class:`egress.testing.SyncInMemoryPayments`), for Django, Flask, Celery and other sync code.
 
 Every method that changes something is idempotent by its ``reference``: calling it again with
 the same reference and the same parameters (after a timeout, in another process, after a crash)
@@ -34,7 +36,7 @@ from egress.payments.models import (
 )
 from egress.payments.money import Money
 
-__all__ = ["PaymentService"]
+__all__ = ["PaymentService", "SyncPaymentService"]
 
 
 @runtime_checkable
@@ -89,3 +91,30 @@ class PaymentService(Protocol):
         cannot be proven yet. Never creates anything.
         """
         ...
+
+
+@runtime_checkable
+class SyncPaymentService(Protocol):
+    """:class:`PaymentService` for sync code: the same methods, rules and errors, blocking.
+
+    Each method means exactly what its namesake in :class:`PaymentService` means (the
+    implementations run the same code for both faces).
+    """
+
+    def create(self, request: PaymentRequest) -> Payment: ...
+
+    def confirm(self, payment_id: str, *, payment_method: str | None = None) -> Payment: ...
+
+    def capture(self, payment_id: str, *, amount: Money | None = None) -> Payment: ...
+
+    def cancel(self, payment_id: str, *,
+               reason: CancellationReason | None = None) -> Payment: ...
+
+    def refund(self, payment_id: str, *, reference: str, amount: Money | None = None,
+               reason: RefundReason | None = None) -> Refund: ...
+
+    def get(self, payment_id: str) -> Payment: ...
+
+    def find_by_reference(self, reference: str) -> Payment | None: ...
+
+    def reconcile(self, reference: str) -> Payment | None: ...

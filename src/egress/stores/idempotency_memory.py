@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 
 from egress.errors import ConfigurationError, ProviderUnavailable
+from egress.payments._drive import drive
 from egress.payments.idempotency import PROVIDER_KEY_LIFETIME, IdempotencyRecord, RecordState
 
 __all__ = ["MemoryIdempotencyStore"]
@@ -144,3 +145,21 @@ class MemoryIdempotencyStore:
                 del self._records[ident]
                 self._doubt.discard(ident)
             return len(old)
+
+    # -- the sync face: the async methods above never suspend, so each runs to completion here
+
+    def reserve_sync(self, record: IdempotencyRecord) -> tuple[IdempotencyRecord, bool]:
+        return drive(self.reserve(record))
+
+    def get_sync(self, scope: str, operation: str, reference: str) -> IdempotencyRecord | None:
+        return drive(self.get(scope, operation, reference))
+
+    def replace_sync(self, record: IdempotencyRecord, *, expected_key: str) -> bool:
+        return drive(self.replace(record, expected_key=expected_key))
+
+    def delete_sync(self, scope: str, operation: str, reference: str, *,
+                    expected_key: str | None = None) -> bool:
+        return drive(self.delete(scope, operation, reference, expected_key=expected_key))
+
+    def purge_sync(self, older_than: float) -> int:
+        return drive(self.purge(older_than))

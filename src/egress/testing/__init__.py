@@ -13,11 +13,11 @@ if TYPE_CHECKING:
     from egress.testing._sink import RecordingSink
     from egress.testing._state import isolated_state
     from egress.testing.fake_stripe import FakeStripe
-    from egress.testing.payments import InMemoryPayments, PaymentFault
+    from egress.testing.payments import InMemoryPayments, PaymentFault, SyncInMemoryPayments
     from egress.testing.pytest_plugin import fake_stripe_fixture
 
 __all__ = ["FakeClock", "FakeStripe", "InMemoryPayments", "PaymentFault", "RecordingSink",
-           "fake_stripe_fixture", "isolated_state"]
+           "SyncInMemoryPayments", "fake_stripe_fixture", "isolated_state"]
 
 _LAZY = {
     "FakeClock": "egress.testing._clock",
@@ -25,6 +25,7 @@ _LAZY = {
     "InMemoryPayments": "egress.testing.payments",
     "PaymentFault": "egress.testing.payments",
     "RecordingSink": "egress.testing._sink",
+    "SyncInMemoryPayments": "egress.testing.payments",
     "fake_stripe_fixture": "egress.testing.pytest_plugin",
     "isolated_state": "egress.testing._state",
 }

@@ -1,4 +1,5 @@
-"""InMemoryPayments: a fake of the PaymentService port with scriptable outcomes.
+"""InMemoryPayments: a fake of the PaymentService port with scriptable outcomes (and
+SyncInMemoryPayments, the same fake for sync code).
 
 It behaves like a provider with an idempotency layer (it replays the first answer to a key, and
 refuses a key reused with other parameters) behind the same client-side
@@ -28,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import Enum
-from typing import TypeVar
+from typing import Self, TypeVar
 
 from egress._clock import SYSTEM_CLOCK, Clock
 from egress.errors import (
@@ -40,6 +41,7 @@ from egress.errors import (
     ProviderUnavailable,
 )
 from egress.events import NULL_SINK, EventSink
+from egress.payments._drive import AsyncFace, SyncFace, blocking_store
 from egress.payments.idempotency import (
     DEFAULT_MAX_KEY_AGE,
     DEFAULT_SETTLE_AFTER,
@@ -60,9 +62,10 @@ from egress.payments.models import (
     request_fingerprint,
 )
 from egress.payments.money import Money
+from egress.payments.service import PaymentService
 from egress.stores.idempotency_memory import MemoryIdempotencyStore
 
-__all__ = ["DECLINING_METHODS", "PaymentFault", "InMemoryPayments"]
+__all__ = ["DECLINING_METHODS", "InMemoryPayments", "PaymentFault", "SyncInMemoryPayments"]
 
 T = TypeVar("T")
 
@@ -107,8 +110,9 @@ class _Intent:
     refunds: list[str] = field(default_factory=list)
 
 
-class InMemoryPayments:
-    """A :class:`~egress.payments.PaymentService` that keeps everything in memory.
+class _InMemoryFace:
+    """What both faces of the in-memory fake share: settings, scripting and inspection. The
+    port's logic is :class:`_InMemoryFlow`, written once and run by both.
 
     ``store`` is the client-side idempotency store (pass a
     :class:`~egress.stores.idempotency_sqlite.SqliteIdempotencyStore` and a second instance
@@ -130,17 +134,22 @@ class InMemoryPayments:
         self.clock = clock
         self.store = store if store is not None else MemoryIdempotencyStore()
         self.keeper: IdempotencyKeeper = IdempotencyKeeper(
-            self.store, scope=scope, clock=clock, sink=sink, max_age=max_age,
+            self._face_store(self.store), scope=scope, clock=clock, sink=sink, max_age=max_age,
             settle_after=settle_after)
         #: The provider side: shared by instances that stand for restarts of one process.
         self.provider = provider if provider is not None else _Provider(clock)
+        self._flow: PaymentService = _InMemoryFlow(self.provider, self.keeper)
+
+    def _face_store(self, store: IdempotencyStore) -> IdempotencyStore:
+        """The store as this face's keeper sees it."""
+        return store
 
     def __repr__(self) -> str:
-        return f"InMemoryPayments({len(self.provider.intents)} payments)"
+        return f"{type(self).__name__}({len(self.provider.intents)} payments)"
 
-    def restarted(self, *, store: IdempotencyStore | None = None) -> InMemoryPayments:
+    def restarted(self, *, store: IdempotencyStore | None = None) -> Self:
         """A new client (as after a process restart) talking to the same provider."""
-        return InMemoryPayments(store=store if store is not None else self.store,
+        return type(self)(store=store if store is not None else self.store,
                                 clock=self.clock, scope=self.keeper.scope,
                                 max_age=self.keeper.max_age,
                                 settle_after=self.keeper.settle_after, provider=self.provider)
@@ -167,7 +176,7 @@ class InMemoryPayments:
 
     def payments(self) -> list[Payment]:
         """Every payment at the provider, oldest first."""
-        return [intent.payment for intent in self.provider.intents.values()]
+        return self.provider.payments()
 
     def charges(self, reference: str | None = None) -> list[Payment]:
         """Payments that moved (or hold) money, optionally for one reference."""
@@ -183,7 +192,37 @@ class InMemoryPayments:
         """The customer finishes (or fails) 3-D Secure for a ``REQUIRES_ACTION`` payment."""
         return self.provider.complete_action(payment_id, succeed=succeed)
 
-    # -- the port ---------------------------------------------------------------------------------
+
+class InMemoryPayments(_InMemoryFace, AsyncFace):
+    """A :class:`~egress.payments.PaymentService` that keeps everything in memory.
+
+    ``store`` is the client-side idempotency store (pass a
+    :class:`~egress.stores.idempotency_sqlite.SqliteIdempotencyStore` and a second instance
+    sharing :attr:`provider` to simulate a restart). Inspection: :meth:`payments`,
+    :meth:`charges` (payments that moved money), :attr:`calls` (every provider call).
+    """
+
+
+class SyncInMemoryPayments(_InMemoryFace, SyncFace):
+    """:class:`InMemoryPayments` for sync code: a :class:`~egress.payments.SyncPaymentService`
+    with the same settings, scripting, inspection and behaviour (the same code runs both).
+
+    ``store`` must have sync methods (the in-memory default, or a ``SqliteIdempotencyStore``).
+    """
+
+    def _face_store(self, store: IdempotencyStore) -> IdempotencyStore:
+        return blocking_store(store, "SyncInMemoryPayments")
+
+
+class _InMemoryFlow:
+    """The port's logic over the fake provider, for either face: it awaits only the keeper (and
+    so the store); the provider answers at once."""
+
+    def __init__(self, provider: _Provider, keeper: IdempotencyKeeper) -> None:
+        self.provider = provider
+        self.keeper = keeper
+        self.store = keeper.store
+
 
     async def create(self, request: PaymentRequest) -> Payment:
         if not isinstance(request, PaymentRequest):
@@ -248,7 +287,7 @@ class InMemoryPayments:
         if record is not None and record.result_id is not None:
             return await self.get(record.result_id)
         return self.provider.read("search", lambda: latest_for_reference(
-            reversed(self.payments()), reference))
+            reversed(self.provider.payments()), reference))
 
     async def reconcile(self, reference: str) -> Payment | None:
         check_reference(reference)
@@ -275,7 +314,7 @@ class InMemoryPayments:
 
     async def _settle_create(self, record: IdempotencyRecord) -> Payment | None:
         return self.provider.read("search", lambda: latest_for_reference(
-            reversed(self.payments()), record.reference, skip_failed=True))
+            reversed(self.provider.payments()), record.reference, skip_failed=True))
 
     async def _get_refund(self, refund_id: str) -> Refund:
         def read() -> Refund:
@@ -357,6 +396,9 @@ class _Provider:
                 raise PaymentDeclined(str(outcome), decline_code=outcome.decline_code,
                                       code=outcome.code)
             return outcome  # type: ignore[return-value]
+
+    def payments(self) -> list[Payment]:
+        return [intent.payment for intent in self.intents.values()]
 
     def read(self, operation: str, action: Callable[[], T]) -> T:
         with self.lock:

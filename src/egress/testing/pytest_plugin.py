@@ -8,6 +8,7 @@ Installing egress makes these fixtures available in every test, with no import a
 - ``fake_clock``: a :class:`~egress.testing.FakeClock` (auto-advance on);
 - ``recording_sink``: a :class:`~egress.testing.RecordingSink`;
 - ``in_memory_payments``: an :class:`~egress.testing.InMemoryPayments`;
+- ``sync_in_memory_payments``: an :class:`~egress.testing.SyncInMemoryPayments` (sync code);
 
 and, around every test (autouse), :func:`~egress.testing.isolated_state`: named breakers,
 budgets, bulkheads and limiters start fresh in each test. Disable the plugin with
@@ -27,7 +28,7 @@ import pytest
 from egress.testing._state import isolated_state
 
 if TYPE_CHECKING:
-    from egress.testing import FakeClock, InMemoryPayments, RecordingSink
+    from egress.testing import FakeClock, InMemoryPayments, RecordingSink, SyncInMemoryPayments
     from egress.testing.fake_stripe import FakeStripe
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "fake_stripe_fixture",
     "in_memory_payments",
     "recording_sink",
+    "sync_in_memory_payments",
 ]
 
 
@@ -77,3 +79,11 @@ def in_memory_payments() -> InMemoryPayments:
     from egress.testing import InMemoryPayments
 
     return InMemoryPayments()
+
+
+@pytest.fixture
+def sync_in_memory_payments() -> SyncInMemoryPayments:
+    """A fresh :class:`SyncInMemoryPayments` (the sync payment port, kept in memory)."""
+    from egress.testing import SyncInMemoryPayments
+
+    return SyncInMemoryPayments()

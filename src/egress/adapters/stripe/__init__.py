@@ -14,6 +14,7 @@ from egress.adapters.stripe.client import (
     LIVE_RATE_LIMIT,
     TEST_RATE_LIMIT,
     StripePayments,
+    SyncStripePayments,
 )
 from egress.adapters.stripe.webhooks import (
     DEFAULT_TOLERANCE,
@@ -35,6 +36,7 @@ __all__ = [
     "TEST_RATE_LIMIT",
     "StripePayments",
     "StripeWebhooks",
+    "SyncStripePayments",
     "parse_event",
     "sign_payload",
     "stripe_retry_hook",
