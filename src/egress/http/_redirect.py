@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from egress._redacted import RedactedHeaders, RedactedURL
 from egress.errors import UnsafeRequestError
@@ -43,6 +43,8 @@ def next_hop(method: str, url: str, *, headers: dict[str, str], body: bytes | No
     if _CONTROL.search(location.strip()):
         raise UnsafeRequestError("redirect Location has control characters; refused")
     try:  # a port out of range or a broken IPv6 literal is the server's bad answer
+        if _empty_authority(location.strip()):
+            raise ValueError  # urljoin would quietly put the current host in ("http://")
         target = urljoin(url, location.strip())
         target = target.split("#", 1)[0]
         scheme, host, port = origin_of(target)
@@ -70,3 +72,10 @@ def next_hop(method: str, url: str, *, headers: dict[str, str], body: bytes | No
                                        if k.lower() in CROSS_ORIGIN_HEADERS
                                        and k.lower() not in sensitive})
     return method, target, new_headers, body, same
+
+
+def _empty_authority(location: str) -> bool:
+    """``http://``, ``//`` or ``http:///x``: an authority given, with no host in it."""
+    parts = urlsplit(location)
+    rest = location[len(parts.scheme) + 1:] if parts.scheme else location
+    return rest.startswith("//") and not parts.hostname
