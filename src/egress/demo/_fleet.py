@@ -29,8 +29,13 @@ from egress.policies.breaker import CircuitBreaker
 from egress.policies.budget import RetryBudget
 from egress.policies.ratelimit import RateLimiter
 from egress.policies.retry import Retry
-from egress.stores.redis import RedisIdempotencyStore, RedisStore, SharedStateUnavailable
-from egress.stores.redis._server import LocalRedisServer, redis_server_binary
+from egress.stores.redis import (
+    LocalRedisServer,
+    RedisIdempotencyStore,
+    RedisStore,
+    SharedStateUnavailable,
+    redis_server_binary,
+)
 from egress.testing.fake_stripe import FakeStripe
 
 __all__ = ["FLEET_RATE_LIMIT", "FleetOptions", "run_fleet"]

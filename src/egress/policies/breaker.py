@@ -76,6 +76,7 @@ from egress.policies._breaker_state import (
 )
 from egress.policies._classify import Classifier, matcher
 from egress.stores import MEMORY_STORE, StateStore
+from egress.stores._protocol import shared_state
 
 __all__ = [
     "BreakerSnapshot",
@@ -303,7 +304,7 @@ class CircuitBreaker:
         if store is None:
             self._state = self._new_state()
         else:
-            self._state = store.shared(self.kind, name, self._new_state)
+            self._state = shared_state(owner, store, self.kind, name, self._new_state)
             if getattr(self._state, "settings", self.settings) != self.settings:
                 raise ConfigurationError(
                     f"{owner}: a breaker named {name!r} already lives in this store with other "

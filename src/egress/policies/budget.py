@@ -25,6 +25,7 @@ from typing import Protocol
 
 from egress.errors import ConfigurationError
 from egress.stores import MEMORY_STORE, StateStore
+from egress.stores._protocol import shared_state
 
 __all__ = ["BudgetState", "RetryBudget", "TokenRetryBudget"]
 
@@ -158,7 +159,7 @@ def _attach(owner: str, kind: str, name: str | None, store: StateStore, *,
     which must then have been made with the same settings (as for breakers and limiters)."""
     if name is None:
         return factory()
-    state = store.shared(kind, name, factory)
+    state = shared_state(owner, store, kind, name, factory)
     # A store backed by a server may hand out a state without ``settings``: nothing to compare.
     if getattr(state, "settings", settings) != settings:
         raise ConfigurationError(f"{owner}: a budget named {name!r} already lives in this store "

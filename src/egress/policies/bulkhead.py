@@ -26,6 +26,7 @@ from egress._pipeline import AsyncOp, AsyncStep, CallContext, SyncOp, SyncStep
 from egress.errors import BulkheadFullError, ConfigurationError
 from egress.events import BulkheadRejected
 from egress.stores import MEMORY_STORE, StateStore
+from egress.stores._protocol import shared_state
 
 __all__ = ["Bulkhead", "BulkheadState"]
 
@@ -191,7 +192,7 @@ class Bulkhead:
         if name is None:
             self._state = BulkheadState(max_concurrent, max_queue)
         else:
-            self._state = store.shared(self.kind, name,
+            self._state = shared_state("Bulkhead", store, self.kind, name,
                                        lambda: BulkheadState(max_concurrent, max_queue))
             if getattr(self._state, "settings", None) not in (None, (max_concurrent, max_queue)):
                 raise ConfigurationError(f"Bulkhead: a bulkhead named {name!r} already lives in "

@@ -44,6 +44,7 @@ from egress.events import (
     guard,
 )
 from egress.stores import MEMORY_STORE, StateStore
+from egress.stores._protocol import shared_state
 
 __all__ = ["LimiterState", "RateLimiter", "ThrottlePause", "server_pause_hint",
            "server_throttled"]
@@ -313,7 +314,8 @@ class RateLimiter:
         if name is None:
             self._state = LimiterState(self.rate, burst)
         else:
-            self._state = store.shared(self.kind, name, lambda: LimiterState(self.rate, burst))
+            self._state = shared_state(owner, store, self.kind, name,
+                                       lambda: LimiterState(self.rate, burst))
             if getattr(self._state, "settings", (self.rate, burst)) != (self.rate, burst):
                 raise ConfigurationError(f"{owner}: a limiter named {name!r} already lives in "
                                          f"this store with other settings")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
-__all__ = ["StateStore"]
+from egress.errors import ConfigurationError
+
+__all__ = ["StateStore", "shared_state"]
 
 S = TypeVar("S")
 
@@ -20,3 +22,13 @@ class StateStore(Protocol):
     """
 
     def shared(self, kind: str, name: str, factory: Callable[[], S]) -> S: ...
+
+
+def shared_state(owner: str, store: object, kind: str, name: str, factory: Callable[[], S]) -> S:
+    """``store.shared(kind, name, factory)``; a :class:`~egress.errors.ConfigurationError`
+    naming ``owner`` when ``store`` is not a store at all (``None``, a path, a client)."""
+    shared = getattr(store, "shared", None)
+    if not callable(shared):
+        raise ConfigurationError(f"{owner}: store must be a StateStore (MemoryStore, "
+                                 f"RedisStore), got {type(store).__name__}")
+    return cast(S, shared(kind, name, factory))

@@ -8,14 +8,18 @@
 Redis trouble never breaks a call: the limiter and budget fall back to local state within the
 store's timeout and return to shared state when Redis answers again; the idempotency store fails
 closed. See ``docs/fleet.md``.
+
+* :class:`LocalRedisServer`: a private ``redis-server`` on a free loopback port, for tests and
+  demos (``egress demo --workers``); :func:`redis_server_binary` says whether one is installed.
 """
 
 from egress.stores.redis._breaker import RedisBreakerSignal
 from egress.stores.redis._idempotency import DEFAULT_RETENTION, RedisIdempotencyStore
 from egress.stores.redis._limiter import RedisLimiterState
 from egress.stores.redis._link import SharedStateRestored, SharedStateUnavailable
+from egress.stores.redis._server import LocalRedisServer, redis_server_binary
 from egress.stores.redis._store import RedisStore
 
-__all__ = ["DEFAULT_RETENTION", "RedisBreakerSignal", "RedisIdempotencyStore", "RedisLimiterState",
-           "RedisStore",
-           "SharedStateRestored", "SharedStateUnavailable"]
+__all__ = ["DEFAULT_RETENTION", "LocalRedisServer", "RedisBreakerSignal", "RedisIdempotencyStore",
+           "RedisLimiterState", "RedisStore", "SharedStateRestored", "SharedStateUnavailable",
+           "redis_server_binary"]
