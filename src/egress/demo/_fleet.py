@@ -168,16 +168,23 @@ def _context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
-def _rates(samples: list[tuple[float, int]]) -> tuple[float, float]:
-    """(mean, peak) requests per second: mean over the busy span, peak over any 2 s window
-    (shorter windows mostly measure how requests bunch on their way through a busy host)."""
+def _rates(samples: list[tuple[float, int]]) -> tuple[float, float, float]:
+    """(mean, peak, span): requests per second, mean over the busy span (``span`` seconds),
+    peak over any 2 s window (shorter windows mostly measure how requests bunch on their way
+    through a busy host). A limit of ``rate`` with ``burst`` lets ``rate + burst / span``
+    through on average, so a short run's mean may exceed ``rate`` without breaking the limit."""
     busy = [(t, n) for (t, n), (_, before) in zip(samples[1:], samples, strict=False)
             if n != before]
     if len(samples) < 2 or not busy:
-        return 0.0, 0.0
-    first = next(t for (t, n) in samples if n > samples[0][1]) - _SAMPLE_EVERY
+        return 0.0, 0.0, 0.0
+    # The span runs from the last sample before any request (not "first growth - interval": a
+    # sampler woken late on a loaded host would shorten the span and inflate the mean) to the
+    # first sample after the last one: it holds every request, so mean <= rate + burst / span.
+    first = next(before for (_, n), (before, _) in zip(samples[1:], samples, strict=False)
+                 if n > samples[0][1])
     last_t, last_n = busy[-1]
-    mean = (last_n - samples[0][1]) / max(last_t - first, 1e-9)
+    span = max(last_t - first, 1e-9)
+    mean = (last_n - samples[0][1]) / span
     peak = 0.0
     j = 0
     for t, n in samples:
@@ -185,7 +192,7 @@ def _rates(samples: list[tuple[float, int]]) -> tuple[float, float]:
             j += 1
         if t - samples[j][0] >= _PEAK_WINDOW - 0.1:
             peak = max(peak, (n - samples[j][1]) / (t - samples[j][0]))
-    return mean, peak
+    return mean, peak, span
 
 
 def _check_reachable(url: str) -> None:
@@ -252,13 +259,14 @@ def run_fleet(options: Any, fleet: FleetOptions, fake: FakeStripe, progress: Any
         progress.retries += r["retries"]
         progress.latencies.extend(r["latencies"])
     unknown -= paid  # a duplicate submission may have settled what the other worker did not
-    mean, peak = _rates(samples)
+    mean, peak, span = _rates(samples)
     info = {
         "workers": fleet.workers,
         "redis": "given URL" if fleet.redis_url else "private redis-server on loopback",
         "shared_rate_limit": FLEET_RATE_LIMIT,
         "aggregate_rate_mean": round(mean, 1),
         "aggregate_rate_peak_2s": round(peak, 1),
+        "busy_seconds": round(span, 2),
         "submissions": sum(r["submitted"] for r in done),
         "submitted_twice": sum(r["submitted"] for r in done) - progress.total,
         "redis_failures": sum(r["redis_failures"] for r in done),
