@@ -26,7 +26,7 @@ from egress.adapters.stripe._parse import (
     parse_payment_intent,
     parse_refund,
 )
-from egress.adapters.stripe._requests import GENERATION_KEY, WireRequest
+from egress.adapters.stripe._requests import GENERATION_KEY, StripeRequest
 from egress.errors import (
     EgressError,
     IdempotencyMismatch,
@@ -128,7 +128,7 @@ class StripeFlow:
         if not isinstance(request, PaymentRequest):
             raise InvalidPaymentRequest("create() takes a PaymentRequest")
 
-        def build(generation: int | None) -> WireRequest:
+        def build(generation: int | None) -> StripeRequest:
             return wire.create_intent(request, reference_key=self.reference_key,
                                       payment_method_types=self.payment_method_types,
                                       generation=generation)
@@ -236,7 +236,7 @@ class StripeFlow:
 
     # -- keyed calls ------------------------------------------------------------------------------
 
-    async def _keyed_intent(self, operation: str, payment_id: str, built: WireRequest,
+    async def _keyed_intent(self, operation: str, payment_id: str, built: StripeRequest,
                             fingerprint: str) -> Payment:
         happened = _HAPPENED[operation]
 
@@ -251,13 +251,13 @@ class StripeFlow:
             fetch=self.get, settle=settle, result_id=_payment_id)
         return await self._keeper.run(call)
 
-    async def _post_intent(self, built: WireRequest, key: str, resumed: bool, operation: str,
+    async def _post_intent(self, built: StripeRequest, key: str, resumed: bool, operation: str,
                            reference: str) -> Payment:
         doc = await self._post(built, key, resumed, operation, reference)
         return self._parse(parse_payment_intent, doc, key=key, operation=operation,
                            reference=reference)
 
-    async def _post(self, built: WireRequest, key: str, resumed: bool, operation: str,
+    async def _post(self, built: StripeRequest, key: str, resumed: bool, operation: str,
                     reference: str) -> dict[str, Any]:
         """One keyed POST through the pipeline; failures become the port's errors."""
         log = AttemptLog()
@@ -291,7 +291,7 @@ class StripeFlow:
             emit_safely(self.sink, IdempotentReplay(operation=operation, at=self.clock.now()))
         return self._json(response, operation, key=key, reference=reference)
 
-    async def _get(self, built: WireRequest, operation: str) -> dict[str, Any]:
+    async def _get(self, built: StripeRequest, operation: str) -> dict[str, Any]:
         try:
             response = await self._io.get(built.path, params=built.query,
                                               path_params=built.path_params)

@@ -1,6 +1,6 @@
 """The requests StripePayments sends, built by pure functions from domain values.
 
-Each builder returns a :class:`WireRequest`: the OpenAPI ``operationId`` it implements, the
+Each builder returns a :class:`StripeRequest`: the OpenAPI ``operationId`` it implements, the
 method and path, and the parameters: a POST's as its form body, encoded once here (the HTTP client
 sends the bytes as they are), a GET's as ordered ``(name, value)`` query fields. The same domain
 values always give the same bytes, which the idempotency layer needs; the unit tests check every
@@ -26,7 +26,7 @@ __all__ = [
     "FORM_HEADERS",
     "GENERATION_KEY",
     "LIST_PAGE_SIZE",
-    "WireRequest",
+    "StripeRequest",
     "cancel_intent",
     "capture_intent",
     "confirm_intent",
@@ -56,9 +56,10 @@ FORM_HEADERS: Final = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @dataclass(frozen=True, slots=True)
-class WireRequest:
+class StripeRequest:
     """One Stripe API request, before any I/O: a GET's ``query`` fields, or a POST's ``body``
-    (form-encoded, sent with :data:`FORM_HEADERS`)."""
+    (form-encoded, sent with :data:`FORM_HEADERS`). Not :class:`egress.http._wire.WireRequest`,
+    the finished HTTP request a backend sends: this is what the adapter hands to ApiClient."""
 
     operation_id: str
     method: str
@@ -81,13 +82,13 @@ class WireRequest:
 
 
 def _post(operation_id: str, path: str, params: Mapping[str, FormValue],
-          **path_params: str) -> WireRequest:
-    return WireRequest(operation_id, "POST", path, path_params, body=encode_form(params))
+          **path_params: str) -> StripeRequest:
+    return StripeRequest(operation_id, "POST", path, path_params, body=encode_form(params))
 
 
 def _get(operation_id: str, path: str, params: Mapping[str, FormValue],
-         **path_params: str) -> WireRequest:
-    return WireRequest(operation_id, "GET", path, path_params, query=tuple(form_fields(params)))
+         **path_params: str) -> StripeRequest:
+    return StripeRequest(operation_id, "GET", path, path_params, query=tuple(form_fields(params)))
 
 
 def _metadata(metadata: Mapping[str, str], reference_key: str,
@@ -132,7 +133,7 @@ def _check_id(value: str, what: str) -> str:
 def create_intent(request: PaymentRequest, *,
                   reference_key: str = DEFAULT_REFERENCE_KEY,
                   payment_method_types: tuple[str, ...] = DEFAULT_PAYMENT_METHOD_TYPES,
-                  generation: int | None = None) -> WireRequest:
+                  generation: int | None = None) -> StripeRequest:
     """``POST /v1/payment_intents``: create (and, with ``confirm``, confirm) a PaymentIntent.
 
     ``payment_method_types`` is always sent: with it, a server-side confirmation never needs a
@@ -154,13 +155,13 @@ def create_intent(request: PaymentRequest, *,
     return _post("PostPaymentIntents", "/v1/payment_intents", params)
 
 
-def confirm_intent(payment_id: str, *, payment_method: str | None = None) -> WireRequest:
+def confirm_intent(payment_id: str, *, payment_method: str | None = None) -> StripeRequest:
     return _post("PostPaymentIntentsIntentConfirm", "/v1/payment_intents/{intent}/confirm",
                  {"payment_method": payment_method},
                  intent=_check_id(payment_id, "payment_id"))
 
 
-def capture_intent(payment_id: str, *, amount: Money | None = None) -> WireRequest:
+def capture_intent(payment_id: str, *, amount: Money | None = None) -> StripeRequest:
     params: dict[str, FormValue] = {
         "amount_to_capture": None if amount is None else to_stripe_amount(
             amount, param="amount_to_capture"),
@@ -170,13 +171,13 @@ def capture_intent(payment_id: str, *, amount: Money | None = None) -> WireReque
 
 
 def cancel_intent(payment_id: str, *,
-                  reason: CancellationReason | None = None) -> WireRequest:
+                  reason: CancellationReason | None = None) -> StripeRequest:
     return _post("PostPaymentIntentsIntentCancel", "/v1/payment_intents/{intent}/cancel",
                  {"cancellation_reason": None if reason is None else reason.value},
                  intent=_check_id(payment_id, "payment_id"))
 
 
-def retrieve_intent(payment_id: str) -> WireRequest:
+def retrieve_intent(payment_id: str) -> StripeRequest:
     return _get("GetPaymentIntentsIntent", "/v1/payment_intents/{intent}", {},
                 intent=_check_id(payment_id, "payment_id"))
 
@@ -187,7 +188,7 @@ def _quote(value: str) -> str:
 
 
 def search_intents(reference: str, *, reference_key: str = DEFAULT_REFERENCE_KEY,
-                   page: str | None = None) -> WireRequest:
+                   page: str | None = None) -> StripeRequest:
     """``GET /v1/payment_intents/search`` by the reference kept in metadata.
 
     Stripe's search index lags writes (usually by seconds, up to about a minute), so an empty
@@ -199,7 +200,7 @@ def search_intents(reference: str, *, reference_key: str = DEFAULT_REFERENCE_KEY
 
 
 def list_intents(*, created_gte: int | None = None,
-                 starting_after: str | None = None) -> WireRequest:
+                 starting_after: str | None = None) -> StripeRequest:
     """``GET /v1/payment_intents``, newest first, created at or after ``created_gte`` (if given).
 
     Listing is strongly consistent: a full scan of the window proves absence.
@@ -215,7 +216,7 @@ def list_intents(*, created_gte: int | None = None,
 
 def create_refund(payment_id: str, *, reference: str, amount: Money | None = None,
                   reason: RefundReason | None = None,
-                  reference_key: str = DEFAULT_REFERENCE_KEY) -> WireRequest:
+                  reference_key: str = DEFAULT_REFERENCE_KEY) -> StripeRequest:
     params: dict[str, FormValue] = {
         "payment_intent": _check_id(payment_id, "payment_id"),
         "amount": None if amount is None else to_stripe_amount(amount),
@@ -225,12 +226,12 @@ def create_refund(payment_id: str, *, reference: str, amount: Money | None = Non
     return _post("PostRefunds", "/v1/refunds", params)
 
 
-def retrieve_refund(refund_id: str) -> WireRequest:
+def retrieve_refund(refund_id: str) -> StripeRequest:
     return _get("GetRefundsRefund", "/v1/refunds/{refund}", {},
                 refund=_check_id(refund_id, "refund_id"))
 
 
-def list_refunds(payment_id: str, *, starting_after: str | None = None) -> WireRequest:
+def list_refunds(payment_id: str, *, starting_after: str | None = None) -> StripeRequest:
     return _get("GetRefunds", "/v1/refunds",
                 {"payment_intent": _check_id(payment_id, "payment_id"),
                  "limit": LIST_PAGE_SIZE, "starting_after": starting_after})
