@@ -24,7 +24,7 @@ from egress.adapters.stripe._parse import (
     parse_refund,
 )
 from egress.adapters.stripe._requests import (
-    WireRequest,
+    StripeRequest,
     cancel_intent,
     capture_intent,
     confirm_intent,
@@ -103,7 +103,7 @@ def validator(schema: dict[str, Any]) -> jsonschema.Draft4Validator:
     return jsonschema.Draft4Validator(root)
 
 
-def operation(request: WireRequest) -> dict[str, Any]:
+def operation(request: StripeRequest) -> dict[str, Any]:
     for path_item in spec()["paths"].values():
         for method, op in path_item.items():
             if op.get("operationId") == request.operation_id:
@@ -112,7 +112,7 @@ def operation(request: WireRequest) -> dict[str, Any]:
     raise AssertionError(f"{request.operation_id} is not in the OpenAPI subset")
 
 
-def validate(request: WireRequest) -> dict[str, Any]:
+def validate(request: StripeRequest) -> dict[str, Any]:
     """Assert ``request`` is what its operation accepts; return the typed parameters."""
     op = operation(request)
     params = decode_form(list(request.params))
@@ -277,6 +277,52 @@ def test_any_valid_payment_request_builds_a_valid_create(
     assert typed["metadata"]["reference"] == reference
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    reference=st.text(min_size=1, max_size=40).filter(str.isprintable),
+    customer=st.none() | st.sampled_from(["cus_1", "cus_A-b.c"]),
+    description=st.none() | st.text(max_size=30),
+    metadata=st.dictionaries(metadata_keys, st.text(max_size=20), max_size=4),
+    confirm=st.booleans(), capture=st.booleans(),
+    types=st.sampled_from([("card",), ("card", "link"), ("us_bank_account",)]),
+    generation=st.none() | st.integers(0, 10**6),
+)
+def test_create_sends_the_bytes_of_its_params_form(
+        reference: str, customer: str | None, description: str | None,
+        metadata: dict[str, str], confirm: bool, capture: bool, types: tuple[str, ...],
+        generation: int | None) -> None:
+    # create_intent builds its fields directly (the hot path); the body must stay byte for byte
+    # what encoding the params mapping gives, which earlier versions sent under the same key.
+    metadata.pop("reference", None)
+    req = request(reference=reference, customer=customer, description=description,
+                  metadata=metadata, confirm=confirm, capture=capture)
+    tagged = {**metadata, "reference": reference}
+    if generation is not None:
+        tagged["egress_key_generation"] = str(generation)
+    params: dict[str, Any] = {
+        "amount": 2000, "currency": "usd",
+        "capture_method": "automatic" if capture else "manual", "confirm": confirm,
+        "customer": customer, "description": description,
+        "metadata": {key: tagged[key] for key in sorted(tagged)},
+        "payment_method": "pm_card_visa", "payment_method_types": list(types)}
+    built = create_intent(req, payment_method_types=types, generation=generation)
+    assert built.body == encode_form(params)
+
+
+def test_parsed_money_is_cached_within_a_bound() -> None:
+    # Answers repeat the same amounts: the Money is reused, and the cache cannot grow unbounded.
+    from egress.adapters.stripe import _amounts
+    assert from_stripe_amount(500, "isk") == Money(5, "ISK")
+    assert from_stripe_amount(500, "isk") is from_stripe_amount(500, "isk")
+    with pytest.raises(ValueError, match="not whole"):
+        from_stripe_amount(550, "isk")
+    with pytest.raises(ValueError, match="not whole"):  # a refusal is never cached
+        from_stripe_amount(550, "isk")
+    for minor in range(3 * _amounts._MAX_PARSED):
+        assert from_stripe_amount(minor, "usd").to_minor() == minor
+    assert len(_amounts._PARSED) <= _amounts._MAX_PARSED
+
+
 def test_metadata_limits_are_checked_before_sending() -> None:
     with pytest.raises(InvalidPaymentRequest, match="50 keys"):
         create_intent(request(metadata={f"k{i}": "v" for i in range(50)}))
@@ -404,14 +450,14 @@ def test_money_amounts_parse_exactly() -> None:
     (("amount", "2000"), ("currency", "usd"), ("metadata", "flat")),  # not an object
 ])
 def test_the_validator_catches_mistakes(params: tuple[tuple[str, str], ...]) -> None:
-    wrong = WireRequest("PostPaymentIntents", "POST", "/v1/payment_intents", {},
+    wrong = StripeRequest("PostPaymentIntents", "POST", "/v1/payment_intents", {},
                         body=urlencode(params).encode())
     with pytest.raises(AssertionError):
         validate(wrong)
 
 
 def test_the_validator_catches_undeclared_query_parameters() -> None:
-    wrong = WireRequest("GetPaymentIntents", "GET", "/v1/payment_intents", {},
+    wrong = StripeRequest("GetPaymentIntents", "GET", "/v1/payment_intents", {},
                         (("metadata[reference]", "o-1"),))
     with pytest.raises(AssertionError):
         validate(wrong)

@@ -195,8 +195,11 @@ class PaymentRequest:
             "confirm": self.confirm,
             "capture": self.capture,
         }
-        return json.dumps(doc, sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=True).encode("ascii")
+        return _CANONICAL.encode(doc).encode("ascii")
+
+
+# json.dumps with options builds an encoder per call; this is the same encoder, built once.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def request_fingerprint(operation: str, *parts: object) -> str:

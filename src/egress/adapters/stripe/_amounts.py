@@ -17,6 +17,11 @@ __all__ = ["from_stripe_amount", "to_stripe_amount", "to_stripe_currency"]
 _THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
 # Currencies Stripe counts in hundredths although they have no subunit in use.
 _HUNDREDTHS_ON_WIRE = frozenset({"ISK"})
+# Money parsed from Stripe's answers, by (amount, currency) as sent: Money is immutable, and a
+# shop sees the same few amounts again and again (every answer carries two or three). Building
+# one costs Decimal arithmetic; a hit costs a dict lookup. Bounded: cleared when full.
+_PARSED: dict[tuple[int, str], Money] = {}
+_MAX_PARSED = 1024
 
 
 def to_stripe_currency(money: Money) -> str:
@@ -38,11 +43,23 @@ def to_stripe_amount(money: Money, *, param: str = "amount") -> int:
 
 def from_stripe_amount(amount: object, currency: object) -> Money:
     """Money from a Stripe object's ``amount`` and ``currency`` fields (strictly typed)."""
+    if type(amount) is int and type(currency) is str:  # JSON gives exact types
+        cached = _PARSED.get((amount, currency))
+        if cached is not None:
+            return cached
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
         raise ValueError("amount is not a non-negative integer")
     if not isinstance(currency, str):
         raise ValueError("currency is not a string")
-    code = currency.upper()
+    money = _from_stripe(amount, currency.upper())
+    if type(amount) is int and type(currency) is str:
+        if len(_PARSED) >= _MAX_PARSED:
+            _PARSED.clear()
+        _PARSED[(amount, currency)] = money
+    return money
+
+
+def _from_stripe(amount: int, code: str) -> Money:
     if code in _HUNDREDTHS_ON_WIRE:
         whole, rest = divmod(amount, 100)
         if rest:

@@ -9,6 +9,7 @@ bytes on the wire (the idempotency layer compares parameters; a retry must not d
 - :func:`encode_form`: the ``application/x-www-form-urlencoded`` body, flattened and
   percent-encoded in one pass, byte for byte what :func:`urllib.parse.urlencode` makes of the
   fields (so bodies stay identical across versions of this module);
+- :func:`encode_fields`: the same body from fields already flattened;
 - :func:`form_fields`: the flattened ``(name, value)`` fields (a GET's query, which the HTTP
   client encodes);
 - :func:`decode_form`: the inverse, strict (FakeStripe reads requests with it): ``a[]`` appends,
@@ -30,6 +31,7 @@ __all__ = [
     "FormTree",
     "FormValue",
     "decode_form",
+    "encode_fields",
     "encode_form",
     "form_fields",
 ]
@@ -50,6 +52,9 @@ _PART = re.compile(r"\[([^\[\]]*)\]")
 # Encoded field names, by name: a form uses the same few names again and again.
 _encoded_names: dict[str, str] = {}
 _MAX_ENCODED_NAMES: Final = 4096
+# Encoded short values, by value (bounded like the names).
+_encoded_values: dict[str, str] = {}
+_MAX_CACHED_VALUE: Final = 24
 
 
 class FormError(ValueError):
@@ -73,6 +78,15 @@ def _quote_name(name: str) -> str:
         encoded = _quote(name)
         if len(_encoded_names) < _MAX_ENCODED_NAMES:
             _encoded_names[name] = encoded
+    return encoded
+
+
+def _quote_value(value: str) -> str:
+    encoded = _quote(value)
+    # Short values repeat ("usd", "true", "card", a payment method id); long ones are usually
+    # one-off (a reference, a description) and stay out.
+    if len(value) <= _MAX_CACHED_VALUE and len(_encoded_values) < _MAX_ENCODED_NAMES:
+        _encoded_values[value] = encoded
     return encoded
 
 
@@ -115,21 +129,17 @@ def form_fields(params: Mapping[str, FormValue]) -> list[tuple[str, str]]:
 
 def encode_form(params: Mapping[str, FormValue]) -> bytes:
     """``params`` as an ``application/x-www-form-urlencoded`` body, in one pass."""
-    plain = _PLAIN.fullmatch
+    return encode_fields(form_fields(params))
+
+
+def encode_fields(fields: Iterable[tuple[str, str]]) -> bytes:
+    """Flattened ``(name, value)`` fields as an ``application/x-www-form-urlencoded`` body: what
+    :func:`encode_form` sends, for a caller that built the fields itself (the create path)."""
     names = _encoded_names
-    parts: list[str] = []
-    for key, value in params.items():
-        if value is None:
-            continue
-        text = _scalar(value)
-        # The common case, a top-level scalar, makes no list of fields.
-        fields = [(key, text)] if text is not None else form_fields({key: value})
-        for name, inner in fields:
-            encoded = names.get(name)
-            if encoded is None:
-                encoded = _quote_name(name)
-            parts.append(f"{encoded}={inner if plain(inner) else quote_plus(inner)}")
-    return "&".join(parts).encode("ascii")
+    values = _encoded_values
+    return "&".join([
+        f"{names.get(name) or _quote_name(name)}={values.get(value) or _quote_value(value)}"
+        for name, value in fields]).encode("ascii")
 
 
 # -- decoding ------------------------------------------------------------------------------------

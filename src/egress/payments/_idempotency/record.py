@@ -63,8 +63,13 @@ class IdempotencyRecord:
 
     def with_state(self, state: RecordState, now: float,
                    result_id: str | None = None) -> IdempotencyRecord:
-        return replace(self, state=state, updated_at=now,
-                       result_id=result_id if result_id is not None else self.result_id)
+        # Built field by field, not with dataclasses.replace (which walks fields() and builds a
+        # dict of keywords): this runs twice per payment.
+        return IdempotencyRecord(
+            scope=self.scope, operation=self.operation, reference=self.reference,
+            key=self.key, generation=self.generation, fingerprint=self.fingerprint,
+            state=state, created_at=self.created_at, updated_at=now,
+            result_id=result_id if result_id is not None else self.result_id)
 
     def renewed(self, fingerprint: str, now: float) -> IdempotencyRecord:
         """The next generation: a new key, PENDING, for a request proven never to have acted."""
