@@ -323,6 +323,14 @@ def test_parsed_money_is_cached_within_a_bound() -> None:
     assert len(_amounts._PARSED) <= _amounts._MAX_PARSED
 
 
+@pytest.mark.parametrize("bad", ["pm card", " pm_1", "pm_1 ", "cus 1"])
+def test_ids_with_whitespace_are_refused_without_echo(bad: str) -> None:
+    for field in ("payment_method", "customer"):
+        with pytest.raises(InvalidPaymentRequest, match="not card data") as caught:
+            request(**{field: bad})
+        assert bad not in str(caught.value)
+
+
 def test_metadata_limits_are_checked_before_sending() -> None:
     with pytest.raises(InvalidPaymentRequest, match="50 keys"):
         create_intent(request(metadata={f"k{i}": "v" for i in range(50)}))

@@ -104,7 +104,7 @@ def _id_problem(value: str | None, what: str) -> str | None:
         return None
     if not isinstance(value, str) or not value or len(value) > 255 or not value.isprintable():
         return f"{what} must be a provider id (1-255 printable characters)"
-    if looks_like_card_number(value) or any(c.isspace() for c in value):
+    if looks_like_card_number(value) or value.split() != [value]:  # any whitespace, in C
         # Never echo it: it may be card data typed into the wrong field.
         return f"{what} must be a provider id such as 'pm_...', not card data"
     return None
