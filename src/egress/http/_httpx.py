@@ -115,6 +115,18 @@ def _reader(response: httpx.Response, request: WireRequest, cap: int) -> BodyRea
     return BodyReader(cap, headers.get("content-encoding"), declared)
 
 
+def _raise_failure(error: EgressError | None, cause: BaseException | None) -> None:
+    """Raise either wire's error, if any, here: outside the handler that caught it, so that it
+    carries no hidden ``__context__``."""
+    if error is not None:
+        drop_frames(cause)  # the library's frames hold the raw request in locals
+        raise error from cause
+
+
+def _answer(response: httpx.Response, content: bytes) -> WireResponse:
+    return WireResponse(response.status_code, Headers.from_raw(response.headers.raw), content)
+
+
 _Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
 
 
@@ -163,11 +175,8 @@ class HttpxAsyncWire:
             if error is exc:
                 raise
             cause = _chainable(exc)
-        if error is not None:
-            drop_frames(cause)  # the library's frames hold the raw request in locals
-            raise error from cause  # outside the handler: no hidden __context__ either
-        return WireResponse(response.status_code, Headers.from_raw(response.headers.raw),
-                            content)
+        _raise_failure(error, cause)
+        return _answer(response, content)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -305,11 +314,8 @@ class HttpxSyncWire:
             cause = _chainable(exc)
         finally:
             self._deadline.end = None
-        if error is not None:
-            drop_frames(cause)  # the library's frames hold the raw request in locals
-            raise error from cause  # outside the handler: no hidden __context__ either
-        return WireResponse(response.status_code, Headers.from_raw(response.headers.raw),
-                            content)
+        _raise_failure(error, cause)
+        return _answer(response, content)
 
     def close(self) -> None:
         self._client.close()
