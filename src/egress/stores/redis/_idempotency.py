@@ -39,13 +39,12 @@ DEFAULT_RETENTION: Final = 7 * 24 * 3600.0
 #: a payment, where a slow limiter only falls back to a local limit.
 DEFAULT_IDEMPOTENCY_TIMEOUT: Final = 2.0
 
-# Every write keeps the scope's doubt index (``{scope}:doubt``, UNKNOWN records by updated_at)
-# in step with the record, in the same script: status() reads records in doubt from it instead
-# of scanning the keyspace (see bench/redis_doubt.py for what each choice costs).
-_TRACK: Final = """
-if ARGV[4] == '1' then redis.call('ZADD', KEYS[3], ARGV[2], KEYS[1])
-else redis.call('ZREM', KEYS[3], KEYS[1]) end
-"""
+# Every write keeps the scope's doubt index (``{scope}:doubt``: UNKNOWN records by updated_at)
+# in step with its record, in the same script, so status() reads the records in doubt from it
+# instead of scanning the keyspace (bench/redis_doubt.py measures both). Lines marked ``-- doubt``
+# are that bookkeeping; they touch the index only when a record enters or leaves UNKNOWN, so the
+# common writes (PENDING, then SUCCEEDED) pay one string compare. A stale entry (its record
+# expired, then was claimed again) is dropped by the query, which checks every record it lists.
 
 # KEYS: record, scope index, doubt index. ARGV: record json, updated_at, ttl_ms, in doubt (1/0).
 _RESERVE: Final = """
@@ -53,7 +52,7 @@ local current = redis.call('GET', KEYS[1])
 if current then return {0, current} end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[2], KEYS[1])
-""" + _TRACK + """
+if ARGV[4] == '1' then redis.call('ZADD', KEYS[3], ARGV[2], KEYS[1]) end -- doubt
 return {1, ARGV[1]}
 """
 
@@ -61,10 +60,13 @@ return {1, ARGV[1]}
 # expected key.
 _REPLACE: Final = """
 local current = redis.call('GET', KEYS[1])
-if not current or cjson.decode(current)['key'] ~= ARGV[5] then return 0 end
+if not current then return 0 end
+local old = cjson.decode(current)
+if old['key'] ~= ARGV[5] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[2], KEYS[1])
-""" + _TRACK + """
+if ARGV[4] == '1' then redis.call('ZADD', KEYS[3], ARGV[2], KEYS[1]) -- doubt
+elseif old['state'] == 'unknown' then redis.call('ZREM', KEYS[3], KEYS[1]) end -- doubt
 return 1
 """
 
@@ -75,7 +77,7 @@ if not current then return 0 end
 if ARGV[1] ~= '' and cjson.decode(current)['key'] ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], KEYS[1])
-redis.call('ZREM', KEYS[3], KEYS[1])
+redis.call('ZREM', KEYS[3], KEYS[1]) -- doubt
 return 1
 """
 
@@ -86,7 +88,7 @@ local n = 0
 for _, key in ipairs(old) do
   n = n + redis.call('DEL', key)
   redis.call('ZREM', KEYS[1], key)
-  redis.call('ZREM', KEYS[2], key)
+  redis.call('ZREM', KEYS[2], key) -- doubt
 end
 return n
 """
