@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from egress.errors import OutcomeUnknown, SharedStateUnavailableError
 from egress.payments import IdempotencyRecord, Money, PaymentRequest, PaymentStatus, RecordState
 from egress.payments._drive import SyncIdempotencyStore
 from egress.stores.redis import RedisIdempotencyStore
+from egress.stores.redis._idempotency import SCOPE_REFRESH
+from egress.stores.redis._link import RedisLink
 from egress.testing import FakeClock
 from egress.testing.fake_stripe import FakeStripe, Fault
 
@@ -126,6 +129,51 @@ def test_a_doubt_entry_whose_record_is_gone_or_settled_is_dropped(redis_url: str
         assert doubt_sizes(redis_url, prefix) == 2
     finally:
         store.close()
+
+
+def test_a_lost_scope_set_comes_back_within_the_refresh(redis_url: str, prefix: str) -> None:
+    """A failover or a flush may lose the scope set: each store adds its scopes again every
+    SCOPE_REFRESH seconds, so status() finds their records in doubt again without a restart."""
+    clock = FakeClock()
+    link = RedisLink(url=redis_url, client=None, async_client=None, timeout=2.0, retry_min=0.5,
+                     retry_max=5.0, prefix=prefix, clock=clock)
+    store = RedisIdempotencyStore(link=link)
+    try:
+        first = rec("a", 1000.0)
+        store.reserve_sync(first)
+        store.replace_sync(first.with_state(RecordState.UNKNOWN, 1001.0), expected_key=first.key)
+        assert store.in_doubt_sync(5)[0] == 1
+        with redis.Redis.from_url(redis_url) as raw:
+            raw.delete(store._scope_set)
+        store.reserve_sync(rec("b", 1002.0))
+        assert store.in_doubt_sync(5)[0] == 0  # the scope is unknown to the set for now
+        clock.advance(SCOPE_REFRESH)
+        store.reserve_sync(rec("c", 1003.0))
+        assert store.in_doubt_sync(5)[0] == 1
+    finally:
+        store.close()
+
+
+def test_threads_sharing_one_sync_client_on_redis_charge_once(redis_url: str,
+                                                               prefix: str) -> None:
+    store = RedisIdempotencyStore(redis_url, prefix=prefix)
+    with FakeStripe(seed=0) as fake, SyncStripePayments(fake.api_key, base_url=fake.url,
+                                                        store=store) as payments:
+        ids: list[str] = []
+        start = threading.Barrier(4, timeout=60)
+
+        def buy() -> None:
+            start.wait()
+            ids.append(payments.create(order("order-threads")).id)  # 409s are waited out
+
+        threads = [threading.Thread(target=buy) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert len(ids) == 4 and len(set(ids)) == 1
+        assert len(fake.ledger.charges) == 1
+    store.close()
 
 
 def test_a_store_with_sync_methods_is_what_the_sync_faces_accept() -> None:

@@ -38,6 +38,9 @@ DEFAULT_RETENTION: Final = 7 * 24 * 3600.0
 #: timeout: a claim precedes a provider call of hundreds of milliseconds, and failing it refuses
 #: a payment, where a slow limiter only falls back to a local limit.
 DEFAULT_IDEMPOTENCY_TIMEOUT: Final = 2.0
+#: Seconds between two ``SADD``\ s of one scope to the scope set by one store (one a minute per
+#: scope and process: nothing next to the claims, and a lost set heals within a minute).
+SCOPE_REFRESH: Final = 60.0
 
 # Every write keeps the scope's doubt index (``{scope}:doubt``: UNKNOWN records by updated_at)
 # in step with its record, in the same script, so status() reads the records in doubt from it
@@ -271,8 +274,10 @@ class RedisIdempotencyStore:
         self._ttl_ms = math.ceil(self.retention * 1000)
         self._async = _AsyncFace(self._link)
         self._blocking = _BlockingFace(self._link)
-        # Scopes this store has registered in the scope set (status() finds doubt indexes there).
-        self._scopes: set[str] = set()
+        # Scope -> when this store last added it to the scope set (status() finds doubt indexes
+        # there). Added again every SCOPE_REFRESH seconds, so a set lost with a failover or a
+        # flush comes back without a restart.
+        self._scopes: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"RedisIdempotencyStore(prefix={self._link.prefix!r})"
@@ -295,10 +300,12 @@ class RedisIdempotencyStore:
 
     async def _reserve(self, face: _Face,
                        record: IdempotencyRecord) -> tuple[IdempotencyRecord, bool]:
-        if record.scope not in self._scopes:  # before the first record of a scope exists
+        now = self._link.clock.now()
+        if now >= self._scopes.get(record.scope, -math.inf) + SCOPE_REFRESH:
+            # Before the scope's first record exists: status() can always find it.
             await face.run(lambda client: client.sadd(self._scope_set, record.scope),
                            "; nothing was sent")
-            self._scopes.add(record.scope)
+            self._scopes[record.scope] = now
         inserted, raw = await face.script(_RESERVE, self._keys(*record.ident),
                                           self._written(record))
         return _decode(raw), bool(inserted)
