@@ -8,17 +8,14 @@ every write, and that a sync process killed mid-payment resumes with its key on 
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import redis
 
-from _sync_faces import FACES, async_port, close, stripe
+from _sync_faces import FACES, async_port, close, in_threads, kill_while_held, stripe
 from egress import status
 from egress.adapters.stripe import SyncStripePayments
 from egress.errors import OutcomeUnknown, SharedStateUnavailableError
@@ -159,18 +156,13 @@ def test_threads_sharing_one_sync_client_on_redis_charge_once(redis_url: str,
     store = RedisIdempotencyStore(redis_url, prefix=prefix)
     with FakeStripe(seed=0) as fake, SyncStripePayments(fake.api_key, base_url=fake.url,
                                                         store=store) as payments:
-        ids: list[str] = []
         start = threading.Barrier(4, timeout=60)
 
-        def buy() -> None:
+        def buy() -> str:
             start.wait()
-            ids.append(payments.create(order("order-threads")).id)  # 409s are waited out
+            return payments.create(order("order-threads")).id  # 409s are waited out
 
-        threads = [threading.Thread(target=buy) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=120)
+        ids = in_threads(buy, 4)
         assert len(ids) == 4 and len(set(ids)) == 1
         assert len(fake.ledger.charges) == 1
     store.close()
@@ -226,18 +218,8 @@ def test_a_killed_sync_process_resumes_with_its_key_on_redis(redis_url: str,
     the first byte, and Stripe charges once."""
     with FakeStripe(seed=0) as fake:
         fake.faults.script("payment_intents.create", Fault.latency(2.0))
-        child = subprocess.Popen([sys.executable, str(WORKER), fake.url, fake.api_key,
-                                  redis_url, prefix])
-        try:
-            give_up = time.monotonic() + 60
-            while fake.stats().get("fault.latency", 0) == 0:  # the POST is at Stripe, held
-                assert child.poll() is None, "the worker ended before sending"
-                assert time.monotonic() < give_up, "the worker never sent its create"
-                time.sleep(0.02)
-        finally:
-            child.kill()
-            child.wait(timeout=30)
-        assert child.returncode == -signal.SIGKILL
+        kill_while_held(fake, [sys.executable, str(WORKER), fake.url, fake.api_key, redis_url,
+                               prefix])
 
         store = RedisIdempotencyStore(redis_url, prefix=prefix)
         with SyncStripePayments(fake.api_key, base_url=fake.url, store=store) as restarted:
