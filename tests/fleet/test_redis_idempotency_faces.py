@@ -168,6 +168,14 @@ def test_threads_sharing_one_sync_client_on_redis_charge_once(redis_url: str,
     store.close()
 
 
+def test_status_lists_a_redis_it_cannot_reach_as_an_error_and_never_raises(prefix: str) -> None:
+    store = RedisIdempotencyStore("redis://127.0.0.1:9/0", prefix=prefix, timeout=0.5)
+    found = status(stores=(), idempotency=[store]).in_doubt
+    store.close()
+    assert found["count"] == 0 and found["errors"] == [{
+        "store": "RedisIdempotencyStore", "error": "SharedStateUnavailableError"}]
+
+
 def test_a_store_with_sync_methods_is_what_the_sync_faces_accept() -> None:
     store = RedisIdempotencyStore("redis://127.0.0.1:9", prefix="unused")
     assert isinstance(store, SyncIdempotencyStore)
