@@ -6,6 +6,15 @@ Lua script (claim if absent, compare-and-set on the key, compare-and-delete), so
 racing on one reference both get the one record that won. All keys of a scope share a hash tag:
 a Redis Cluster keeps them in one slot.
 
+**Records in doubt** (UNKNOWN) are also kept, by the same scripts, in a sorted set per scope
+(``prefix:idem:{scope}:doubt``); the scopes are listed in ``prefix:idem-scopes``. So
+:meth:`~RedisIdempotencyStore.in_doubt_sync` (what ``egress.status`` reads) costs one round trip
+per scope, however many records the store holds.
+
+**Two faces, one logic.** Each operation is one coroutine doing its I/O through a face: the
+async methods run it on ``redis.asyncio``; the ``*_sync`` methods (for ``SyncStripePayments``)
+run it with :func:`~egress.payments._drive.drive` on ``redis.Redis``, where it never suspends.
+
 **Fail-closed.** When Redis cannot answer within the store's timeout, every method raises
 :class:`~egress.errors.SharedStateUnavailableError` and nothing is sent: a payment must never go
 out without its key being claimed. Records are kept ``retention`` seconds after their last
