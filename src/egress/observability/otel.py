@@ -55,6 +55,8 @@ _SERVER: Final = {"source": "server"}
 _MAX_CACHE: Final = 10_000
 _MAX_ATTEMPT_KEY: Final = 16
 _SPAN_ONLY: Final = frozenset({CallStarted, AttemptStarted})
+_WAIT_BUCKETS: Final = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0, 30.0, 60.0]
 _BUCKETS: Final = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
                    10.0]
 
@@ -77,6 +79,10 @@ class OpenTelemetrySink(MetricsSink):
         self._call = meter.create_histogram("egress.call.duration", unit="s",
                                             description="Duration of logical calls",
                                             explicit_bucket_boundaries_advisory=_BUCKETS)
+        self._wait = meter.create_histogram(
+            "egress.rate_limit.wait", unit="s",
+            description="Time calls waited for a rate limiter's slot (cause: ours, server)",
+            explicit_bucket_boundaries_advisory=_WAIT_BUCKETS)
         self._counters = {name: meter.create_counter(f"egress.{name}", description=text)
                           for name, text in (
             ("attempts", "Attempts by outcome"),
@@ -215,6 +221,9 @@ class OpenTelemetrySink(MetricsSink):
 
     def rate_limited(self, source: str) -> None:
         self._counters["rate_limited"].add(1, {"source": source})
+
+    def limiter_wait(self, limiter: str, cause: str, seconds: float) -> None:
+        self._wait.record(seconds, {"limiter": limiter, "cause": cause})
 
     def deadline_exceeded(self, operation: str) -> None:
         self._counters["deadline_exceeded"].add(1, {"operation": operation})
