@@ -49,6 +49,7 @@ __all__ = ["OpenTelemetrySink"]
 _CALL: Final = "otel.call"
 _ATTEMPT: Final = "otel.attempt"
 _PARENT: Final = "otel.parent"
+_UNSAMPLED: Final = "otel.unsampled"
 _ERROR: Final = Status(StatusCode.ERROR)
 _SERVER: Final = {"source": "server"}
 #: Attribute mappings cached per sink; attempts past this number are not cached.
@@ -131,11 +132,22 @@ class OpenTelemetrySink(MetricsSink):
             span = self._tracer.start_span(name, kind=SpanKind.INTERNAL,
                                            attributes=self._call_attributes(name))
             observed[_CALL] = span
-            observed[_PARENT] = trace.set_span_in_context(span)  # once for every attempt
+            parent = observed[_PARENT] = trace.set_span_in_context(span)  # for every attempt
+            if not span.is_recording():
+                # Sampled out: the attempts' spans would not be recorded either, so none is
+                # started; each attempt sends the call's context (its trace id and the
+                # not-sampled flag are all a server needs to follow the decision).
+                carrier: dict[str, str] = {}
+                propagate.inject(carrier, context=parent)
+                observed[_UNSAMPLED] = carrier
         elif kind is CallFinished:
             span = observed.pop(_CALL, None)
             observed.pop(_PARENT, None)
-            if span is not None:
+            if observed.pop(_UNSAMPLED, None) is not None:
+                observed.pop("headers", None)
+                if span is not None:
+                    span.end()
+            elif span is not None:
                 _finish(span, event)  # type: ignore[arg-type]
 
     def _call_attributes(self, name: str) -> Attributes:
@@ -151,6 +163,11 @@ class OpenTelemetrySink(MetricsSink):
         return attributes
 
     def _attempt_started(self, event: AttemptStarted, observed: dict[str, Any]) -> None:
+        unsampled = observed.get(_UNSAMPLED)
+        if unsampled is not None:  # the call was sampled out: no span, its context on the wire
+            if event.method is not None:
+                observed["headers"] = unsampled
+            return
         if event.attempt < _MAX_ATTEMPT_KEY:
             key = (event.method, event.server, event.attempt)
             attributes = self._attributes.get(key)
