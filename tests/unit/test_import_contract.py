@@ -36,9 +36,10 @@ def _modules_after(statement: str) -> set[str]:
     ("import egress", {"asyncio", "typing", "egress.events", "egress.policies"}),
     ("from egress import Pipeline, Retry, Timeout, CircuitBreaker",
      {"egress.http", "egress.payments", "egress.observability.status"}),
-    ("import egress.http", {"egress.payments", "egress.http._aiohttp", "egress.http._httpx"}),
+    ("import egress.http", {"asyncio", "egress.events", "egress.payments", "egress.http._httpx"}),
     ("from egress.http import ApiClient, SyncApiClient", {"egress.http._aiohttp"}),
-    ("import egress.payments", {"egress.http", "egress.adapters"}),
+    ("import egress.payments", {"asyncio", "egress.events", "egress.http", "egress.adapters"}),
+    ("from egress.payments import Money, PaymentRequest", {"egress.payments.keeper"}),
     ("import egress.adapters.stripe", {"egress.http._aiohttp", "egress.http._stdlib"}),
 ])
 def test_an_import_loads_no_http_library_and_nothing_unused(statement: str,
