@@ -108,15 +108,17 @@ def main() -> None:
             for _ in range(args.runs):
                 for src in trees:  # interleaved, so that machine load hits both trees alike
                     ms, wall = measure(statement, src, pycache=pycache)
-                    beyond = (measure(statement, src, pycache=pycache, after_asyncio=True)[0]
-                              if own else float("nan"))
-                    rows[src].append((ms, beyond, wall))
+                    added = (measure(statement, src, pycache=pycache, after_asyncio=True)[0]
+                             if own else 0.0)
+                    rows[src].append((ms, added, wall))
 
             mine = [stat(column) for column in zip(*rows[None], strict=True)]
-            row = f"| {label:<60} | {mine[0]:9.1f} | {mine[1]:14.1f} | {mine[2]:10.1f}"
+            beyond = f"{mine[1]:14.1f}" if own else f"{'-':>14}"
+            row = f"| {label:<60} | {mine[0]:9.1f} | {beyond} | {mine[2]:10.1f}"
             if args.compare:
                 theirs = [stat(column) for column in zip(*rows[args.compare], strict=True)]
-                row += f" | {theirs[0]:6.1f} | {theirs[1]:18.1f}"
+                beyond = f"{theirs[1]:18.1f}" if own else f"{'-':>18}"
+                row += f" | {theirs[0]:6.1f} | {beyond}"
             print(row + " |", flush=True)
 
 
