@@ -411,6 +411,8 @@ def _specialise(cls: type[_E], kind: str) -> Callable[..., Any]:
     scope: dict[str, Any] = {"_new": object.__new__, "_set": object.__setattr__, "cls": cls}
     params = []
     for f in dataclasses.fields(cls):
+        if f.default_factory is not dataclasses.MISSING or not f.init:  # not written here
+            raise TypeError(f"{cls.__qualname__}.{f.name}: an event field takes a plain default")
         if kind == "build" or f.default is dataclasses.MISSING:
             params.append(f.name)
         else:

@@ -8,8 +8,12 @@ times themselves are measured by ``bench/imports.py``, never here.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import pickle
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -109,15 +113,40 @@ def test_clients_read_the_trust_store_once_and_only_when_a_connection_needs_it(
     monkeypatch.setattr(_tls, "_verifying_context", counting)
     if hasattr(_tls, "_shared_default"):  # (absent before the fix: then every client loaded)
         _tls._shared_default.cache_clear()
-    clients = [ApiClient("http://127.0.0.1:9"), ApiClient("https://api.example.com"),
-               SyncApiClient("https://api.example.com"), SyncApiClient("http://127.0.0.1:9")]
+    async_clients = [ApiClient("http://127.0.0.1:9"), ApiClient("https://api.example.com")]
+    sync_clients = [SyncApiClient("https://api.example.com"), SyncApiClient("http://127.0.0.1:9")]
     assert loads == []  # building a client reads no certificates
-    contexts = {id(c._core.wire_options.ssl_context) for c in clients}
+    contexts = {id(c._core.wire_options.ssl_context) for c in [*async_clients, *sync_clients]}
     assert len(loads) == 1 and len(contexts) == 1  # one load, shared by every client
-    for client in clients[2:]:
+    for client in sync_clients:
         client.close()
 
 
 def test_a_bad_ca_file_still_fails_at_construction() -> None:
     with pytest.raises(egress.ConfigurationError, match="CA file"):
         SyncApiClient("https://api.example.com", verify="/no/such/ca.pem")
+
+
+@pytest.mark.parametrize("cls", [c for c in vars(egress.events).values()
+                                 if isinstance(c, type) and issubclass(c, egress.events.Event)],
+                         ids=lambda c: c.__name__)
+def test_every_event_keeps_the_shape_of_a_frozen_slotted_dataclass(
+        cls: type[egress.events.Event]) -> None:
+    fields = dataclasses.fields(cls)
+    given: dict[str, Any] = {f.name: f"v-{f.name}" for f in fields}
+    event = cls(**given)
+    assert dataclasses.asdict(event) == given
+    assert repr(event) == f"{cls.__qualname__}({', '.join(f'{k}={v!r}' for k, v in given.items())})"
+    assert event == cls(**given) and hash(event) == hash(cls(**given)) and event != object()
+    assert event != dataclasses.replace(event, operation="other")
+    assert pickle.loads(pickle.dumps(event)) == event
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.operation = "other"  # type: ignore[misc]
+    assert not hasattr(event, "__dict__") and cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    signature = inspect.signature(cls)
+    assert [p.name for p in signature.parameters.values()] == [f.name for f in fields]
+    assert all(p.kind is p.KEYWORD_ONLY for p in signature.parameters.values())
+    with pytest.raises(TypeError):  # a required field left out
+        cls(**{k: v for k, v in given.items() if k != "operation"})
+    with pytest.raises(TypeError):
+        cls(**given, unknown=1)  # type: ignore[call-arg]
