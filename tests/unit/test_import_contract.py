@@ -116,7 +116,8 @@ def test_clients_read_the_trust_store_once_and_only_when_a_connection_needs_it(
     async_clients = [ApiClient("http://127.0.0.1:9"), ApiClient("https://api.example.com")]
     sync_clients = [SyncApiClient("https://api.example.com"), SyncApiClient("http://127.0.0.1:9")]
     assert loads == []  # building a client reads no certificates
-    contexts = {id(c._core.wire_options.ssl_context) for c in [*async_clients, *sync_clients]}
+    cores = [c._core for c in async_clients] + [c._core for c in sync_clients]
+    contexts = {id(core.wire_options.ssl_context) for core in cores}
     assert len(loads) == 1 and len(contexts) == 1  # one load, shared by every client
     for client in sync_clients:
         client.close()
