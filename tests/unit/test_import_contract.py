@@ -39,7 +39,8 @@ def _modules_after(statement: str) -> set[str]:
 @pytest.mark.parametrize(("statement", "also_absent"), [
     ("import egress", {"asyncio", "typing", "egress.events", "egress.policies"}),
     ("from egress import Pipeline, Retry, Timeout, CircuitBreaker",
-     {"egress.http", "egress.payments", "egress.observability.status"}),
+     {"egress.http", "egress.payments", "egress.observability.status", "egress.policies.ratelimit",
+      "egress.policies.bulkhead"}),
     ("import egress.http", {"asyncio", "egress.events", "egress.payments", "egress.http._httpx"}),
     ("from egress.http import ApiClient, SyncApiClient", {"egress.http._aiohttp"}),
     ("import egress.payments", {"asyncio", "egress.events", "egress.http", "egress.adapters"}),
