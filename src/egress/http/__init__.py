@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     )
     from egress.http._headers import Headers
     from egress.http._hints import RateLimitInfo, parse_rate_limit, parse_retry_after, server_hint
+    from egress.http._options import DEFAULT_DEADLINE
     from egress.http._response import Response
     from egress.http._safety import (
         TRANSIENT_STATUSES,
@@ -58,6 +59,7 @@ _LAZY = {
     "BasicAuth": "egress.http._auth",
     "BearerAuth": "egress.http._auth",
     "DEFAULT_ASYNC_BACKEND": "egress.http.client",
+    "DEFAULT_DEADLINE": "egress.http._options",
     "default_retryable": "egress.http._safety",
     "DEFAULT_SYNC_BACKEND": "egress.http.client",
     "Headers": "egress.http._headers",
@@ -90,6 +92,7 @@ __all__ = [
     "BasicAuth",
     "BearerAuth",
     "DEFAULT_ASYNC_BACKEND",
+    "DEFAULT_DEADLINE",
     "DEFAULT_SYNC_BACKEND",
     "Headers",
     "HmacSigner",
