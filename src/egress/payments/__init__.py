@@ -6,11 +6,11 @@ Domain code depends on this package only; vendors live under ``egress.adapters``
 
 from __future__ import annotations
 
+from egress._lazy import lazy_names
+
 # Not ``from typing import TYPE_CHECKING``: see egress/__init__.py.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from egress.errors import (
         AuthenticationFailed,
         IdempotencyMismatch,
@@ -140,16 +140,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'egress.payments' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module), name)
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(globals(), _LAZY)
