@@ -31,19 +31,27 @@ if TYPE_CHECKING:
 else:
 
     def _event(**options: Any) -> Any:
-        # Defining a dataclass compiles its __init__, __repr__, __eq__ and __hash__ (exec of
-        # generated source, about 0.15 ms each): for the ~30 events that was most of what
-        # importing egress cost. Here dataclasses writes none of the four: Event compares,
-        # hashes and shows an event from its fields as dataclasses would, and each class's
-        # __init__ is written, the same as dataclasses writes it, the first time one is built.
-        # Everything else (fields(), replace(), asdict(), frozen, slots, pickling, the
-        # inheritance rules) is dataclasses' own.
+        # Defining a dataclass compiles its __init__, __repr__, __eq__, __hash__ and, frozen,
+        # __setattr__ and __delattr__ (exec of generated source, about 0.15 ms each): for the
+        # ~30 events that was most of what importing egress cost. Here dataclasses compiles
+        # none of them: Event compares, hashes, shows, pickles and refuses assignment for every
+        # event from its fields as dataclasses would, and each class's __init__ is written, the
+        # same as dataclasses writes it, the first time one is built. The classes are made as
+        # unfrozen dataclasses and marked frozen once all are defined (_mark_frozen), so a
+        # subclass declared with @dataclass(frozen=True) elsewhere is checked as usual. fields(),
+        # replace(), asdict() and slots are dataclasses' own.
+        options = {**options, "frozen": False}
+
         def make(cls: type) -> type:
             cls = dataclasses.dataclass(cls, init=False, repr=False, eq=False, **options)
             cls.__init__ = _first_init  # its own: a subclass never inherits a parent's fields
+            _unmarked.append(cls)
             return cls
 
         return make
+
+    _unmarked: list[type] = []
+    _frozen: set[type] = set()
 
     def _first_init(self: Any, **fields: Any) -> None:
         cls = type(self)
@@ -125,6 +133,23 @@ class Event:
 
         def __hash__(self) -> int:
             return hash(_values(self))
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            if type(self) in _frozen or name in _names(type(self)):
+                raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+            object.__setattr__(self, name, value)  # a plain subclass's own attribute
+
+        def __delattr__(self, name: str) -> None:
+            if type(self) in _frozen or name in _names(type(self)):
+                raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+            object.__delattr__(self, name)
+
+        def __getstate__(self) -> tuple[Any, ...]:  # pickle and copy: slots, no __dict__
+            return _values(self)
+
+        def __setstate__(self, state: tuple[Any, ...]) -> None:
+            for name, value in zip(_names(type(self)), state, strict=True):
+                object.__setattr__(self, name, value)
 
 
 @_event(frozen=True, slots=True, kw_only=True)
@@ -436,6 +461,21 @@ def _builder(cls: type[_E]) -> Callable[..., _E]:
     build.__doc__ = f"``{cls.__name__}(...)`` with every field given, built faster."
     return build
 
+
+if not TYPE_CHECKING:
+
+    @dataclasses.dataclass(frozen=True, slots=True, kw_only=True, init=False, repr=False,
+                           eq=False)
+    class _Frozen:  # what dataclasses records for a frozen event: borrowed by every event
+        pass
+
+    def _mark_frozen() -> None:
+        for cls in _unmarked:
+            cls.__dataclass_params__ = _Frozen.__dataclass_params__
+            _frozen.add(cls)
+        _unmarked.clear()
+
+    _mark_frozen()
 
 call_started = _builder(CallStarted)
 call_finished = _builder(CallFinished)
