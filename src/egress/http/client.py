@@ -300,6 +300,9 @@ class ApiClient(_ClientBase[Awaitable[Response]]):
 
     def _run(self, pipeline: Pipeline, call: PreparedCall,
              deadline: float | None) -> Awaitable[Response]:
+        fused = pipeline._fused  # the default pipeline in one frame (no execute() frame above)
+        if fused is not None:
+            return fused(call.operation, call.op, deadline, call.target)
         return pipeline.execute(call.operation, call.op, deadline=deadline, target=call.target)
 
     async def _attempt(self, call: PreparedCall) -> Response:
