@@ -136,7 +136,7 @@ def test_only_the_exact_shape_is_fused() -> None:
 @pytest.mark.parametrize("fused", [True, False])
 def test_queue_full_and_release_on_every_exit(fused: bool) -> None:
     async def main() -> tuple[list[Any], int, int]:
-        pipeline, sink = build(fused, max_concurrent=1, max_queue=1)
+        pipeline, _sink = build(fused, max_concurrent=1, max_queue=1)
         gate = asyncio.Event()
 
         async def held() -> Answer:
