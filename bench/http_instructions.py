@@ -8,7 +8,8 @@ of instructions the client process executes per request does not depend on the l
 runs in a child process under ``valgrind --tool=cachegrind --cache-sim=no`` (it counts every
 instruction the process executes, interpreter and C extensions included), once with ``small``
 and once with ``large`` GETs after the same warm-up; the difference divided by ``large - small``
-is the cost of one GET, with start-up, imports and warm-up cancelled out. nginx (started here,
+is the cost of one GET, with start-up, imports and warm-up cancelled out (the children run with
+a fixed ``PYTHONHASHSEED``, so that start-up is the same in both). nginx (started here,
 as in ``bench/http_client.py``) is a separate process and is not counted. ``repeat`` runs each
 pair that many times, interleaving the cases, and the table shows the median and the range.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import shutil
 import statistics
@@ -73,7 +75,11 @@ def instructions(case: str, url: str, count: int, concurrency: int, warmup: int)
     command = [valgrind, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
                sys.executable, __file__, "--child", case, "--url", url, "--count", str(count),
                "--concurrency", str(concurrency), "--warmup", str(warmup)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=1200, check=True)
+    # A fixed hash seed: with a random one, start-up alone (dict and set layouts) moves by
+    # millions of instructions from one process to the next, which the difference would keep.
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=True,
+                          env=env)
     found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if found is None:
         raise RuntimeError(f"no instruction count in valgrind's output:\n{done.stderr[-2000:]}")
