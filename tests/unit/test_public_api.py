@@ -44,7 +44,8 @@ PUBLIC = {
     },
     "egress.http": {
         "ASYNC_BACKENDS", "ApiClient", "ApiKeyAuth", "Auth", "BasicAuth", "BearerAuth",
-        "DEFAULT_ASYNC_BACKEND", "DEFAULT_SYNC_BACKEND", "Headers", "HmacSigner",
+        "DEFAULT_ASYNC_BACKEND", "DEFAULT_DEADLINE", "DEFAULT_SYNC_BACKEND", "Headers",
+        "HmacSigner",
         "OAuth2ClientCredentials", "RateLimitInfo", "RequestInfo", "ResilientTransport",
         "Response", "RetryHook", "SYNC_BACKENDS", "Safety", "SignableRequest", "SigningAuth",
         "SyncApiClient", "TRANSIENT_STATUSES", "Timeouts", "default_retryable",
@@ -173,3 +174,15 @@ def test_without_httpx_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delitem(egress.http.__dict__, "ResilientTransport", raising=False)
     with pytest.raises(egress.ConfigurationError, match=r"egress\[httpx\]"):
         reach()
+
+
+def test_one_thing_has_one_name() -> None:
+    """Issue 11: a call's default deadline is defined once (the Stripe adapter's is the same
+    value by the same name), and FakeStripe's request identifiers and decoded forms no longer
+    share names with egress.http's RequestInfo and Params."""
+    import egress.adapters.stripe
+    import egress.http
+    from egress.testing.fake_stripe import _account, _forms
+
+    assert egress.adapters.stripe.DEFAULT_DEADLINE is egress.http.DEFAULT_DEADLINE
+    assert not hasattr(_account, "RequestInfo") and not hasattr(_forms, "Params")

@@ -105,3 +105,28 @@ def test_status_lists_idempotency_records_in_doubt_bounded_and_without_secrets(
     broken = status(stores=(), idempotency=[object()]).in_doubt
     assert broken["count"] == 0 and broken["errors"] == [{"store": "object",
                                                           "error": "no in_doubt_sync"}]
+
+
+def test_a_limiter_is_read_through_its_public_snapshot() -> None:
+    """status.py reads no private slot of a limiter (issue 11): its backlog is what the state's
+    own ``snapshot`` says, reserved slots ahead of now."""
+    clock = FakeClock(auto_advance=False)
+    store = MemoryStore()
+    RateLimiter(10, burst=1, name="queued", store=store, clock=clock)
+    [(_, state)] = store.items()
+    for _ in range(3):  # one slot now, two more 0.1 s apart: the next free one is 0.3 s ahead
+        state.reserve(clock.now(), 1.0)
+    assert state.snapshot(clock.now()) == {"paused_for": 0.0, "backlog": pytest.approx(0.3)}
+    [lim] = status([store], clock=clock).limiters
+    assert lim["backlog"] == pytest.approx(0.3) and lim["paused_for"] == 0.0
+
+    class Elsewhere:  # a state that keeps its time elsewhere: public methods only
+        settings = (5.0, 2)
+
+        def snapshot(self, now: float) -> dict[str, float]:
+            return {"paused_for": 1.5, "backlog": 0.75}
+
+    other = MemoryStore()
+    other.shared("rate_limiter", "remote", Elsewhere)
+    [entry] = status([other]).limiters
+    assert (entry["paused_for"], entry["backlog"]) == (1.5, 0.75)

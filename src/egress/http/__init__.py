@@ -21,6 +21,7 @@ from egress.http._auth import (
 )
 from egress.http._headers import Headers
 from egress.http._hints import RateLimitInfo, parse_rate_limit, parse_retry_after, server_hint
+from egress.http._options import DEFAULT_DEADLINE
 from egress.http._response import Response
 from egress.http._safety import (
     TRANSIENT_STATUSES,
@@ -52,6 +53,7 @@ __all__ = [
     "BasicAuth",
     "BearerAuth",
     "DEFAULT_ASYNC_BACKEND",
+    "DEFAULT_DEADLINE",
     "DEFAULT_SYNC_BACKEND",
     "Headers",
     "HmacSigner",

@@ -17,16 +17,9 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+import egress.http._wire_errors as failed
 from egress._redacted import drop_frames
-from egress.errors import (
-    AttemptTimeoutError,
-    ConfigurationError,
-    EgressError,
-    ResponseError,
-    TLSVerificationError,
-    TransportError,
-    UnsafeRequestError,
-)
+from egress.errors import AttemptTimeoutError, ConfigurationError, EgressError
 from egress.http._body import BodyReader
 from egress.http._headers import Headers
 from egress.http._httpx_logs import install as install_log_filter
@@ -40,7 +33,7 @@ except ModuleNotFoundError as exc:  # httpx is an extra since 0.2
     raise ConfigurationError("backend='httpx' and ResilientTransport need the httpx package: "
                              "pip install 'egress[httpx]'") from exc
 
-__all__ = ["HttpxAsyncWire", "HttpxSyncWire"]
+__all__ = ["HttpxAsyncWire", "HttpxSyncWire", "map_httpx_error"]
 
 _NO_BODY_STATUSES = frozenset({204, 304})
 _BACKSTOP = 0.05  # seconds the async total waits for httpx's own timeouts to fire first
@@ -56,29 +49,27 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
-def _map_error(exc: Exception, where: str, reading: bool) -> EgressError:
-    """Every httpx failure, translated once. ``where``: method and URL without query;
-    ``reading``: the headers had arrived."""
+def map_httpx_error(exc: BaseException, where: str, reading: bool) -> EgressError:
+    """Every httpx failure, translated once: the backends' and ``ResilientTransport``'s errors
+    (``_transport_errors.from_httpx``) both come from here. ``where``: method and URL without
+    query; ``reading``: the headers had arrived."""
     if isinstance(exc, EgressError):
         return exc
-    name = type(exc).__name__
     if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-        return AttemptTimeoutError(f"{where}: {name}", sent=False)
-    if isinstance(exc, httpx.ConnectError) and refused_certificate(exc):
-        return TLSVerificationError(f"{where}: the server's certificate was refused")
-    if isinstance(exc, httpx.ConnectError):
-        return TransportError(f"{where}: could not connect ({name})", sent=False)
+        return failed.connect_timed_out(where, exc)
+    if isinstance(exc, httpx.ConnectError):  # a refused certificate is permanent: never retried
+        return (failed.certificate_refused(where) if refused_certificate(exc)
+                else failed.not_connected(where, exc))
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
-        return AttemptTimeoutError(f"{where}: timed out ({name})", sent=True)
+        return failed.timed_out(where, exc)
     if isinstance(exc, httpx.LocalProtocolError | httpx.InvalidURL | httpx.UnsupportedProtocol
                   | ValueError):
-        return UnsafeRequestError(f"{where}: request refused by the HTTP library ({name})")
+        return failed.refused_by_library(where, exc)
     if reading and isinstance(exc, httpx.TransportError | OSError):
-        return ResponseError(f"{where}: response body incomplete ({name})", reason="truncated")
-    if isinstance(exc, httpx.RemoteProtocolError) and not reading:
-        return TransportError(f"{where}: connection closed without a response ({name})",
-                              sent=True)
-    return TransportError(f"{where}: {name}", sent=True)
+        return failed.truncated(where, exc)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return failed.failed_after_connecting(where, exc, "connection closed without a response")
+    return failed.failed_after_connecting(where, exc)
 
 
 def _chainable(exc: BaseException) -> BaseException | None:
@@ -122,6 +113,18 @@ def _reader(response: httpx.Response, request: WireRequest, cap: int) -> BodyRea
     length = headers.get("content-length")
     declared = int(length) if length is not None and length.isdigit() else None
     return BodyReader(cap, headers.get("content-encoding"), declared)
+
+
+def _raise_failure(error: EgressError | None, cause: BaseException | None) -> None:
+    """Raise either wire's error, if any, here: outside the handler that caught it, so that it
+    carries no hidden ``__context__``."""
+    if error is not None:
+        drop_frames(cause)  # the library's frames hold the raw request in locals
+        raise error from cause
+
+
+def _answer(response: httpx.Response, content: bytes) -> WireResponse:
+    return WireResponse(response.status_code, Headers.from_raw(response.headers.raw), content)
 
 
 _Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
@@ -168,15 +171,12 @@ class HttpxAsyncWire:
                 finally:
                     await response.aclose()
         except Exception as exc:
-            error = _map_error(exc, request.where(), reading)
+            error = map_httpx_error(exc, request.where(), reading)
             if error is exc:
                 raise
             cause = _chainable(exc)
-        if error is not None:
-            drop_frames(cause)  # the library's frames hold the raw request in locals
-            raise error from cause  # outside the handler: no hidden __context__ either
-        return WireResponse(response.status_code, Headers.from_raw(response.headers.raw),
-                            content)
+        _raise_failure(error, cause)
+        return _answer(response, content)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -308,17 +308,14 @@ class HttpxSyncWire:
             finally:
                 response.close()
         except Exception as exc:
-            error = _map_error(exc, request.where(), reading)
+            error = map_httpx_error(exc, request.where(), reading)
             if error is exc:
                 raise
             cause = _chainable(exc)
         finally:
             self._deadline.end = None
-        if error is not None:
-            drop_frames(cause)  # the library's frames hold the raw request in locals
-            raise error from cause  # outside the handler: no hidden __context__ either
-        return WireResponse(response.status_code, Headers.from_raw(response.headers.raw),
-                            content)
+        _raise_failure(error, cause)
+        return _answer(response, content)
 
     def close(self) -> None:
         self._client.close()

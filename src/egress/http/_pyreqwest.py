@@ -21,15 +21,8 @@ import ssl
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from egress.errors import (
-    AttemptTimeoutError,
-    ConfigurationError,
-    EgressError,
-    ResponseError,
-    TLSVerificationError,
-    TransportError,
-    UnsafeRequestError,
-)
+import egress.http._wire_errors as failed
+from egress.errors import ConfigurationError, EgressError, TLSVerificationError
 from egress.http._body import BodyReader
 from egress.http._headers import Headers
 from egress.http._wire import WireOptions, WireRequest, WireResponse
@@ -74,22 +67,21 @@ def _map_error(exc: Exception, where: str) -> EgressError:
 
     if isinstance(exc, EgressError):
         return exc
-    name = type(exc).__name__
     causes = _causes(exc)
     connecting = "client error (Connect)" in causes
     if isinstance(exc, px.PoolTimeoutError) or (connecting and isinstance(exc, TimeoutError)):
-        return AttemptTimeoutError(f"{where}: {name}", sent=False)
+        return failed.connect_timed_out(where, exc)
     if connecting and any(word in causes for word in _CERT_WORDS):
-        return TLSVerificationError(f"{where}: the server's certificate was refused")
+        return failed.certificate_refused(where)
     if connecting and isinstance(exc, px.ConnectError):
-        return TransportError(f"{where}: could not connect ({name})", sent=False)
+        return failed.not_connected(where, exc)
     if isinstance(exc, TimeoutError):  # reqwest's total, or the backstop
-        return AttemptTimeoutError(f"{where}: timed out ({name})", sent=True)
+        return failed.timed_out(where, exc)
     if isinstance(exc, px.BuilderError | ValueError):
-        return UnsafeRequestError(f"{where}: request refused by the HTTP library ({name})")
+        return failed.refused_by_library(where, exc)
     if isinstance(exc, px.DecodeError | px.ReadError):
-        return ResponseError(f"{where}: response body incomplete ({name})", reason="truncated")
-    return TransportError(f"{where}: connection failed after connecting ({name})", sent=True)
+        return failed.truncated(where, exc)
+    return failed.failed_after_connecting(where, exc)
 
 
 def _require() -> None:
@@ -172,8 +164,7 @@ class PyreqwestWire:
                 async with asyncio.timeout(request.limits.at(self._now())[3]):
                     await slots.acquire()
             except TimeoutError:
-                raise AttemptTimeoutError(f"{request.where()}: no free connection within the "
-                                          f"pool timeout", sent=False) from None
+                raise failed.pool_wait_timed_out(request.where()) from None
         else:
             await slots.acquire()
         try:

@@ -21,16 +21,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import egress.http._wire_errors as failed
 from egress._redacted import RedactedURL, drop_frames
-from egress.errors import (
-    AttemptTimeoutError,
-    ConfigurationError,
-    EgressError,
-    ResponseError,
-    TLSVerificationError,
-    TransportError,
-    UnsafeRequestError,
-)
+from egress.errors import ConfigurationError, EgressError
 from egress.http._body import BodyReader
 from egress.http._headers import Headers
 from egress.http._wire import WireOptions, WireRequest, WireResponse
@@ -123,23 +116,22 @@ def _map_error(exc: Exception, request: WireRequest, phase: str) -> EgressError:
     if isinstance(exc, EgressError):
         return exc
     where = request.where()
-    name = type(exc).__name__
     if phase == "connect":
         if isinstance(exc, ssl.SSLCertVerificationError):
-            return TLSVerificationError(f"{where}: the server's certificate was refused")
+            return failed.certificate_refused(where)
         if isinstance(exc, TimeoutError):
-            return AttemptTimeoutError(f"{where}: connect timed out", sent=False)
-        return TransportError(f"{where}: could not connect ({name})", sent=False)
+            return failed.connect_timed_out(where, exc)
+        return failed.not_connected(where, exc)
     if isinstance(exc, TimeoutError):
-        return AttemptTimeoutError(f"{where}: timed out ({name})", sent=True)
+        return failed.timed_out(where, exc)
     if isinstance(exc, http.client.InvalidURL | ValueError) and phase == "send":
-        return UnsafeRequestError(f"{where}: request refused by the HTTP library ({name})")
+        return failed.refused_by_library(where, exc)
     if phase == "read" and isinstance(exc, http.client.HTTPException | OSError):
-        return ResponseError(f"{where}: response body incomplete ({name})", reason="truncated")
+        return failed.truncated(where, exc)
     if isinstance(exc, http.client.HTTPException) and not isinstance(
             exc, http.client.RemoteDisconnected):
-        return ResponseError(f"{where}: malformed response ({name})", reason="malformed")
-    return TransportError(f"{where}: connection failed after connecting ({name})", sent=True)
+        return failed.malformed(where, exc)
+    return failed.failed_after_connecting(where, exc)
 
 
 class StdlibWire:
@@ -206,8 +198,7 @@ class StdlibWire:
         scheme, host, port, target = self._target(request.url)
         connect, read, write, pool, _total = request.limits.at(self._now())
         if not self._slots.acquire(timeout=pool):
-            raise AttemptTimeoutError(f"{request.where()}: no free connection within the pool "
-                                      f"timeout", sent=False)
+            raise failed.pool_wait_timed_out(request.where())
         entry: _Connection | None = None
         keep = False
         phase = "connect"

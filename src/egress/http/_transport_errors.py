@@ -22,16 +22,13 @@ from typing import Any
 import httpx
 
 from egress.errors import (
-    AttemptTimeoutError,
     DeadlineExceededError,
     EgressError,
     RejectedError,
     ResponseError,
-    TLSVerificationError,
-    TransportError,
     UnsafeRequestError,
 )
-from egress.http._trust import refused_certificate
+from egress.http._httpx import map_httpx_error
 
 __all__ = ["build", "dual", "from_egress", "from_httpx"]
 
@@ -94,29 +91,19 @@ def _facts(info: Any, sent: bool) -> dict[str, Any]:
 def from_httpx(exc: httpx.TransportError, request: httpx.Request, info: Any, *,
                reading: bool, body_started: bool) -> Exception:
     """``exc`` (raised by the inner transport) as its dual. ``reading``: the headers had
-    arrived; ``body_started``: some of the request body had been handed to the inner transport."""
+    arrived; ``body_started``: some of the request body had been handed to the inner transport.
+
+    What it means (the egress class, ``sent``, a body's ``reason``) is the httpx backend's one
+    mapping; the message stays httpx's own, as a caller of httpx expects."""
     if isinstance(exc, EgressError):
         return exc  # already both (a ResilientTransport inside another one)
-    message = str(exc)
-    base: type[EgressError]
-    extra: dict[str, Any] = {}
-    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-        base, sent = AttemptTimeoutError, False
-    elif isinstance(exc, httpx.ConnectError) and refused_certificate(exc):
-        base, sent = TLSVerificationError, False  # permanent: retrying cannot change the answer
-    elif isinstance(exc, httpx.ConnectError):
-        base, sent = TransportError, False
-    elif isinstance(exc, httpx.TimeoutException):
-        base, sent = AttemptTimeoutError, True
-    elif isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
-        # Refused by the HTTP library itself: a request that cannot be sent as it is.
-        base, sent = UnsafeRequestError, body_started
-    elif reading:
-        base, sent = ResponseError, True
-        extra["reason"] = "truncated"
-    else:
-        base, sent = TransportError, True
-    return build(type(exc), base, message, request=request, **_facts(info, sent), **extra)
+    meaning = map_httpx_error(exc, "", reading)
+    # A request the library refused may still have had part of its body streamed out.
+    sent = body_started if isinstance(meaning, UnsafeRequestError) else getattr(
+        meaning, "sent", True)
+    extra = {"reason": meaning.reason} if isinstance(meaning, ResponseError) else {}
+    return build(type(exc), type(meaning), str(exc), request=request, **_facts(info, sent),
+                 **extra)
 
 
 def from_egress(exc: EgressError, request: httpx.Request, info: Any) -> EgressError:

@@ -15,7 +15,6 @@ Never a key, a fingerprint or a result id.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -56,10 +55,6 @@ class Status:
                 "in_doubt": self.in_doubt}
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 def _breaker(name: str, state: Any, now: float) -> dict[str, Any]:
     snap = state.snapshot(now)
     return {"name": name, "state": getattr(snap.state, "value", str(snap.state)),
@@ -71,17 +66,15 @@ def _breaker(name: str, state: Any, now: float) -> dict[str, Any]:
 
 def _limiter(name: str, state: Any, now: float) -> dict[str, Any]:
     rate, burst = state.settings
-    paused_until = getattr(state, "_paused_until", -math.inf)
-    tat = getattr(state, "_tat", -math.inf)
-    return {"name": name, "rate": rate, "burst": burst,
-            "paused_for": max(0.0, paused_until - now) if paused_until > now else 0.0,
-            "backlog": _finite(max(0.0, tat - now))}
+    read = getattr(state, "snapshot", None)  # a shared (Redis) state may not keep a backlog
+    facts = read(now) if read is not None else {"paused_for": state.paused_for(now),
+                                                 "backlog": None}
+    return {"name": name, "rate": rate, "burst": burst, **facts}
 
 
 def _bulkhead(name: str, state: Any, now: float) -> dict[str, Any]:
     return {"name": name, "max_concurrent": state.max_concurrent, "max_queue": state.max_queue,
-            "active": getattr(state, "_active", None),
-            "queued": len(getattr(state, "_queue", ()))}
+            **state.snapshot(now)}
 
 
 def _budget(name: str, state: Any, now: float) -> dict[str, Any]:

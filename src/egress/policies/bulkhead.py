@@ -94,6 +94,11 @@ class BulkheadState:
         self._queue: deque[_Waiter] = deque()
         self._lock = threading.Lock()
 
+    def snapshot(self, now: float) -> dict[str, int]:
+        """What ``egress.status`` shows: slots in use and callers queued."""
+        with self._lock:
+            return {"active": self._active, "queued": len(self._queue)}
+
     def try_enter(self) -> bool:
         """Take a free slot if there is one and nobody is queued before us."""
         lock = self._lock

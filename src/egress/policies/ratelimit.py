@@ -216,6 +216,13 @@ class LimiterState:
         left = self._paused_until - now
         return left if left > 0 else 0.0
 
+    def snapshot(self, now: float) -> dict[str, float]:
+        """What ``egress.status`` shows: the seconds the limiter stays paused after ``now``, and
+        the seconds of slots already reserved ahead of ``now`` (its backlog; 0 when idle)."""
+        with self._lock:
+            backlog = self._tat - now
+            return {"paused_for": self.paused_for(now), "backlog": backlog if backlog > 0 else 0.0}
+
     def pause_until(self, until: float) -> bool:
         """Pause until ``until`` (clock time). ``False`` if already paused about that long.
 

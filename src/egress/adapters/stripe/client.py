@@ -25,7 +25,7 @@ from egress.adapters.stripe._flow import StripeFlow, StripeIo
 from egress.adapters.stripe._requests import DEFAULT_REFERENCE_KEY
 from egress.errors import ConfigurationError
 from egress.events import NULL_SINK, EventSink
-from egress.http import ApiClient, BearerAuth, Response, SyncApiClient, Timeouts
+from egress.http import DEFAULT_DEADLINE, ApiClient, BearerAuth, Response, SyncApiClient, Timeouts
 from egress.http._url import Params
 from egress.payments._drive import AsyncFace, SyncFace, blocking_store
 from egress.payments.idempotency import (
@@ -58,8 +58,6 @@ DEFAULT_API_VERSION: Final = "2024-06-20"
 #: Stripe's global limits: 25 requests/s in test mode, 100 in live mode.
 TEST_RATE_LIMIT: Final = 25.0
 LIVE_RATE_LIMIT: Final = 100.0
-#: Seconds for one logical call, every attempt and backoff included.
-DEFAULT_DEADLINE: Final = 60.0
 #: Pages of 100 PaymentIntents reconciliation may list to prove a payment absent.
 DEFAULT_MAX_SCAN_PAGES: Final = 10
 

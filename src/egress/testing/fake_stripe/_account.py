@@ -21,10 +21,10 @@ from typing import Any
 from egress.testing.fake_stripe import _params as P
 from egress.testing.fake_stripe._cards import TestCard, card_for
 from egress.testing.fake_stripe._errors import StripeApiError, invalid, resource_missing
-from egress.testing.fake_stripe._forms import Params
+from egress.testing.fake_stripe._forms import DecodedForm
 from egress.testing.fake_stripe._ledger import Ledger
 
-__all__ = ["API_VERSION", "DEFAULT_REFERENCE_KEY", "Account", "RequestInfo", "unexpected_state"]
+__all__ = ["API_VERSION", "DEFAULT_REFERENCE_KEY", "Account", "RequestIds", "unexpected_state"]
 
 API_VERSION = "2024-06-20"
 DEFAULT_REFERENCE_KEY = "reference"
@@ -32,8 +32,9 @@ _ALNUM = string.ascii_letters + string.digits
 
 
 @dataclass(frozen=True, slots=True)
-class RequestInfo:
-    """What an operation needs to know about the request that asked for it."""
+class RequestIds:
+    """The identifiers of the request that asked for an operation (not ``egress.http``'s
+    ``RequestInfo``, which describes a call egress makes)."""
 
     request_id: str | None = None
     idempotency_key: str | None = None
@@ -92,7 +93,7 @@ class Account:
             pending, self._pending = self._pending, []
             return pending
 
-    def _emit(self, type_: str, obj: dict[str, Any], info: RequestInfo) -> None:
+    def _emit(self, type_: str, obj: dict[str, Any], info: RequestIds) -> None:
         event = {
             "id": self.new_id("evt_"),
             "object": "event",
@@ -129,7 +130,7 @@ class Account:
     def _known_card(self, payment_method: str) -> TestCard | None:
         return self._methods.get(payment_method) or card_for(payment_method)
 
-    def _payment_method_param(self, params: Params) -> str | None:
+    def _payment_method_param(self, params: DecodedForm) -> str | None:
         """``payment_method``, or a card payment method created from ``payment_method_data``
         (``type=card`` with a test token such as ``tok_visa``), as Stripe creates one."""
         given = P.get_str(params, "payment_method")

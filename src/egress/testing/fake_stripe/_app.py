@@ -41,7 +41,7 @@ from egress.testing.fake_stripe._faults import (
     Fault,
     FaultKind,
 )
-from egress.testing.fake_stripe._forms import FormError, Params, fingerprint, parse_pairs
+from egress.testing.fake_stripe._forms import DecodedForm, FormError, fingerprint, parse_pairs
 from egress.testing.fake_stripe._idempotency import (
     MAX_KEY_LENGTH,
     InUse,
@@ -49,7 +49,7 @@ from egress.testing.fake_stripe._idempotency import (
     Replay,
     StoredResponse,
 )
-from egress.testing.fake_stripe._state import API_VERSION, RequestInfo, StripeState
+from egress.testing.fake_stripe._state import API_VERSION, RequestIds, StripeState
 
 __all__ = ["build_app"]
 
@@ -216,7 +216,7 @@ def _api_500() -> StripeApiError:
 # The API handler
 
 
-_Operation = Callable[[StripeState, str | None, Params, RequestInfo], dict[str, Any]]
+_Operation = Callable[[StripeState, str | None, DecodedForm, RequestIds], dict[str, Any]]
 
 _OPERATIONS: dict[str, _Operation] = {
     "payment_intents.create": lambda s, _i, p, r: s.create_intent(p, r),
@@ -321,7 +321,7 @@ class _Api:
             return _dropped()
         return None
 
-    async def _execute(self, route: str, ident: str | None, params: Params, *,
+    async def _execute(self, route: str, ident: str | None, params: DecodedForm, *,
                        fault: Fault | None, key: str | None, request_id: str,
                        headers: dict[str, str]) -> _Answer:
         core = self.core
@@ -334,7 +334,7 @@ class _Api:
                 if kind is FaultKind.STORED_500:
                     raise _api_500()
                 result = _OPERATIONS[route](core.state, ident, params,
-                                            RequestInfo(request_id, key))
+                                            RequestIds(request_id, key))
                 status, body, extra = 200, result, {}
             except StripeApiError as refusal:
                 saved = refusal.saved

@@ -7,7 +7,7 @@ from typing import Any
 
 from egress.testing.fake_stripe import _params as P
 from egress.testing.fake_stripe._errors import invalid
-from egress.testing.fake_stripe._forms import Params
+from egress.testing.fake_stripe._forms import DecodedForm
 from egress.testing.fake_stripe._lists import (
     INTENT_EXPANDABLE,
     REFUND_EXPANDABLE,
@@ -25,14 +25,14 @@ __all__ = ["Browsing"]
 class Browsing(Rendering):
     """``GET /v1/payment_intents``, ``/v1/payment_intents/search`` and ``/v1/refunds``."""
 
-    def list_intents(self, params: Params) -> dict[str, Any]:
+    def list_intents(self, params: DecodedForm) -> dict[str, Any]:
         P.check_known(params, P.LIST_PARAMS)
         customer = P.get_str(params, "customer")
         return self._listed(params, self._intents, INTENT_EXPANDABLE, self._render,
                             lambda i: customer is None or i["customer"] == customer,
                             kind="payment_intent", url="/v1/payment_intents")
 
-    def search_intents(self, params: Params) -> dict[str, Any]:
+    def search_intents(self, params: DecodedForm) -> dict[str, Any]:
         P.check_known(params, P.SEARCH_PARAMS)
         query = P.get_str(params, "query", required=True) or ""
         expansions(params, INTENT_EXPANDABLE, listing=True)
@@ -59,7 +59,7 @@ class Browsing(Rendering):
                     "next_page": f"page_o{offset + limit}" if more else None,
                     "url": "/v1/payment_intents/search"}
 
-    def list_refunds(self, params: Params) -> dict[str, Any]:
+    def list_refunds(self, params: DecodedForm) -> dict[str, Any]:
         P.check_known(params, P.REFUND_LIST_PARAMS)
         pi_id = P.get_str(params, "payment_intent")
         charge_id = P.get_str(params, "charge")
@@ -68,7 +68,7 @@ class Browsing(Rendering):
                             and (charge_id is None or r["charge"] == charge_id),
                             kind="refund", url="/v1/refunds")
 
-    def _listed(self, params: Params, objects: dict[str, dict[str, Any]],
+    def _listed(self, params: DecodedForm, objects: dict[str, dict[str, Any]],
                 expandable: frozenset[str], render: Callable[..., dict[str, Any]],
                 matches: Callable[[dict[str, Any]], bool], *, kind: str, url: str
                 ) -> dict[str, Any]:

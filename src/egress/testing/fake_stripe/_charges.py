@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from egress.testing.fake_stripe._account import RequestInfo
+from egress.testing.fake_stripe._account import RequestIds
 from egress.testing.fake_stripe._cards import Outcome, TestCard
 from egress.testing.fake_stripe._errors import StripeApiError
 from egress.testing.fake_stripe._ledger import Charge
@@ -18,7 +18,7 @@ class Charges(Rendering):
     """What confirming a PaymentIntent with a test card does."""
 
     def _run_confirmation(self, intent: dict[str, Any], payment_method: str, card: TestCard,
-                          info: RequestInfo, *, off_session: bool, error_on_action: bool) -> None:
+                          info: RequestIds, *, off_session: bool, error_on_action: bool) -> None:
         intent["payment_method"] = payment_method
         intent["last_payment_error"] = None
         if card.outcome is Outcome.DECLINE:
@@ -77,7 +77,7 @@ class Charges(Rendering):
         }
 
     def _succeed(self, intent: dict[str, Any], payment_method: str, card: TestCard,
-                 info: RequestInfo) -> None:
+                 info: RequestIds) -> None:
         charge = self._charge_object(intent, payment_method, card, status="succeeded")
         self._charges[charge["id"]] = charge
         intent["latest_charge"] = charge["id"]
@@ -97,7 +97,7 @@ class Charges(Rendering):
             self._emit("payment_intent.succeeded", intent, info)
 
     def _decline(self, intent: dict[str, Any], payment_method: str, card: TestCard,
-                 info: RequestInfo, *, code: str, decline_code: str | None, message: str,
+                 info: RequestIds, *, code: str, decline_code: str | None, message: str,
                  raise_error: bool = True) -> None:
         charge = self._charge_object(intent, payment_method, card, status="failed")
         charge.update(failure_code=code, failure_message=message)

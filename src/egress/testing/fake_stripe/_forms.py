@@ -15,12 +15,14 @@ import json
 from egress.adapters.stripe.form import FormError, FormTree
 from egress.adapters.stripe.form import decode_form as parse_pairs
 
-__all__ = ["FormError", "FormTree", "Params", "fingerprint", "parse_pairs"]
+__all__ = ["FormError", "FormTree", "DecodedForm", "fingerprint", "parse_pairs"]
 
-Params = dict[str, FormTree]
+#: A request's form body, decoded into its nested fields (``egress.http``'s ``Params`` is what a
+#: caller passes to be encoded).
+DecodedForm = dict[str, FormTree]
 
 
-def fingerprint(method: str, path: str, params: Params) -> str:
+def fingerprint(method: str, path: str, params: DecodedForm) -> str:
     """A stable digest of an operation's endpoint and parameters (order of fields ignored)."""
     canonical = json.dumps([method, path, params], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -8,7 +8,7 @@ from typing import Any
 
 from egress.testing.fake_stripe import _params as P
 from egress.testing.fake_stripe._errors import invalid
-from egress.testing.fake_stripe._forms import Params
+from egress.testing.fake_stripe._forms import DecodedForm
 
 __all__ = ["MAX_AMOUNT", "MINIMUM_AMOUNTS", "THREE_DECIMAL", "amount_and_currency",
            "card_options_param", "check_amount", "optional_hash", "refuse_connect_only",
@@ -26,7 +26,7 @@ MINIMUM_AMOUNTS = {
 THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
 
 
-def amount_and_currency(params: Params) -> tuple[int, str]:
+def amount_and_currency(params: DecodedForm) -> tuple[int, str]:
     amount = P.get_int(params, "amount", required=True)
     currency = P.get_str(params, "currency", required=True)
     assert amount is not None and currency is not None
@@ -54,7 +54,7 @@ def check_amount(amount: int, currency: str) -> int:
 _ADDRESS_FIELDS = ("city", "country", "line1", "line2", "postal_code", "state")
 
 
-def shipping_param(params: Params) -> dict[str, Any] | None:
+def shipping_param(params: DecodedForm) -> dict[str, Any] | None:
     """``shipping``, as Stripe stores it: name and address required, every field echoed."""
     raw = optional_hash(params, "shipping", "shipping")
     if raw is None:
@@ -89,7 +89,7 @@ _CARD_OPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def optional_hash(within: Params, key: str, param: str) -> Params | None:
+def optional_hash(within: DecodedForm, key: str, param: str) -> DecodedForm | None:
     """The hash (``key[...]`` fields) at ``within[key]``; None when absent or emptied (``""``),
     Stripe's "Invalid hash" when it is a plain value."""
     value = within.get(key)
@@ -100,7 +100,7 @@ def optional_hash(within: Params, key: str, param: str) -> Params | None:
     return value
 
 
-def card_options_param(params: Params) -> dict[str, str]:
+def card_options_param(params: DecodedForm) -> dict[str, str]:
     """The ``payment_method_options[card]`` given, checked as Stripe checks them."""
     options = optional_hash(params, "payment_method_options", "payment_method_options")
     if options is None:
@@ -125,7 +125,7 @@ def card_options_param(params: Params) -> dict[str, str]:
     return out
 
 
-def refuse_connect_only(params: Params) -> None:
+def refuse_connect_only(params: DecodedForm) -> None:
     """The fake has no connected accounts: Connect parameters are refused, never dropped."""
     if params.get("application_fee_amount") is not None:
         raise invalid("Can only apply an application_fee_amount when the PaymentIntent is "

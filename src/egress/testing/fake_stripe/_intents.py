@@ -6,10 +6,10 @@ import copy
 from typing import Any
 
 from egress.testing.fake_stripe import _params as P
-from egress.testing.fake_stripe._account import RequestInfo, unexpected_state
+from egress.testing.fake_stripe._account import RequestIds, unexpected_state
 from egress.testing.fake_stripe._charges import Charges
 from egress.testing.fake_stripe._errors import invalid
-from egress.testing.fake_stripe._forms import Params
+from egress.testing.fake_stripe._forms import DecodedForm
 from egress.testing.fake_stripe._intent_params import (
     amount_and_currency,
     card_options_param,
@@ -29,7 +29,7 @@ _EDITABLE_ALWAYS = frozenset({"metadata", "description", "receipt_email", "expan
 class Intents(Charges):
     """The PaymentIntent operations (their list and search are in :mod:`._browse`)."""
 
-    def create_intent(self, params: Params, info: RequestInfo) -> dict[str, Any]:
+    def create_intent(self, params: DecodedForm, info: RequestIds) -> dict[str, Any]:
         P.check_known(params, P.CREATE_PARAMS)
         amount, currency = amount_and_currency(params)
         capture_method = P.get_enum(params, "capture_method",
@@ -125,12 +125,12 @@ class Intents(Charges):
                                        error_on_action=bool(error_on_action))
             return self._render(intent, params)
 
-    def retrieve_intent(self, ident: str, params: Params) -> dict[str, Any]:
+    def retrieve_intent(self, ident: str, params: DecodedForm) -> dict[str, Any]:
         P.check_known(params, P.RETRIEVE_PARAMS)
         with self.lock:
             return self._render(self._intent(ident), params)
 
-    def update_intent(self, ident: str, params: Params, info: RequestInfo) -> dict[str, Any]:
+    def update_intent(self, ident: str, params: DecodedForm, info: RequestIds) -> dict[str, Any]:
         P.check_known(params, P.UPDATE_PARAMS)
         metadata = P.get_metadata(params)
         amount = P.get_int(params, "amount", minimum=1)
@@ -163,7 +163,7 @@ class Intents(Charges):
                 intent["status"] = "requires_confirmation"
             return self._render(intent, params)
 
-    def confirm_intent(self, ident: str, params: Params, info: RequestInfo) -> dict[str, Any]:
+    def confirm_intent(self, ident: str, params: DecodedForm, info: RequestIds) -> dict[str, Any]:
         P.check_known(params, P.CONFIRM_PARAMS)
         payment_method = self._payment_method_param(params)
         off_session = P.get_bool(params, "off_session") or False
@@ -189,7 +189,7 @@ class Intents(Charges):
                                    off_session=off_session, error_on_action=error_on_action)
             return self._render(intent, params)
 
-    def capture_intent(self, ident: str, params: Params, info: RequestInfo) -> dict[str, Any]:
+    def capture_intent(self, ident: str, params: DecodedForm, info: RequestIds) -> dict[str, Any]:
         P.check_known(params, P.CAPTURE_PARAMS)
         to_capture = P.get_int(params, "amount_to_capture", minimum=1)
         metadata = P.get_metadata(params)
@@ -210,7 +210,7 @@ class Intents(Charges):
             self._emit("payment_intent.succeeded", intent, info)
             return self._render(intent, params)
 
-    def cancel_intent(self, ident: str, params: Params, info: RequestInfo) -> dict[str, Any]:
+    def cancel_intent(self, ident: str, params: DecodedForm, info: RequestIds) -> dict[str, Any]:
         P.check_known(params, P.CANCEL_PARAMS)
         reason = P.get_enum(params, "cancellation_reason",
                             ("duplicate", "fraudulent", "requested_by_customer", "abandoned"))
@@ -240,7 +240,7 @@ class Intents(Charges):
 
     def complete_action(self, ident: str, *, succeed: bool = True) -> dict[str, Any]:
         """The customer finished (or failed) the authentication a ``requires_action`` asked for."""
-        info = RequestInfo()
+        info = RequestIds()
         with self.lock:
             intent = self._intent(ident)
             if intent["status"] != "requires_action":

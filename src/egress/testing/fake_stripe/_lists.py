@@ -8,7 +8,7 @@ from typing import Any
 
 from egress.testing.fake_stripe import _params as P
 from egress.testing.fake_stripe._errors import invalid, resource_missing
-from egress.testing.fake_stripe._forms import Params
+from egress.testing.fake_stripe._forms import DecodedForm
 
 __all__ = ["DEFAULT_LIST_LIMIT", "INTENT_EXPANDABLE", "MAX_LIST_LIMIT", "REFUND_EXPANDABLE",
            "created_filter", "expansions", "list_limit", "one_page"]
@@ -17,7 +17,7 @@ DEFAULT_LIST_LIMIT = 10
 MAX_LIST_LIMIT = 100
 
 
-def list_limit(params: Params) -> int:
+def list_limit(params: DecodedForm) -> int:
     limit = P.get_int(params, "limit")
     if limit is None:
         limit = DEFAULT_LIST_LIMIT
@@ -26,7 +26,7 @@ def list_limit(params: Params) -> int:
     return limit
 
 
-def created_filter(params: Params) -> Callable[[dict[str, Any]], bool]:
+def created_filter(params: DecodedForm) -> Callable[[dict[str, Any]], bool]:
     created = params.get("created")
     if created is None:
         return lambda _intent: True
@@ -65,7 +65,7 @@ INTENT_EXPANDABLE = frozenset({"latest_charge", "payment_method"})
 REFUND_EXPANDABLE = frozenset({"charge", "payment_intent"})
 
 
-def expansions(params: Params, allowed: frozenset[str], *, listing: bool) -> set[str]:
+def expansions(params: DecodedForm, allowed: frozenset[str], *, listing: bool) -> set[str]:
     """The validated ``expand`` paths, as Stripe checks them: a list expands ``data.X`` and
     refuses a bare ``X`` (naming the right spelling); an unknown path is refused."""
     wanted: set[str] = set()

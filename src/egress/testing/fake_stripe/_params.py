@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from egress.testing.fake_stripe._errors import StripeApiError, invalid, missing_param
-from egress.testing.fake_stripe._forms import FormTree, Params
+from egress.testing.fake_stripe._forms import DecodedForm, FormTree
 
 __all__ = [
     "CANCEL_PARAMS",
@@ -77,14 +77,14 @@ _MAX_METADATA_KEY = 40
 _MAX_METADATA_VALUE = 500
 
 
-def check_known(params: Params, allowed: Collection[str]) -> None:
+def check_known(params: DecodedForm, allowed: Collection[str]) -> None:
     for name in params:
         if name not in allowed:
             raise invalid(f"Received unknown parameter: {name}", param=name,
                           code="parameter_unknown")
 
 
-def get_str(params: Params, name: str, *, required: bool = False) -> str | None:
+def get_str(params: DecodedForm, name: str, *, required: bool = False) -> str | None:
     value = params.get(name)
     if value is None:
         if required:
@@ -95,7 +95,7 @@ def get_str(params: Params, name: str, *, required: bool = False) -> str | None:
     return value
 
 
-def get_int(params: Params, name: str, *, required: bool = False,
+def get_int(params: DecodedForm, name: str, *, required: bool = False,
             minimum: int | None = None) -> int | None:
     raw = get_str(params, name, required=required)
     if raw is None:
@@ -110,7 +110,7 @@ def get_int(params: Params, name: str, *, required: bool = False,
     return value
 
 
-def get_bool(params: Params, name: str) -> bool | None:
+def get_bool(params: DecodedForm, name: str) -> bool | None:
     raw = get_str(params, name)
     if raw is None:
         return None
@@ -119,7 +119,7 @@ def get_bool(params: Params, name: str) -> bool | None:
     return raw == "true"
 
 
-def get_enum(params: Params, name: str, allowed: Collection[str]) -> str | None:
+def get_enum(params: DecodedForm, name: str, allowed: Collection[str]) -> str | None:
     raw = get_str(params, name)
     if raw is not None and raw not in allowed:
         choices = ", ".join(f"`{a}`" for a in sorted(allowed))
@@ -127,7 +127,7 @@ def get_enum(params: Params, name: str, allowed: Collection[str]) -> str | None:
     return raw
 
 
-def get_str_list(params: Params, name: str) -> list[str] | None:
+def get_str_list(params: DecodedForm, name: str) -> list[str] | None:
     value = params.get(name)
     if value is None:
         return None
@@ -136,7 +136,7 @@ def get_str_list(params: Params, name: str) -> list[str] | None:
     return [v for v in value if isinstance(v, str)]
 
 
-def get_metadata(params: Params) -> dict[str, str] | None:
+def get_metadata(params: DecodedForm) -> dict[str, str] | None:
     """``metadata[k]=v`` as a dict; an empty ``v`` means "unset k" (callers merge)."""
     value: FormTree | None = params.get("metadata")
     if value is None:

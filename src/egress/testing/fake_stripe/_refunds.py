@@ -6,9 +6,9 @@ import copy
 from typing import Any
 
 from egress.testing.fake_stripe import _params as P
-from egress.testing.fake_stripe._account import RequestInfo
+from egress.testing.fake_stripe._account import RequestIds
 from egress.testing.fake_stripe._errors import invalid, resource_missing
-from egress.testing.fake_stripe._forms import Params
+from egress.testing.fake_stripe._forms import DecodedForm
 from egress.testing.fake_stripe._ledger import RefundRecord
 from egress.testing.fake_stripe._render import Rendering
 
@@ -18,7 +18,7 @@ __all__ = ["Refunds"]
 class Refunds(Rendering):
     """The refund operations (their list is in :mod:`._browse`)."""
 
-    def create_refund(self, params: Params, info: RequestInfo) -> dict[str, Any]:
+    def create_refund(self, params: DecodedForm, info: RequestIds) -> dict[str, Any]:
         P.check_known(params, P.REFUND_PARAMS)
         pi_id = P.get_str(params, "payment_intent")
         charge_id = P.get_str(params, "charge")
@@ -82,7 +82,7 @@ class Refunds(Rendering):
             self._emit("charge.refunded", charge, info)
             return self._render_refund(refund, params)
 
-    def retrieve_refund(self, ident: str, params: Params) -> dict[str, Any]:
+    def retrieve_refund(self, ident: str, params: DecodedForm) -> dict[str, Any]:
         P.check_known(params, frozenset({"expand"}))
         with self.lock:
             refund = self._refunds.get(ident)

@@ -8,7 +8,7 @@ from typing import Any
 
 from egress.testing.fake_stripe._account import Account
 from egress.testing.fake_stripe._cards import TestCard
-from egress.testing.fake_stripe._forms import Params
+from egress.testing.fake_stripe._forms import DecodedForm
 from egress.testing.fake_stripe._lists import INTENT_EXPANDABLE, REFUND_EXPANDABLE, expansions
 
 __all__ = ["Rendering"]
@@ -27,12 +27,12 @@ def _expanded(obj: dict[str, Any], expand: set[str],
 class Rendering(Account):
     """An object as the API returns it (a deep copy, expansions applied)."""
 
-    def _render(self, intent: dict[str, Any], params: Params, *,
+    def _render(self, intent: dict[str, Any], params: DecodedForm, *,
                 listing: bool = False) -> dict[str, Any]:
         return _expanded(intent, expansions(params, INTENT_EXPANDABLE, listing=listing), {
             "latest_charge": self._charge_copy, "payment_method": self._payment_method_shown})
 
-    def _render_refund(self, refund: dict[str, Any], params: Params, *,
+    def _render_refund(self, refund: dict[str, Any], params: DecodedForm, *,
                        listing: bool = False) -> dict[str, Any]:
         return _expanded(refund, expansions(params, REFUND_EXPANDABLE, listing=listing), {
             "charge": self._charge_copy,

@@ -11,12 +11,12 @@ The objects follow the shapes of Stripe API version :data:`API_VERSION` (``lates
 
 from __future__ import annotations
 
-from egress.testing.fake_stripe._account import API_VERSION, DEFAULT_REFERENCE_KEY, RequestInfo
+from egress.testing.fake_stripe._account import API_VERSION, DEFAULT_REFERENCE_KEY, RequestIds
 from egress.testing.fake_stripe._browse import Browsing
 from egress.testing.fake_stripe._intents import Intents
 from egress.testing.fake_stripe._refunds import Refunds
 
-__all__ = ["API_VERSION", "DEFAULT_REFERENCE_KEY", "RequestInfo", "StripeState"]
+__all__ = ["API_VERSION", "DEFAULT_REFERENCE_KEY", "RequestIds", "StripeState"]
 
 
 class StripeState(Intents, Refunds, Browsing):
