@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import subprocess
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from egress.adapters.stripe import StripePayments, SyncStripePayments
 from egress.payments import PaymentService, SyncPaymentService
 from egress.testing import InMemoryPayments
+from egress.testing.fake_stripe import FakeStripe
 
 FACES = ["async", "sync"]
+T = TypeVar("T")
 
 
 class ThreadedView:
@@ -63,3 +69,30 @@ async def opened(face: str, *args: Any, **kwargs: Any) -> AsyncIterator[PaymentS
         yield async_port(client)
     finally:
         await close(client)
+
+
+def kill_while_held(fake: FakeStripe, argv: list[str]) -> None:
+    """Start ``argv`` (a process that sends one create, which ``fake`` holds with a latency
+    fault) and SIGKILL it once its POST is at Stripe: a real crash mid-payment."""
+    child = subprocess.Popen(argv)
+    try:
+        give_up = time.monotonic() + 60
+        while fake.stats().get("fault.latency", 0) == 0:  # the POST is at Stripe, held
+            assert child.poll() is None, "the worker ended before sending"
+            assert time.monotonic() < give_up, "the worker never sent its create"
+            time.sleep(0.02)
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+
+
+def in_threads(call: Callable[[], T], count: int) -> list[T]:
+    """``call()`` on ``count`` threads at once (as a threaded WSGI server would); the results."""
+    results: list[T] = []
+    threads = [threading.Thread(target=lambda: results.append(call())) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results

@@ -16,8 +16,9 @@ import redis
 
 from egress import CircuitBreaker, Pipeline, RateLimiter, Retry, RetryBudget
 from egress.errors import RateLimitedError, StatusError, TransportError
+from egress.payments import IdempotencyRecord, RecordState
 from egress.policies.retry import Backoff
-from egress.stores.redis import RedisStore
+from egress.stores.redis import RedisIdempotencyStore, RedisStore
 
 
 @pytest.fixture
@@ -161,4 +162,16 @@ async def test_a_pause_during_an_async_wait_reserves_again_through_the_async_cli
     limiter.cooldown(0.6)  # a server hint: the waiter wakes inside the pause, reserves again
     assert await waiter == "ok"
     assert loop.time() - began >= 0.6
+    assert sync_calls_in_a_loop == []
+
+
+async def test_the_async_idempotency_store_never_uses_the_sync_client(
+        idempotency_store: RedisIdempotencyStore, sync_calls_in_a_loop: list[str]) -> None:
+    record = IdempotencyRecord.new("scope", "create", "o-1", "fp", 100.0)
+    await idempotency_store.reserve(record)
+    doubt = record.with_state(RecordState.UNKNOWN, 101.0)
+    assert await idempotency_store.replace(doubt, expected_key=record.key)
+    assert await idempotency_store.in_doubt(3) == (1, [doubt])
+    assert await idempotency_store.get(*record.ident) == doubt
+    assert await idempotency_store.purge(1000.0) == 1
     assert sync_calls_in_a_loop == []

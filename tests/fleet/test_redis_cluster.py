@@ -82,5 +82,12 @@ async def test_idempotency_on_a_cluster(cluster: LocalRedisServer) -> None:
     assert await store.replace(done, expected_key=record.key)
     assert await store.get(*record.ident) == done
     assert await store.purge(1000.0) == 1
+    # The blocking face and the doubt index: the scope set and each scope's keys in their slots.
+    second = IdempotencyRecord.new("scope", "create", "o-2", "fp", 200.0)
+    assert store.reserve_sync(second)[1]
+    doubt = second.with_state(RecordState.UNKNOWN, 201.0)
+    assert store.replace_sync(doubt, expected_key=second.key)
+    assert store.in_doubt_sync(5) == (1, [doubt]) == await store.in_doubt(5)
+    assert store.purge_sync(1000.0) == 1 and store.in_doubt_sync(5) == (0, [])
     await store.aclose()
     store.close()

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from egress import RateLimiter
-from egress.errors import ConfigurationError
+from egress.errors import ConfigurationError, SharedStateUnavailableError
 from egress.payments import IdempotencyRecord
 from egress.stores.redis import (
     RedisIdempotencyStore,
@@ -134,6 +134,7 @@ async def test_a_store_on_a_sentinel_url_survives_a_failover(
         assert await state.reserve_async(time.monotonic(), 1.0) == 0.0
         record = IdempotencyRecord.new("scope", "create", "order-1", "fp", 100.0)
         assert (await ideas.reserve(record))[1]  # claimed on the master
+        assert ideas.get_sync(*record.ident) is not None  # the sync face: a pooled connection
         with redis.Redis(port=master.port) as direct:
             assert direct.keys("sentinel:*")  # the data went to the master
             # Replication is asynchronous: on a loaded machine the replica may not hold the claim
@@ -157,6 +158,15 @@ async def test_a_store_on_a_sentinel_url_survives_a_failover(
             assert promoted.info("replication")["role"] == "master"
         # The claim made before the failover was replicated: the key is still taken.
         assert not (await ideas.reserve(record))[1]
+        # The sync face too, once its connection to the dead master has failed (closed: an error,
+        # nothing sent) and been dropped.
+        while True:
+            try:
+                assert not ideas.reserve_sync(record)[1]
+                break
+            except SharedStateUnavailableError:
+                assert time.monotonic() < end, "the sync face never reached the new master"
+                time.sleep(0.05)
     finally:
         await store.aclose()
         store.close()

@@ -13,6 +13,7 @@ from _idempotency_worker import reserve_many
 
 from egress.errors import ConfigurationError
 from egress.payments import IdempotencyRecord, IdempotencyStore, RecordState
+from egress.payments._drive import BlockingStore
 from egress.stores.idempotency_memory import MemoryIdempotencyStore
 from egress.stores.idempotency_sqlite import SqliteIdempotencyStore
 from egress.stores.redis import RedisIdempotencyStore
@@ -22,14 +23,15 @@ def rec(reference: str = "o-1", *, now: float = 1000.0, fp: str = "fp") -> Idemp
     return IdempotencyRecord.new("scope", "create", reference, fp, now)
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis-sync"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[IdempotencyStore]:
     if request.param == "memory":
         yield MemoryIdempotencyStore()
-    elif request.param == "redis":  # a real redis-server (see tests/_redis_fixtures.py)
+    elif request.param.startswith("redis"):  # a real redis-server (tests/_redis_fixtures.py)
         redis = RedisIdempotencyStore(request.getfixturevalue("redis_url"),
                                       prefix=request.getfixturevalue("prefix"))
-        yield redis
+        # redis-sync: the same contract through the *_sync methods the sync faces use
+        yield BlockingStore(redis) if request.param == "redis-sync" else redis
         await redis.aclose()
         redis.close()
     else:

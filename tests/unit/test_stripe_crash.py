@@ -9,10 +9,7 @@ one kills a real process running the sync face (SIGKILL) while Stripe holds its 
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,7 @@ import pytest
 from _recording_wire import header, record
 from _sync_payment_worker import ORDER as WORKER_ORDER
 
-from _sync_faces import FACES, async_port, close, stripe
+from _sync_faces import FACES, async_port, close, kill_while_held, stripe
 from egress.adapters.stripe import SyncStripePayments
 from egress.http._wire import WireRequest, WireResponse
 from egress.payments import IdempotencyRecord, Money, PaymentStatus, RecordState
@@ -193,17 +190,7 @@ def test_a_killed_sync_process_resumes_with_its_key_and_charges_once(tmp_path: P
     path = tmp_path / "keys.db"
     with FakeStripe(seed=0) as fake:
         fake.faults.script("payment_intents.create", Fault.latency(2.0))
-        child = subprocess.Popen([sys.executable, str(WORKER), fake.url, fake.api_key, str(path)])
-        try:
-            give_up = time.monotonic() + 60
-            while fake.stats().get("fault.latency", 0) == 0:  # the POST is at Stripe, held
-                assert child.poll() is None, "the worker ended before sending"
-                assert time.monotonic() < give_up, "the worker never sent its create"
-                time.sleep(0.02)
-        finally:
-            child.kill()
-            child.wait(timeout=30)
-        assert child.returncode == -signal.SIGKILL
+        kill_while_held(fake, [sys.executable, str(WORKER), fake.url, fake.api_key, str(path)])
         with SqliteIdempotencyStore(path) as store:
             (stored,) = store.records_sync()
         assert (stored.operation, stored.state) == ("create", RecordState.PENDING)

@@ -8,7 +8,6 @@ the pieces of ``egress.payments._drive``, and the refusal of async-only componen
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 from _recording_wire import header, record
 
-from _sync_faces import FACES, async_port, close, stripe
+from _sync_faces import FACES, async_port, close, in_threads, stripe
 from egress import Pipeline
 from egress.adapters.stripe import StripePayments, SyncStripePayments
 from egress.errors import ConfigurationError, OutcomeUnknown, ProviderUnavailable
@@ -72,16 +71,7 @@ def test_threads_sharing_one_client_charge_once(tmp_path: Path) -> None:
     with FakeStripe(seed=0) as fake, SyncStripePayments(
             fake.api_key, base_url=fake.url, store=tmp_path / "keys.db") as payments:
         fake.faults.script("payment_intents.create", Fault.latency(0.5))
-        ids: list[str] = []
-
-        def buy() -> None:
-            ids.append(payments.create(order()).id)
-
-        threads = [threading.Thread(target=buy) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        ids = [payment.id for payment in in_threads(lambda: payments.create(order()), 4)]
         assert len(ids) == 4 and len(set(ids)) == 1
     assert len(fake.ledger.charges) == 1
 

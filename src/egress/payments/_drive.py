@@ -46,7 +46,7 @@ def drive(coro: Coroutine[Any, Any, T]) -> T:
 @runtime_checkable
 class SyncIdempotencyStore(Protocol):
     """The blocking face of an :class:`~egress.payments.IdempotencyStore`: the same operations,
-    with the same meaning, named ``*_sync``. SQLite and memory stores have both faces."""
+    with the same meaning, named ``*_sync``. SQLite, memory and Redis stores have both faces."""
 
     def reserve_sync(self, record: IdempotencyRecord) -> tuple[IdempotencyRecord, bool]: ...
 
@@ -97,7 +97,7 @@ def blocking_store(store: object, owner: str) -> IdempotencyStore:
     if not isinstance(store, SyncIdempotencyStore):
         raise ConfigurationError(
             f"{owner}: the idempotency store needs sync methods (reserve_sync, get_sync, ...), "
-            f"as SqliteIdempotencyStore and MemoryIdempotencyStore have; "
+            f"as SqliteIdempotencyStore, MemoryIdempotencyStore and RedisIdempotencyStore have; "
             f"{type(store).__name__} is async-only")
     return BlockingStore(store)
 

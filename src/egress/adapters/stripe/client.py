@@ -248,7 +248,8 @@ class SyncStripePayments(_StripeFace, SyncFace):
 
     The same settings, defaults and decisions as :class:`StripePayments` (one flow runs both;
     ``backend`` defaults to ``"stdlib"``). The idempotency store needs sync methods: the
-    in-memory default, a path (SQLite) or a ``SqliteIdempotencyStore`` do. Thread-safe. Use
+    in-memory default, a path (SQLite), a ``SqliteIdempotencyStore`` or a
+    ``RedisIdempotencyStore`` do. Thread-safe. Use
     ``with SyncStripePayments(...) as payments:`` or call :meth:`close`.
     """
 
