@@ -215,7 +215,7 @@ async def test_waiting_for_a_pooled_connection_is_not_sent(
     with pytest.raises(AttemptTimeoutError) as caught:
         await api.get("/other")
     assert caught.value.sent is False
-    assert time.monotonic() - started < 1.2  # the pool timeout, not the total (5 s)
+    assert time.monotonic() - started < 3.0  # the pool timeout (0.2 s), not the total (5 s)
     assert server.hits("/v1/other") == []
     with pytest.raises(EgressError):
         await busy  # the server hangs up without answering
