@@ -7,7 +7,9 @@ The HTTP client benchmark's setup (its own nginx on a free 127.0.0.1 port, pinne
 this process; see bench/http_client.py), one ApiClient (aiohttp, default pipeline) per case:
 no sink; LoggingSink with the ``egress`` logger at INFO into /dev/null; PrometheusSink on its own
 registry; OpenTelemetrySink with the SDK (a batch span processor and a no-op exporter, a meter
-provider with no reader), also with 10% of traces sampled; and all three in one FanOutSink.
+provider with no reader), also with 10% of traces sampled; and all three in one FanOutSink (also
+with 10% and 1% of traces sampled: ``ParentBased(TraceIdRatioBased(r))``; and 1% sampled with
+the OTel meter off, ``meter_provider=NoOpMeterProvider()``, when Prometheus keeps the metrics).
 Cases are interleaved in rounds.
 
 Two more rows measure the OpenTelemetry SDK's own floor with no egress sink, written straight
@@ -37,6 +39,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from opentelemetry import propagate, trace
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -69,6 +72,8 @@ def sinks(tracer_provider: TracerProvider, meter_provider: MeterProvider
     logging.getLogger("egress").setLevel(logging.INFO)
     sampled = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.1)))
     sampled.add_span_processor(BatchSpanProcessor(NoOpExporter()))
+    rare = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.01)))
+    rare.add_span_processor(BatchSpanProcessor(NoOpExporter()))
 
     def otel(provider: TracerProvider = tracer_provider) -> OpenTelemetrySink:
         return OpenTelemetrySink(tracer_provider=provider, meter_provider=meter_provider)
@@ -83,6 +88,12 @@ def sinks(tracer_provider: TracerProvider, meter_provider: MeterProvider
                                  otel()]),
         "all three, 10% of traces sampled": FanOutSink([
             LoggingSink(), PrometheusSink(registry=CollectorRegistry()), otel(sampled)]),
+        "all three, 1% of traces sampled": FanOutSink([
+            LoggingSink(), PrometheusSink(registry=CollectorRegistry()), otel(rare)]),
+        # Prometheus already keeps the metrics: OTel for traces only, a user's two settings.
+        "all three, 1% sampled, OTel meter off (metrics from Prometheus)": FanOutSink([
+            LoggingSink(), PrometheusSink(registry=CollectorRegistry()),
+            OpenTelemetrySink(tracer_provider=rare, meter_provider=NoOpMeterProvider())]),
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from egress import Pipeline, Retry, Secret, StatusError, attempts
 from egress.demo import DemoOptions, DemoReport, run_demo
 from egress.http import BearerAuth, SyncApiClient, retry_on
 from egress.observability.dashboard import DashboardSink, serve_dashboard
+from egress.payments.idempotency import IdempotencyRecord, RecordState
+from egress.stores.idempotency_memory import MemoryIdempotencyStore
 
 pytestmark = pytest.mark.slow
 
@@ -68,6 +71,17 @@ def plant_secrets(sink: DashboardSink) -> None:
         server.stop()
 
 
+def in_doubt_store() -> MemoryIdempotencyStore:
+    """An idempotency store holding one payment in doubt whose reference holds a card number."""
+    store = MemoryIdempotencyStore()
+    record = IdempotencyRecord.new("acct", "charge", "order-planted 4242424242424242",
+                                   "fp-planted", time.time())
+    store.reserve_sync(record)  # sync: Playwright's sync API runs a loop in this thread
+    store.replace_sync(record.with_state(RecordState.UNKNOWN, record.updated_at),
+                       expected_key=record.key)
+    return store
+
+
 def test_the_page_shows_the_breaker_open_during_the_outage_and_closed_after(
         page: tuple[Page, list[str]], tmp_path: Path) -> None:
     tab, errors = page
@@ -97,9 +111,11 @@ def test_the_page_shows_the_breaker_open_during_the_outage_and_closed_after(
         tab.wait_for_function(
             "document.getElementById('recent').textContent.includes('charge card')",
             timeout=10_000)
-        shot = os.environ.get("EGRESS_DASHBOARD_SCREENSHOT")
-        tab.screenshot(path=shot or str(tmp_path / "dashboard.png"))
-        text = tab.inner_text("body")
+        with sink.watching(in_doubt_store()):  # a payment in doubt, its reference a card shape
+            tab.wait_for_selector("#in-doubt tr:has-text('order-planted')", timeout=10_000)
+            shot = os.environ.get("EGRESS_DASHBOARD_SCREENSHOT")
+            tab.screenshot(path=shot or str(tmp_path / "dashboard.png"))
+            text = tab.inner_text("body")
 
     assert "open" in open_text
     transitions = tab.inner_text("#transitions")
@@ -109,6 +125,7 @@ def test_the_page_shows_the_breaker_open_during_the_outage_and_closed_after(
     for secret in PLANTED:
         assert secret not in text, secret
     assert "charge card [card]" in text  # the planted call is shown, redacted
+    assert "order-planted [card]" in text  # the payment in doubt too
 
 
 def test_status_json_and_events_stream_hold_no_secret(page: Any) -> None:

@@ -15,6 +15,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry
 
@@ -97,6 +98,40 @@ async def test_a_span_per_call_and_a_child_per_attempt_with_traceparent_on_the_w
     assert sum(p.count for p in durations) == 2
     retries = found["egress.retries"]
     assert [(p.attributes["reason"], p.value) for p in retries] == [("backoff", 1)]
+
+
+async def test_a_sampled_out_call_starts_no_attempt_span_and_still_propagates(
+        server: LoopbackServer) -> None:
+    """A call its sampler drops records no span; its attempts start none either (the lighter
+    path), yet each still sends the call's traceparent, not-sampled, and metrics are kept."""
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    sink = OpenTelemetrySink(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    started: list[str] = []
+    real_start = sink._tracer.start_span
+
+    def counting(name: str, *args: Any, **kwargs: Any) -> Any:
+        started.append(name)
+        return real_start(name, *args, **kwargs)
+
+    sink._tracer.start_span = counting  # type: ignore[method-assign]
+    server.clear()
+    server.script("/v1/flaky", Reply(503), Reply(200))
+    pipeline = Pipeline(Retry(on=retry_on(None), backoff=FAST, stop=attempts(3)), sink=sink)
+    async with ApiClient(server.url + "/v1", pipeline=pipeline, sink=sink) as client:
+        await client.get("/flaky")
+        await client.get("/flaky")  # a second call: a fresh trace, nothing left over
+    assert exporter.get_finished_spans() == ()
+    assert started == ["GET /flaky", "GET /flaky"]  # the calls' spans only
+    sent = [r.headers.get("traceparent") for r in server.hits("/v1/flaky")]
+    assert len(sent) == 3 and all(t is not None and int(t[-2:], 16) & 1 == 0 for t in sent)
+    assert sent[0] == sent[1] != sent[2]  # one call, one context; the next call its own
+    assert sum(p.count for p in points(reader)["http.client.request.duration"]) == 3
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
 
 
 async def test_a_failed_call_marks_its_span_and_the_caller_keeps_the_error(

@@ -209,7 +209,7 @@ async def test_a_hung_upstream_cannot_starve_another(server: LoopbackServer,
     # Every backend at once, each with its own pair of clients: one wait of the hang, not five.
     server.clear()
     other.clear()
-    server.route("/v1/hang", lambda request: Hang(4.0))
+    server.route("/v1/hang", lambda request: Hang(6.0))
     pairs = {f"{k}-{b}": (RecordingSink(),) for k, b in BACKENDS}
     clients = {name: (Api(*name.split("-"), server.url + "/v1", max_connections=2,  # type: ignore[misc]
                           pipeline=Pipeline(Bulkhead(2, max_queue=0, name=f"a-{name}"),
@@ -219,7 +219,9 @@ async def test_a_hung_upstream_cannot_starve_another(server: LoopbackServer,
 
     async def scenario(name: str) -> None:
         hung, healthy = clients[name]
-        a_calls = [asyncio.create_task(hung.get("/hang", params={"b": name}, deadline=1.5))
+        # The deadline leaves room for a loaded machine: the extra calls must meet A's two
+        # calls still holding the bulkhead (seen failing once at 1.5 s under load ~10).
+        a_calls = [asyncio.create_task(hung.get("/hang", params={"b": name}, deadline=3.0))
                    for _ in range(2)]
         for _ in range(500):  # both hung requests are on the wire
             if len([r for r in server.hits("/v1/hang") if name in r.path]) == 2:

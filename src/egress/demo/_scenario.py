@@ -14,6 +14,7 @@ Either way the fake's ledger, the provider's own record of money taken, has the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import statistics
 import tempfile
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import aiohttp
 
@@ -207,6 +208,13 @@ class _DemoSink:
                 self.progress.breaker_openings += 1
 
 
+@runtime_checkable
+class _StoreWatcher(Protocol):
+    """A sink that shows an idempotency store's records in doubt (the live dashboard's)."""
+
+    def watching(self, store: object) -> contextlib.AbstractContextManager[None]: ...
+
+
 async def _run_resilient(options: DemoOptions, fake: FakeStripe, plan: list[PaymentRequest],
                          progress: Progress, folder: Path, *, sink: EventSink | None = None,
                          ) -> tuple[set[str], set[str], dict[str, int]]:
@@ -222,12 +230,17 @@ async def _run_resilient(options: DemoOptions, fake: FakeStripe, plan: list[Paym
                               FanOutSink([_DemoSink(progress), sink]))
 
     reconciled: Counter[str] = Counter()
+    # The dashboard lists the store's records in doubt while it is open (closed, it is not read).
+    watch = (sink.watching(payments.store) if isinstance(sink, _StoreWatcher)
+             else contextlib.nullcontext())
     async with payments:
-        await asyncio.gather(*(_submit(payments, request, gate=gate, progress=progress, paid=paid,
-                                       unknown=unknown, refused=refused) for request in plan))
-        await _redrive(payments, refused, gate=gate, paid=paid, unknown=unknown,
-                       redriven=progress.redriven)
-        pending = await _reconcile(payments, unknown, paid, reconciled)
+        with watch:
+            await asyncio.gather(*(_submit(payments, request, gate=gate, progress=progress,
+                                           paid=paid, unknown=unknown, refused=refused)
+                                   for request in plan))
+            await _redrive(payments, refused, gate=gate, paid=paid, unknown=unknown,
+                           redriven=progress.redriven)
+            pending = await _reconcile(payments, unknown, paid, reconciled)
     if pending:
         reconciled["still unknown"] = len(pending)
     still_unknown = set(pending)

@@ -23,6 +23,7 @@ from egress.events import (
     DeadlineExceeded,
     Event,
     RateLimitRejected,
+    RateLimitWaited,
     Reconciled,
     RetryScheduled,
 )
@@ -32,6 +33,7 @@ from egress.observability._labels import (
     method_label,
     operation_template,
 )
+from egress.observability._redact import redact_text
 
 __all__ = ["DEFAULT_MAX_LABEL_VALUES", "STATES", "MetricsSink", "Recorder"]
 
@@ -62,7 +64,9 @@ class MetricsSink:
         self._server = BoundedLabel(max_label_values)
         self._breaker = BoundedLabel(max_label_values)
         self._error = BoundedLabel(max_label_values)
+        self._limiter = BoundedLabel(max_label_values)
         self._ops: dict[str, str] = {}
+        self._limiters: dict[str, str] = {}
         self._bound: dict[tuple[Any, ...], Recorder] = {}
 
     def _op(self, operation: str) -> str:
@@ -127,6 +131,15 @@ class MetricsSink:
         self.rejected("rate_limited")
         self.rate_limited("ours")
 
+    def _rate_limit_waited(self, event: RateLimitWaited) -> None:
+        cause = event.cause if event.cause in ("ours", "server") else OTHER
+        label = self._limiters.get(event.limiter)
+        if label is None:  # a limiter's name is the caller's text: masked like an operation
+            label = self._limiter(redact_text(event.limiter)[:120])
+            if len(self._limiters) < _MAX_CACHE:
+                self._limiters[event.limiter] = label
+        self.limiter_wait(label, cause, event.delay)
+
     def _deadline_exceeded(self, event: DeadlineExceeded) -> None:
         self.deadline_exceeded(self._op(event.operation))
 
@@ -181,6 +194,10 @@ class MetricsSink:
     def rate_limited(self, source: str) -> None:
         """Rate limiting seen: ``ours`` (a local limiter refused) or ``server`` (a 429)."""
 
+    def limiter_wait(self, limiter: str, cause: str, seconds: float) -> None:
+        """A call waited ``seconds`` for a limiter's slot before going on: ``cause`` is
+        ``ours`` (the limiter's own rate) or ``server`` (a pause a server's hint put on it)."""
+
     def deadline_exceeded(self, operation: str) -> None:
         """A call ran out of deadline."""
 
@@ -213,6 +230,7 @@ _HANDLERS: Final[dict[type[Event], Callable[[MetricsSink, Any], None]]] = {
     CircuitRejected: lambda sink, event: sink.rejected("circuit_open"),
     BulkheadRejected: lambda sink, event: sink.rejected("bulkhead_full"),
     RateLimitRejected: MetricsSink._rate_limit_rejected,
+    RateLimitWaited: MetricsSink._rate_limit_waited,
     DeadlineExceeded: MetricsSink._deadline_exceeded,
     # No metric starts with a call or an attempt: dropped at the first lookup.
     CallStarted: lambda sink, event: None,

@@ -21,7 +21,7 @@ import json
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from importlib import resources
 from typing import Any, Final
 
@@ -67,6 +67,7 @@ class DashboardSink:
         self.stores = tuple(stores)
         self.idempotency = tuple(idempotency)  # idempotency stores: their records in doubt
         self._lock = threading.Lock()
+        self._reading = threading.Lock()  # held while the stores are read
         self._recent: deque[dict[str, Any]] = deque(maxlen=recent)
         self._transitions: deque[dict[str, Any]] = deque(maxlen=100)
         self._breakers: dict[str, dict[str, Any]] = {}
@@ -94,10 +95,23 @@ class DashboardSink:
                 self._transitions.append({"time": wall, "breaker": name, "old": event.old,
                                           "new": event.new})
 
+    @contextlib.contextmanager
+    def watching(self, store: object) -> Iterator[None]:
+        """Also list ``store``'s records in doubt while inside (for a store opened and closed
+        after the sink was built, as the demo's is: a closed store is no longer read)."""
+        with self._reading:
+            self.idempotency = (*self.idempotency, store)
+        try:
+            yield
+        finally:  # waits for a snapshot reading it: once out, the store may be closed
+            with self._reading:
+                self.idempotency = tuple(s for s in self.idempotency if s is not store)
+
     def snapshot(self) -> dict[str, Any]:
         """What the page shows, JSON-ready."""
         now = time.time()
-        live = status(self.stores, idempotency=self.idempotency).as_dict()
+        with self._reading:
+            live = status(self.stores, idempotency=self.idempotency).as_dict()
         with self._lock:
             seen = {name: dict(entry) for name, entry in self._breakers.items()}
             recent_calls = [outcome for at, outcome in self._calls if at >= now - RATE_WINDOW]

@@ -49,12 +49,15 @@ __all__ = ["OpenTelemetrySink"]
 _CALL: Final = "otel.call"
 _ATTEMPT: Final = "otel.attempt"
 _PARENT: Final = "otel.parent"
+_UNSAMPLED: Final = "otel.unsampled"
 _ERROR: Final = Status(StatusCode.ERROR)
 _SERVER: Final = {"source": "server"}
 #: Attribute mappings cached per sink; attempts past this number are not cached.
 _MAX_CACHE: Final = 10_000
 _MAX_ATTEMPT_KEY: Final = 16
 _SPAN_ONLY: Final = frozenset({CallStarted, AttemptStarted})
+_WAIT_BUCKETS: Final = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0, 30.0, 60.0]
 _BUCKETS: Final = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
                    10.0]
 
@@ -77,6 +80,10 @@ class OpenTelemetrySink(MetricsSink):
         self._call = meter.create_histogram("egress.call.duration", unit="s",
                                             description="Duration of logical calls",
                                             explicit_bucket_boundaries_advisory=_BUCKETS)
+        self._wait = meter.create_histogram(
+            "egress.rate_limit.wait", unit="s",
+            description="Time calls waited for a rate limiter's slot (cause: ours, server)",
+            explicit_bucket_boundaries_advisory=_WAIT_BUCKETS)
         self._counters = {name: meter.create_counter(f"egress.{name}", description=text)
                           for name, text in (
             ("attempts", "Attempts by outcome"),
@@ -125,11 +132,22 @@ class OpenTelemetrySink(MetricsSink):
             span = self._tracer.start_span(name, kind=SpanKind.INTERNAL,
                                            attributes=self._call_attributes(name))
             observed[_CALL] = span
-            observed[_PARENT] = trace.set_span_in_context(span)  # once for every attempt
+            parent = observed[_PARENT] = trace.set_span_in_context(span)  # for every attempt
+            if not span.is_recording():
+                # Sampled out: the attempts' spans would not be recorded either, so none is
+                # started; each attempt sends the call's context (its trace id and the
+                # not-sampled flag are all a server needs to follow the decision).
+                carrier: dict[str, str] = {}
+                propagate.inject(carrier, context=parent)
+                observed[_UNSAMPLED] = carrier
         elif kind is CallFinished:
             span = observed.pop(_CALL, None)
             observed.pop(_PARENT, None)
-            if span is not None:
+            if observed.pop(_UNSAMPLED, None) is not None:
+                observed.pop("headers", None)
+                if span is not None:
+                    span.end()
+            elif span is not None:
                 _finish(span, event)  # type: ignore[arg-type]
 
     def _call_attributes(self, name: str) -> Attributes:
@@ -145,6 +163,11 @@ class OpenTelemetrySink(MetricsSink):
         return attributes
 
     def _attempt_started(self, event: AttemptStarted, observed: dict[str, Any]) -> None:
+        unsampled = observed.get(_UNSAMPLED)
+        if unsampled is not None:  # the call was sampled out: no span, its context on the wire
+            if event.method is not None:
+                observed["headers"] = unsampled
+            return
         if event.attempt < _MAX_ATTEMPT_KEY:
             key = (event.method, event.server, event.attempt)
             attributes = self._attributes.get(key)
@@ -215,6 +238,9 @@ class OpenTelemetrySink(MetricsSink):
 
     def rate_limited(self, source: str) -> None:
         self._counters["rate_limited"].add(1, {"source": source})
+
+    def limiter_wait(self, limiter: str, cause: str, seconds: float) -> None:
+        self._wait.record(seconds, {"limiter": limiter, "cause": cause})
 
     def deadline_exceeded(self, operation: str) -> None:
         self._counters["deadline_exceeded"].add(1, {"operation": operation})

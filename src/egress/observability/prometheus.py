@@ -36,12 +36,14 @@ from egress.observability._metrics import (
     Recorder,
 )
 
-__all__ = ["DURATION_BUCKETS", "PrometheusSink"]
+__all__ = ["DURATION_BUCKETS", "PrometheusSink", "WAIT_BUCKETS"]
 
 #: The bucket boundaries OpenTelemetry advises for request durations (seconds).
 DURATION_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
                            7.5, 10.0)
-
+#: Limiter waits: from a slot's share of a fast rate (ms) to a server's pause (seconds).
+WAIT_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                       10.0, 30.0, 60.0)
 
 
 class _SinkFailures(Collector):
@@ -83,6 +85,11 @@ class _Metrics:
         self.rate_limited = Counter("egress_rate_limited",
                                     "Rate limiting by source: ours (local limiter) or server "
                                     "(429 answers)", ["source"], registry=r)
+        self.limiter_wait = Histogram(
+            "egress_rate_limit_wait_seconds",
+            "Time calls waited for a rate limiter's slot, by limiter and cause: ours (its own "
+            "rate) or server (a pause a server's hint put on it)", ["limiter", "cause"],
+            buckets=WAIT_BUCKETS, registry=r)
         self.deadline = Counter("egress_deadline_exceeded", "Calls that ran out of deadline",
                                 ["operation"], registry=r)
         self.outcome_unknown = Counter("egress_outcome_unknown",
@@ -173,6 +180,9 @@ class PrometheusSink(MetricsSink):
 
     def rate_limited(self, source: str) -> None:
         self._m.rate_limited.labels(source).inc()
+
+    def limiter_wait(self, limiter: str, cause: str, seconds: float) -> None:
+        self._m.limiter_wait.labels(limiter, cause).observe(seconds)
 
     def deadline_exceeded(self, operation: str) -> None:
         self._m.deadline.labels(operation).inc()
