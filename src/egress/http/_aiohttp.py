@@ -221,7 +221,10 @@ class AiohttpWire:
             response.release()
             return WireResponse(status, Headers.from_raw(raw_headers), content)
         finally:
-            self._release_slot()
+            if self._waiters:
+                self._release_slot()
+            else:  # nobody waits for a connection (usual): put the slot back, no call
+                self._free += 1
 
     async def _wait_for_slot(self, request: WireRequest, pool: float) -> None:
         """Wait (at most ``pool`` seconds) until a call hands its connection slot over."""
