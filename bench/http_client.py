@@ -1,7 +1,7 @@
 """HTTP clients against a local nginx: requests/s, p50 and p99. Prints a table.
 
     uv run python bench/http_client.py [--count 20000] [--rounds 20] [--max-seconds 45] [--no-pin]
-                                       [--blocks 4]
+                                       [--blocks 4] [--only CASE ...]
 
 Starts its own nginx (Debian: ``apt-get install -y nginx-light``) on a free 127.0.0.1 port with a
 temporary config (one worker, keep-alive, a fixed 11-byte JSON answer), and stops it at the end.
@@ -283,16 +283,17 @@ async def bench_async(url: str, per_round: int, rounds: int, total_rounds: int,
 
 
 def interleaved_async(url: str, count: int, rounds: int, blocks: int, max_seconds: float,
-                      concurrency: int) -> list[Result]:
+                      concurrency: int, only: tuple[str, ...] | None = None) -> list[Result]:
     """The async rounds in ``blocks``: each block on asyncio's loop and on uvloop's."""
     results: dict[str, Result] = {}
     per_round, per_block = count // rounds, max(1, rounds // blocks)
+    on_uvloop = UVLOOP_CASES if only is None else tuple(c for c in UVLOOP_CASES if c in only)
     for block in range(blocks):
         runs = [lambda: asyncio.run(bench_async(url, per_round, per_block, rounds, max_seconds,
-                                                concurrency, results)),
+                                                concurrency, results, only=only)),
                 lambda: uvloop.run(bench_async(url, per_round, per_block, rounds, max_seconds,
                                                concurrency, results, " + uvloop",
-                                               UVLOOP_CASES))]
+                                               on_uvloop))]
         for run in runs if block % 2 == 0 else runs[::-1]:
             run()
     return list(results.values())
@@ -353,7 +354,10 @@ def main() -> None:
     parser.add_argument("--no-pin", action="store_true", help="do not pin CPUs")
     parser.add_argument("--blocks", type=int, default=4,
                         help="async rounds are split into this many asyncio/uvloop blocks")
+    parser.add_argument("--only", nargs="+", metavar="CASE",
+                        help="only these async cases (names as in the table); no sync cases")
     args = parser.parse_args()
+    only = tuple(args.only) if args.only else None
     affinity, pinning = ("", "not pinned") if args.no_pin else pin()
     import sniffio  # noqa: F401  (httpx is much slower without it; make sure it is there)
 
@@ -366,8 +370,10 @@ def main() -> None:
               f"load average {os.getloadavg()}")
         for concurrency in (1, 64):
             results = interleaved_async(url, args.count, args.rounds, args.blocks,
-                                        args.max_seconds, concurrency)
+                                        args.max_seconds, concurrency, only)
             print(table(f"Async, concurrency {concurrency}", results, "raw aiohttp session"))
+        if only is not None:
+            return
         results = bench_sync(url, args.count, args.rounds, args.max_seconds)
         fastest = max((r for r in results if not r.name.startswith("egress")),
                       key=lambda r: r.rate)

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
-
-import anyio
 
 __all__ = ["Clock", "SystemClock", "TimerHandle", "SYSTEM_CLOCK"]
 
@@ -55,8 +53,7 @@ class SystemClock:
     sleep_sync = staticmethod(time.sleep)
 
     async def sleep(self, seconds: float) -> None:
-        # anyio, not asyncio: a Retry inside an httpx client (ResilientTransport) may run on trio.
-        await anyio.sleep(max(0.0, seconds))
+        await (_sleep or _first_sleep())(max(0.0, seconds))
 
     def call_later(self, seconds: float, callback: Callable[[], object]) -> TimerHandle:
         return asyncio.get_running_loop().call_later(max(0.0, seconds), callback)
@@ -66,3 +63,19 @@ class SystemClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+
+_sleep: Callable[[float], Awaitable[None]] | None = None
+
+
+def _first_sleep() -> Callable[[float], Awaitable[None]]:
+    # anyio's sleep when it is installed (it comes with the httpx extra): a Retry inside an httpx
+    # client (ResilientTransport) may run on trio. Without it, only asyncio can run egress.
+    # Looked up on the first sleep, not at import: anyio costs a few ms to import, and egress
+    # does not depend on it.
+    global _sleep
+    try:
+        from anyio import sleep
+    except ImportError:
+        sleep = asyncio.sleep
+    _sleep = sleep
+    return sleep

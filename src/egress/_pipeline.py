@@ -307,8 +307,8 @@ class Pipeline:
     to the same failures make the same decisions in both worlds.
     """
 
-    __slots__ = ("_async", "_per_call", "_recorder", "_sync", "clock", "name", "policies",
-                 "sink")
+    __slots__ = ("_async", "_fused", "_per_call", "_recorder", "_sync", "clock", "name",
+                 "policies", "sink")
 
     def __init__(
         self,
@@ -338,6 +338,14 @@ class Pipeline:
             step_sync = policy.wrap_sync(step_sync)
         self._async = step_async
         self._sync = step_sync
+        #: The whole call in one coroutine frame, for the common Bulkhead → Retry → Breaker
+        #: (an HTTP client's default) when no sink takes per-call events; else None.
+        self._fused: Callable[[str, AsyncOp, float | None, tuple[str, str] | None],
+                              Awaitable[Any]] | None = None
+        if len(policies) == 3 and not self._per_call:
+            from egress.policies._fused import fuse_async  # (the policies are loaded by now)
+
+            self._fused = fuse_async(self)
 
     def _context(self, operation: str, deadline: float | None,
                  target: tuple[str, str] | None = None) -> CallContext:
@@ -368,6 +376,8 @@ class Pipeline:
         ``operation`` names the call in events; ``deadline`` is seconds from now for the whole
         call, across every attempt; ``target`` is ``(method, server address)`` of an HTTP call.
         """
+        if self._fused is not None:
+            return await self._fused(operation, op, deadline, target)  # type: ignore[no-any-return]
         if deadline is not None and _CURRENT.get() is None:  # an HTTP call's usual case, inline
             clock = self.clock
             ctx = CallContext(operation, clock, self._recorder, clock.now() + deadline, False,

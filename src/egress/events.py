@@ -23,8 +23,41 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
+
+if TYPE_CHECKING:
+    # Type checkers see plain frozen dataclasses, which is what the events are.
+    from dataclasses import dataclass as _event
+else:
+
+    def _event(**options: Any) -> Any:
+        # Defining a dataclass compiles its __init__, __repr__, __eq__, __hash__ and, frozen,
+        # __setattr__ and __delattr__ (exec of generated source, about 0.15 ms each): for the
+        # ~30 events that was most of what importing egress cost. Here dataclasses compiles
+        # none of them: Event compares, hashes, shows, pickles and refuses assignment for every
+        # event from its fields as dataclasses would, and each class's __init__ is written, the
+        # same as dataclasses writes it, the first time one is built. The classes are made as
+        # unfrozen dataclasses and marked frozen once all are defined (_mark_frozen), so a
+        # subclass declared with @dataclass(frozen=True) elsewhere is checked as usual. fields(),
+        # replace(), asdict() and slots are dataclasses' own.
+        options = {**options, "frozen": False}
+
+        def make(cls: type) -> type:
+            cls = dataclasses.dataclass(cls, init=False, repr=False, eq=False, **options)
+            cls.__init__ = _first_init  # its own: a subclass never inherits a parent's fields
+            _unmarked.append(cls)
+            return cls
+
+        return make
+
+    _unmarked: list[type] = []
+    _frozen: set[type] = set()
+
+    def _first_init(self: Any, **fields: Any) -> None:
+        cls = type(self)
+        cls.__init__ = _specialise(cls, "__init__")  # from now on, the compiled one
+        cls.__init__(self, **fields)
+
 
 __all__ = [
     "AttemptFailed",
@@ -77,7 +110,7 @@ _LOG = logging.getLogger(__name__)
 logging.getLogger("egress").addHandler(logging.NullHandler())
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class Event:
     """Base of every event. ``kind`` is the stable name sinks and dashboards key on."""
 
@@ -87,8 +120,39 @@ class Event:
     operation: str
     at: float
 
+    if not TYPE_CHECKING:  # what @dataclass would have generated; see _event
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+        def __repr__(self) -> str:
+            shown = ", ".join(f"{name}={value!r}" for name, value in _named_values(self))
+            return f"{type(self).__qualname__}({shown})"
+
+        def __eq__(self, other: object) -> bool:
+            if other.__class__ is self.__class__:
+                return _values(self) == _values(other)
+            return NotImplemented
+
+        def __hash__(self) -> int:
+            return hash(_values(self))
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            if type(self) in _frozen or name in _names(type(self)):
+                raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+            object.__setattr__(self, name, value)  # a plain subclass's own attribute
+
+        def __delattr__(self, name: str) -> None:
+            if type(self) in _frozen or name in _names(type(self)):
+                raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+            object.__delattr__(self, name)
+
+        def __getstate__(self) -> tuple[Any, ...]:  # pickle and copy: slots, no __dict__
+            return _values(self)
+
+        def __setstate__(self, state: tuple[Any, ...]) -> None:
+            for name, value in zip(_names(type(self)), state, strict=True):
+                object.__setattr__(self, name, value)
+
+
+@_event(frozen=True, slots=True, kw_only=True)
 class RetryScheduled(Event):
     """An attempt failed with a retryable error; the next starts after ``delay`` seconds."""
 
@@ -99,7 +163,7 @@ class RetryScheduled(Event):
     hinted: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class RetryExhausted(Event):
     """The stop condition ended the retries; the last error is re-raised."""
 
@@ -109,7 +173,7 @@ class RetryExhausted(Event):
     error: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class RetryGivenUp(Event):
     """A retryable error was not retried for a reason other than the stop condition.
 
@@ -122,14 +186,14 @@ class RetryGivenUp(Event):
     error: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class NestedRetrySuppressed(Event):
     """A Retry inside another Retry's attempt ran a single attempt instead of multiplying."""
 
     kind: ClassVar[str] = "retry.nested_suppressed"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class BudgetExhausted(Event):
     """A retry was refused by the retry budget; the original error is re-raised."""
 
@@ -139,7 +203,7 @@ class BudgetExhausted(Event):
     error: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class DeadlineExceeded(Event):
     """The overall deadline passed, or the next backoff would end after it."""
 
@@ -148,7 +212,7 @@ class DeadlineExceeded(Event):
     where: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class AttemptTimedOut(Event):
     """One attempt ran past its own time limit and was cancelled."""
 
@@ -156,7 +220,7 @@ class AttemptTimedOut(Event):
     limit: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class CircuitStateChanged(Event):
     """A breaker moved between states (``closed``, ``open``, ``half_open``, ...). Once each."""
 
@@ -168,7 +232,7 @@ class CircuitStateChanged(Event):
     slow_call_rate: float | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class CircuitRejected(Event):
     """A call was refused because the breaker is open or its trial slots are taken."""
 
@@ -177,7 +241,7 @@ class CircuitRejected(Event):
     retry_after: float | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class CircuitThresholdExceeded(Event):
     """A METRICS_ONLY breaker's rates reached a threshold: a live breaker would have opened.
 
@@ -190,7 +254,7 @@ class CircuitThresholdExceeded(Event):
     slow_call_rate: float | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class BulkheadRejected(Event):
     """A call was refused: no free slot and no room (or time) in the queue."""
 
@@ -199,7 +263,7 @@ class BulkheadRejected(Event):
     reason: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class RateLimitRejected(Event):
     """A call was refused because no token could be had within the allowed wait."""
 
@@ -208,7 +272,7 @@ class RateLimitRejected(Event):
     retry_after: float | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class RateLimitWaited(Event):
     """A call waits ``delay`` seconds for a slot of a limiter before it goes on (per-call:
     opt-in, as a limiter spreading calls makes most of them wait; always in the call's report).
@@ -224,7 +288,7 @@ class RateLimitWaited(Event):
     cause: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class RateLimitPaused(Event):
     """A limiter was paused by a server hint (429 + Retry-After) until ``until`` (clock time)."""
 
@@ -233,7 +297,7 @@ class RateLimitPaused(Event):
     until: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class InsecureTransport(Event):
     """An HTTP client was built with certificate verification off (``verify=False``, acknowledged).
 
@@ -243,7 +307,7 @@ class InsecureTransport(Event):
     kind: ClassVar[str] = "http.insecure_transport"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class RedirectFollowed(Event):
     """An HTTP client followed a redirect; ``cross_origin`` means credentials were stripped."""
 
@@ -252,7 +316,7 @@ class RedirectFollowed(Event):
     cross_origin: bool
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class TokenRefreshed(Event):
     """An HTTP client fetched a new OAuth2 token; ``after_401`` when the server refused the old."""
 
@@ -260,7 +324,7 @@ class TokenRefreshed(Event):
     after_401: bool
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class Reconciled(Event):
     """A payment operation was settled by asking the provider (``reconcile``).
 
@@ -276,7 +340,7 @@ class Reconciled(Event):
 # -- per call and per attempt ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class CallStarted(Event):
     """A logical call entered a pipeline (per-call: opt-in)."""
 
@@ -284,7 +348,7 @@ class CallStarted(Event):
     per_call: ClassVar[bool] = True
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class CallFinished(Event):
     """A logical call left its pipeline (per-call: opt-in).
 
@@ -301,7 +365,7 @@ class CallFinished(Event):
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class _AttemptEvent(Event):
     """What every per-attempt event says: which attempt, and ``method``/``server`` for HTTP."""
 
@@ -311,14 +375,14 @@ class _AttemptEvent(Event):
     server: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class AttemptStarted(_AttemptEvent):
     """One attempt of a call starts (per-call: opt-in)."""
 
     kind: ClassVar[str] = "attempt.started"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class AttemptSucceeded(_AttemptEvent):
     """One attempt returned (per-call: opt-in). ``status`` is the HTTP status, if any."""
 
@@ -327,7 +391,7 @@ class AttemptSucceeded(_AttemptEvent):
     status: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@_event(frozen=True, slots=True, kw_only=True)
 class AttemptFailed(_AttemptEvent):
     """One attempt raised (per-call: opt-in).
 
@@ -348,19 +412,70 @@ class AttemptFailed(_AttemptEvent):
 # field required, made from the dataclass's own fields as dataclasses makes __init__) cost
 # about half as much. Tests hold them to the constructors.
 _E = TypeVar("_E", bound=Event)
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+def _values(event: Event) -> tuple[Any, ...]:
+    return tuple(getattr(event, name) for name in _names(type(event)))
+
+
+def _named_values(event: Event) -> Iterable[tuple[str, Any]]:
+    return ((name, getattr(event, name)) for name in _names(type(event)))
+
+
+def _specialise(cls: type[_E], kind: str) -> Callable[..., Any]:
+    """``cls``'s keyword-only ``__init__`` (or, for ``kind="build"``, a builder that makes the
+    event without calling any ``__init__`` and takes every field), as dataclasses writes it."""
+    scope: dict[str, Any] = {"_new": object.__new__, "_set": object.__setattr__, "cls": cls}
+    params = []
+    for f in dataclasses.fields(cls):
+        if f.default_factory is not dataclasses.MISSING or not f.init:  # not written here
+            raise TypeError(f"{cls.__qualname__}.{f.name}: an event field takes a plain default")
+        if kind == "build" or f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            scope[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+    head = "self, *" if kind == "__init__" else "*"
+    make = [] if kind == "__init__" else ["    self = _new(cls)"]
+    source = "\n".join([f"def {kind}({head}, {', '.join(params)}):", *make,
+                        *(f"    _set(self, {name!r}, {name})" for name in _names(cls)),
+                        "    return None" if kind == "__init__" else "    return self"])
+    exec(source, scope)  # noqa: S102 (fixed source from the dataclass's own field names)
+    made: Callable[..., Any] = scope[kind]
+    made.__qualname__ = f"{cls.__qualname__}.{kind}"
+    if kind == "__init__":  # for inspect.signature() and help(), as dataclasses annotates it
+        made.__annotations__ = {f.name: f.type for f in dataclasses.fields(cls)} | {"return": None}
+    return made
 
 
 def _builder(cls: type[_E]) -> Callable[..., _E]:
-    names = [f.name for f in dataclasses.fields(cls)]
-    source = "\n".join([f"def build(*, {', '.join(names)}):", "    event = _new(cls)",
-                        *(f"    _set(event, {name!r}, {name})" for name in names),
-                        "    return event"])
-    scope: dict[str, Any] = {"_new": object.__new__, "_set": object.__setattr__, "cls": cls}
-    exec(source, scope)  # noqa: S102 (fixed source from the dataclass's own field names)
-    build: Callable[..., _E] = scope["build"]
+    build: Callable[..., _E] = _specialise(cls, "build")
     build.__doc__ = f"``{cls.__name__}(...)`` with every field given, built faster."
     return build
 
+
+if not TYPE_CHECKING:
+
+    @dataclasses.dataclass(frozen=True, slots=True, kw_only=True, init=False, repr=False,
+                           eq=False)
+    class _Frozen:  # what dataclasses records for a frozen event: borrowed by every event
+        pass
+
+    def _mark_frozen() -> None:
+        for cls in _unmarked:
+            cls.__dataclass_params__ = _Frozen.__dataclass_params__
+            _frozen.add(cls)
+        _unmarked.clear()
+
+    _mark_frozen()
 
 call_started = _builder(CallStarted)
 call_finished = _builder(CallFinished)

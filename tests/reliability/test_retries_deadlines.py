@@ -34,6 +34,7 @@ from egress.errors import OutcomeUnknown, ProviderUnavailable
 from egress.events import (
     AttemptStarted,
     BudgetExhausted,
+    CallStarted,
     RetryExhausted,
     RetryGivenUp,
     RetryScheduled,
@@ -309,7 +310,11 @@ async def test_a_deadline_with_a_black_holed_attempt(server: LoopbackServer) -> 
     for name, path, started, result in runs:
         starts = [e.at for e in sinks[name].of(AttemptStarted)
                   if e.operation.endswith(f"/{path}-{name}")]
-        assert all(at - started < 2.0 for at in starts), (name, path)
+        # The deadline runs from the call's start: for a sync face, in its worker thread, which a
+        # loaded machine may start later than this coroutine (seen once at load 12).
+        begun = [e.at for e in sinks[name].of(CallStarted)
+                 if e.operation.endswith(f"/{path}-{name}")]
+        assert all(at - min(begun, default=started) < 2.0 for at in starts), (name, path)
         if path == "first":
             assert getattr(result, "status_code", None) == 200, (name, result)
             assert len(server.hits(f"/v1/first-{name}")) == 2

@@ -7,43 +7,82 @@ that never show. ``ResilientTransport`` brings a pipeline to your own ``httpx`` 
 See ``docs/http-client.md``.
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
-from egress.http._auth import (
-    ApiKeyAuth,
-    Auth,
-    BasicAuth,
-    BearerAuth,
-    HmacSigner,
-    OAuth2ClientCredentials,
-    SignableRequest,
-    SigningAuth,
-)
-from egress.http._headers import Headers
-from egress.http._hints import RateLimitInfo, parse_rate_limit, parse_retry_after, server_hint
-from egress.http._options import DEFAULT_DEADLINE
-from egress.http._response import Response
-from egress.http._safety import (
-    TRANSIENT_STATUSES,
-    RequestInfo,
-    RetryHook,
-    Safety,
-    default_retryable,
-    retry_on,
-    safety_of,
-)
-from egress.http._timeouts import Timeouts
-from egress.http.client import (
-    ASYNC_BACKENDS,
-    DEFAULT_ASYNC_BACKEND,
-    DEFAULT_SYNC_BACKEND,
-    SYNC_BACKENDS,
-    ApiClient,
-    SyncApiClient,
-)
-
+# Not ``from typing import TYPE_CHECKING``: see egress/__init__.py.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
+    from egress.http._auth import (
+        ApiKeyAuth,
+        Auth,
+        BasicAuth,
+        BearerAuth,
+        HmacSigner,
+        OAuth2ClientCredentials,
+        SignableRequest,
+        SigningAuth,
+    )
+    from egress.http._headers import Headers
+    from egress.http._hints import RateLimitInfo, parse_rate_limit, parse_retry_after, server_hint
+    from egress.http._options import DEFAULT_DEADLINE
+    from egress.http._response import Response
+    from egress.http._safety import (
+        TRANSIENT_STATUSES,
+        RequestInfo,
+        RetryHook,
+        Safety,
+        default_retryable,
+        retry_on,
+        safety_of,
+    )
+    from egress.http._timeouts import Timeouts
+    from egress.http.client import (
+        ASYNC_BACKENDS,
+        DEFAULT_ASYNC_BACKEND,
+        DEFAULT_SYNC_BACKEND,
+        SYNC_BACKENDS,
+        ApiClient,
+        SyncApiClient,
+    )
     from egress.http.transport import ResilientTransport
+
+# Every name loads on first use (PEP 562), as in egress/__init__.py: ``import egress.http`` costs
+# nothing, ``from egress.http import Headers`` loads headers only, and ApiClient brings asyncio
+# and the request path. No backend library loads before a client opens its wire.
+_LAZY = {
+    "ApiClient": "egress.http.client",
+    "ApiKeyAuth": "egress.http._auth",
+    "ASYNC_BACKENDS": "egress.http.client",
+    "Auth": "egress.http._auth",
+    "BasicAuth": "egress.http._auth",
+    "BearerAuth": "egress.http._auth",
+    "DEFAULT_ASYNC_BACKEND": "egress.http.client",
+    "DEFAULT_DEADLINE": "egress.http._options",
+    "default_retryable": "egress.http._safety",
+    "DEFAULT_SYNC_BACKEND": "egress.http.client",
+    "Headers": "egress.http._headers",
+    "HmacSigner": "egress.http._auth",
+    "OAuth2ClientCredentials": "egress.http._auth",
+    "parse_rate_limit": "egress.http._hints",
+    "parse_retry_after": "egress.http._hints",
+    "RateLimitInfo": "egress.http._hints",
+    "RequestInfo": "egress.http._safety",
+    "ResilientTransport": "egress.http.transport",
+    "Response": "egress.http._response",
+    "retry_on": "egress.http._safety",
+    "RetryHook": "egress.http._safety",
+    "Safety": "egress.http._safety",
+    "safety_of": "egress.http._safety",
+    "server_hint": "egress.http._hints",
+    "SignableRequest": "egress.http._auth",
+    "SigningAuth": "egress.http._auth",
+    "SYNC_BACKENDS": "egress.http.client",
+    "SyncApiClient": "egress.http.client",
+    "Timeouts": "egress.http._timeouts",
+    "TRANSIENT_STATUSES": "egress.http._safety",
+}
 
 __all__ = [
     "ASYNC_BACKENDS",
@@ -80,10 +119,17 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # ResilientTransport is for httpx users: importing it (and httpx) waits until it is asked for.
-    if name == "ResilientTransport":
-        import egress.http._httpx  # noqa: F401  (first: names the extra when httpx is missing)
-        from egress.http.transport import ResilientTransport
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'egress.http' has no attribute {name!r}")
+    from importlib import import_module
 
-        return ResilientTransport
-    raise AttributeError(f"module 'egress.http' has no attribute {name!r}")
+    if name == "ResilientTransport":  # for httpx users: first, so a missing httpx names the extra
+        import_module("egress.http._httpx")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -99,7 +99,6 @@ class AiohttpWire:
         self._urls: dict[str, URL] = {}
         self._cap = options.max_response_bytes
         self._now = options.clock.now
-        self._ssl: Any = options.ssl_context
         # The ClientTimeout of the client's Timeouts when the deadline does not cap it (usual).
         self._timeouts_for: Timeouts | None = None
         self._timeout = aiohttp.ClientTimeout()
@@ -116,7 +115,7 @@ class AiohttpWire:
             limit=options.max_connections,
             limit_per_host=0,
             keepalive_timeout=options.keepalive_expiry,
-            ssl=self._ssl,
+            ssl=options.ssl_context,  # read here, not in __init__: built on first use (_tls)
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -222,7 +221,10 @@ class AiohttpWire:
             response.release()
             return WireResponse(status, Headers.from_raw(raw_headers), content)
         finally:
-            self._release_slot()
+            if self._waiters:
+                self._release_slot()
+            else:  # nobody waits for a connection (usual): put the slot back, no call
+                self._free += 1
 
     async def _wait_for_slot(self, request: WireRequest, pool: float) -> None:
         """Wait (at most ``pool`` seconds) until a call hands its connection slot over."""

@@ -20,7 +20,7 @@ from egress.http._auth import Auth
 from egress.http._exchange import Exchange, NeedAuth
 from egress.http._options import ClientOptions
 from egress.http._prepare import Preparation, PreparedCall
-from egress.http._tls import ssl_context
+from egress.http._tls import ssl_context_source
 from egress.http._wire import WireOptions
 
 __all__ = ["ClientCore", "NeedAuth", "PreparedCall"]
@@ -51,13 +51,13 @@ class ClientCore(Preparation, Exchange):
             type(auth).headers_async is not Auth.headers_async)
         self.signs = auth is not None and auth.signs
         self.direct = not (self.dynamic_auth or self.signs)
-        context = ssl_context(options.verify, options.allow_insecure, options.trust_env)
+        tls = ssl_context_source(options.verify, options.allow_insecure, options.trust_env)
         if options.verify is False:
             self.sink.emit(InsecureTransport(operation=self.base.origin, at=self.clock.now()))
             _LOG.warning("egress.http: certificate verification is OFF for %s "
                          "(verify=False, allow_insecure=True)", self.base.origin)
         self.wire_options = WireOptions(
-            clock=self.clock, ssl_context=context, trust_env=self.trust_env,
+            clock=self.clock, tls=tls, trust_env=self.trust_env,
             max_connections=options.max_connections, keepalive_expiry=options.keepalive_expiry,
             max_response_bytes=self.max_response_bytes,
         )

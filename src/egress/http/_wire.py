@@ -14,6 +14,7 @@ library's exceptions into the egress tree in exactly one place (``_map_error`` i
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -61,11 +62,17 @@ class WireOptions:
     """What every backend is built with (by the client, from its validated settings)."""
 
     clock: Clock
-    ssl_context: ssl.SSLContext  # verifying, unless verify=False was explicitly acknowledged
+    #: Gives the TLS context (verifying, unless verify=False was explicitly acknowledged); the
+    #: default one is built when first asked for (see ``_tls``): read it when connecting.
+    tls: Callable[[], ssl.SSLContext]
     trust_env: bool
     max_connections: int
     keepalive_expiry: float
     max_response_bytes: int
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        return self.tls()
 
 
 class AsyncWire(Protocol):

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Generic, TypeVar
 
 from egress._clock import SYSTEM_CLOCK, Clock
-from egress._pipeline import Pipeline, current_context
+from egress._pipeline import _CURRENT, Pipeline, current_context
 from egress.errors import ConfigurationError, EgressError, UnsafeRequestError
 from egress.events import NULL_SINK, EventSink, TokenRefreshed
 from egress.http._auth import Auth
@@ -214,6 +214,13 @@ class _ClientBase(Generic[R]):
             path_params: Mapping[str, object] | None = None, deadline: float | None = None,
             pipeline: Pipeline | None = None, operation: str | None = None,
             expect: Collection[int] | None = None) -> R:
+        if (params is None and headers is None and path_params is None and operation is None
+                and expect is None and not self._closed):
+            # The usual GET, already prepared by an earlier call: straight to the pipeline.
+            call = self._core.prepared.get(("GET", path))
+            if call is not None and call.op is not None:
+                return self._run(pipeline or self._pipeline, call,
+                                 self._deadline if deadline is None else deadline)
         return self._call("GET", path, params, _UNSET, None, None, headers, path_params, None,
                           deadline, pipeline, operation, expect)
 
@@ -300,11 +307,14 @@ class ApiClient(_ClientBase[Awaitable[Response]]):
 
     def _run(self, pipeline: Pipeline, call: PreparedCall,
              deadline: float | None) -> Awaitable[Response]:
+        fused = pipeline._fused  # the default pipeline in one frame (no execute() frame above)
+        if fused is not None:
+            return fused(call.operation, call.op, deadline, call.target)
         return pipeline.execute(call.operation, call.op, deadline=deadline, target=call.target)
 
     async def _attempt(self, call: PreparedCall) -> Response:
         core = self._core
-        ctx = current_context()
+        ctx = _CURRENT.get()
         if ctx is not None and ctx.observed is not None:  # a trace sink's traceparent
             call = core.traced(call, ctx.observed)
         first = core.first_request(call, ctx)

@@ -81,7 +81,8 @@ class RatioBudgetState:
 
     def record_call(self, now: float) -> None:
         with self._lock:
-            index = self._roll(now)
+            # (the usual case, same bucket as the last call, without the call to _roll)
+            index = self._bucket if int(now // self._width) == self._epoch else self._roll(now)
             self._calls[index] += 1
             self._sum_calls += 1
 

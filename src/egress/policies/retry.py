@@ -37,7 +37,7 @@ from egress.events import (
     RetryScheduled,
 )
 from egress.policies._classify import Classifier, matcher
-from egress.policies.budget import BudgetState, RetryBudget, TokenRetryBudget
+from egress.policies.budget import BudgetState, RatioBudgetState, RetryBudget, TokenRetryBudget
 
 __all__ = ["Backoff", "Jitter", "Retry", "Stop", "attempts", "elapsed"]
 
@@ -198,8 +198,8 @@ class Retry:
     =====================  =================  =============================================
     """
 
-    __slots__ = ("_budget_state", "_retryable", "allow_nested", "backoff", "budget",
-                 "max_retry_after", "on", "random", "stop")
+    __slots__ = ("_budget_state", "_retryable", "_rewarded", "allow_nested", "backoff",
+                 "budget", "max_retry_after", "on", "random", "stop")
 
     def __init__(
         self,
@@ -224,6 +224,12 @@ class Retry:
         self.max_retry_after = float(max_retry_after)
         self.budget = budget
         self._budget_state: BudgetState | None = budget.state() if budget is not None else None
+        # The state to tell of a first-attempt success, or None when that is a no-op (the ratio
+        # budget only counts calls and retries): a clock read and a call less per success.
+        self._rewarded = self._budget_state if (
+            self._budget_state is not None
+            and type(self._budget_state).record_success is not RatioBudgetState.record_success
+        ) else None
         self.allow_nested = allow_nested
         self.random = random
 
@@ -270,8 +276,8 @@ class Retry:
                    attempts: _Attempts | None) -> None:
         if attempts is not None:
             attempts.after_success()
-        elif started is not None and self._budget_state is not None:
-            self._budget_state.record_success(ctx.clock.now(), 0.0)
+        elif started is not None and self._rewarded is not None:
+            self._rewarded.record_success(ctx.clock.now(), 0.0)
 
     # -- the pumps: call, sleep, count -----------------------------------------------------------
 
