@@ -8,6 +8,7 @@ pool held by a hung server, so it runs on the real clock and asserts order, not 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import test_http_client as _clients
@@ -207,6 +208,11 @@ async def test_a_burst_is_spread_out_and_none_dropped_silently(server: LoopbackS
 async def test_a_hung_upstream_cannot_starve_another(server: LoopbackServer,
                                                      other: LoopbackServer) -> None:
     # Every backend at once, each with its own pair of clients: one wait of the hang, not five.
+    # The sync clients run in threads: asyncio's default pool has 6 on this 2-core machine, and
+    # the 4 hung sync calls hold 4 of them for the whole deadline, so the other calls (extra and
+    # healthy, 16 of them) queued for 2 threads, and on a loaded machine B's answers could come
+    # after A's deadline. A pool with a thread for every call measures the bulkhead, not the pool.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
     server.clear()
     other.clear()
     server.route("/v1/hang", lambda request: Hang(6.0))
@@ -227,6 +233,8 @@ async def test_a_hung_upstream_cannot_starve_another(server: LoopbackServer,
             if len([r for r in server.hits("/v1/hang") if name in r.path]) == 2:
                 break
             await asyncio.sleep(0.01)
+        else:
+            raise AssertionError(f"{name}: A's two calls never both reached the server")
         extra = await asyncio.gather(*(hung.get("/hang") for _ in range(3)),
                                      return_exceptions=True)
         assert all(isinstance(r, BulkheadFullError) and r.sent is False for r in extra), name
