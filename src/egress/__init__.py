@@ -8,6 +8,8 @@ from __future__ import annotations
 
 # Not ``from typing import TYPE_CHECKING``: importing typing alone costs a few ms, and type
 # checkers treat any constant of this name as true.
+from egress._lazy import lazy_names
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -150,21 +152,14 @@ __all__ = [
 ]
 
 
+_lazy_attribute, __dir__ = lazy_names(globals(), _LAZY)
+
+
 def __getattr__(name: str) -> Any:
     if name == "__version__":
         # One source: the installed distribution's metadata (pyproject.toml's version).
         from importlib.metadata import version
 
-        value: Any = version("egress")
-    elif name in _LAZY:
-        from importlib import import_module
-
-        value = getattr(import_module(_LAZY[name]), name)
-    else:
-        raise AttributeError(f"module 'egress' has no attribute {name!r}")
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+        globals()[name] = value = version("egress")  # the next lookup is a plain attribute
+        return value
+    return _lazy_attribute(name)

@@ -9,6 +9,8 @@ See ``docs/http-client.md``.
 
 from __future__ import annotations
 
+from egress._lazy import lazy_names
+
 # Not ``from typing import TYPE_CHECKING``: see egress/__init__.py.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -118,18 +120,12 @@ __all__ = [
 ]
 
 
+_lazy_attribute, __dir__ = lazy_names(globals(), _LAZY)
+
+
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'egress.http' has no attribute {name!r}")
-    from importlib import import_module
-
     if name == "ResilientTransport":  # for httpx users: first, so a missing httpx names the extra
+        from importlib import import_module
+
         import_module("egress.http._httpx")
-    value = getattr(import_module(module), name)
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return _lazy_attribute(name)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from egress._lazy import lazy_names
+
 # Every name loads on first use: the pytest plugin (loaded by every pytest run of a project
 # that installs egress) imports this package, and must not pull in asyncio, the payments stack,
 # aiohttp (FakeStripe) or pytest fixtures before a test asks for them.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from egress.testing._clock import FakeClock
     from egress.testing._sink import RecordingSink
     from egress.testing._state import isolated_state
@@ -31,16 +31,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'egress.testing' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(globals(), _LAZY)
