@@ -16,15 +16,9 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
+import egress.http._wire_errors as failed
 from egress._redacted import drop_frames
-from egress.errors import (
-    AttemptTimeoutError,
-    EgressError,
-    ResponseError,
-    TLSVerificationError,
-    TransportError,
-    UnsafeRequestError,
-)
+from egress.errors import EgressError
 from egress.http._body import BodyReader
 from egress.http._headers import Headers
 from egress.http._timeouts import Timeouts
@@ -38,32 +32,31 @@ _BACKSTOP = 0.05  # seconds the total waits for aiohttp's connect and read timer
 
 
 def _map_error(exc: BaseException, request: WireRequest, reading: bool) -> EgressError:
-    """Every aiohttp failure, translated once. ``reading``: the headers had arrived."""
-    where = request.where()
-    name = type(exc).__name__
+    """Which fact each aiohttp failure means, built by ``_wire_errors`` as on every backend.
+    ``reading``: the headers had arrived."""
     if isinstance(exc, EgressError):
         return exc
+    where = request.where()
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return TLSVerificationError(f"{where}: the server's certificate was refused")
+        return failed.certificate_refused(where)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return TransportError(f"{where}: could not connect ({name})", sent=False)
+        return failed.not_connected(where, exc)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return AttemptTimeoutError(f"{where}: connect timed out", sent=False)
+        return failed.connect_timed_out(where, exc)
     if isinstance(exc, TimeoutError):  # sock_read timeout or the total limit
-        return AttemptTimeoutError(f"{where}: timed out ({name})", sent=True)
+        return failed.timed_out(where, exc)
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return ResponseError(f"{where}: response body incomplete ({name})", reason="truncated")
+        return failed.truncated(where, exc)
     if isinstance(exc, aiohttp.ClientResponseError):
         # Its request_info holds our request headers (credentials): never chain it.
-        return ResponseError(f"{where}: malformed response ({name})", reason="malformed")
+        return failed.malformed(where, exc)
     if isinstance(exc, aiohttp.InvalidURL | ValueError):
-        return UnsafeRequestError(f"{where}: request refused by the HTTP library ({name})")
+        return failed.refused_by_library(where, exc)
     if isinstance(exc, aiohttp.ClientError | OSError):
         if reading:
-            return ResponseError(f"{where}: connection lost while reading the body ({name})",
-                                 reason="truncated")
-        return TransportError(f"{where}: connection failed after sending ({name})", sent=True)
-    return TransportError(f"{where}: unexpected {name}", sent=True)
+            return failed.truncated(where, exc, "connection lost while reading the body")
+        return failed.failed_after_connecting(where, exc, "connection failed after sending")
+    return failed.failed_after_connecting(where, exc, "unexpected failure")
 
 
 def _chainable(exc: BaseException) -> BaseException | None:
@@ -239,8 +232,7 @@ class AiohttpWire:
             else:
                 granted.cancel()  # skipped by _release_slot
             if isinstance(exc, TimeoutError):
-                raise AttemptTimeoutError(f"{request.where()}: no free connection within the "
-                                          f"pool timeout", sent=False) from None
+                raise failed.pool_wait_timed_out(request.where()) from None
             raise
 
     def _release_slot(self) -> None:
