@@ -2,6 +2,7 @@
 
     uv run python bench/payment_overhead.py [--batch 200] [--rounds 15] [--store memory sqlite]
     uv run python bench/payment_overhead.py --instructions [--store memory]   (valgrind; slow)
+    uv run python bench/payment_overhead.py --instructions --store offwire    (payment work only)
 
 The same canned nginx as bench/payments.py answers every ``POST /v1/payment_intents``; nginx runs
 on its own CPU and in its own process, so none of its work is counted. Both clients run at
@@ -12,6 +13,11 @@ and validating the request, the fingerprint, the idempotency keeper and its stor
 client's pipeline (deadline, retry, breaker, bulkhead), and parsing the answer into a
 ``Payment``. Alternating batches, and the median of many, keep a loaded machine's drift out of
 the difference (the spread column shows what is left).
+
+``--store offwire`` answers every POST in process (bench/payments.py's ``egress-memory-offwire``):
+no HTTP client, no socket, so its whole count is egress's payment work alone (the request and
+its fingerprint, the keeper and the memory store, parsing the answer into a ``Payment``, the
+events), without the HTTP path's share, which moves with the backend.
 
 ``--instructions`` counts CPU instructions instead (valgrind's cachegrind, no cache model): each
 mode runs twice in a fresh process under valgrind, with ``--count`` and ``3 × --count``
@@ -36,9 +42,10 @@ from pathlib import Path
 from typing import Any
 
 from http_client import nginx, pin
-from payments import LOCATIONS, RAW_MODE, _async_case
+from payments import LOCATIONS, OFFWIRE, RAW_MODE, _async_case
 
-STORES = {"memory": "egress-memory", "sqlite": "egress-sqlite"}
+STORES = {"memory": "egress-memory", "sqlite": "egress-sqlite",
+          "offwire": "egress-memory" + OFFWIRE}
 
 
 async def _interleaved(url: str, stores: list[str], batch: int, rounds: int,
@@ -70,7 +77,7 @@ def _cpu_table(cpu: dict[str, list[float]]) -> str:
     lines = ["| mode | CPU µs/payment (median) | over raw aiohttp: median | spread (p10-p90) |",
              "|---|---:|---:|---|"]
     for mode, values in cpu.items():
-        if mode == RAW_MODE:
+        if mode == RAW_MODE or mode.endswith(OFFWIRE):
             lines.append(f"| {mode} | {statistics.median(values):.0f} | - | - |")
             continue
         over = sorted(v - r for v, r in zip(values, raw, strict=True))
@@ -115,7 +122,9 @@ def main() -> None:
                       for mode in [RAW_MODE, *(STORES[name] for name in args.store)]}
             print("\n| mode | instructions/payment | over raw aiohttp |\n|---|---:|---:|")
             for mode, value in counts.items():
-                over = "-" if mode == RAW_MODE else f"{value - counts[RAW_MODE]:,.0f}"
+                # offwire sends nothing: its whole count is egress's payment work
+                over = ("-" if mode == RAW_MODE or mode.endswith(OFFWIRE)
+                        else f"{value - counts[RAW_MODE]:,.0f}")
                 print(f"| {mode} | {value:,.0f} | {over} |")
             return
         cpu = asyncio.run(_interleaved(url, args.store, args.batch, args.rounds))

@@ -82,10 +82,29 @@ MODES = ("egress-memory", "egress-sqlite", "egress-sqlite-power", "stripe-reques
          "stripe-httpx", "stripe-aiohttp", "raw-aiohttp")
 REFERENCE_MODE = "stripe-aiohttp"
 RAW_MODE = "raw-aiohttp"
+#: A mode ending in this (``egress-memory-offwire``, for bench/payment_overhead.py) answers in
+#: process, without HTTP: egress's own payment work alone.
+OFFWIRE = "-offwire"
 CONCURRENCIES = (1, 32)
 
 
 # -- the worker: one mode, one concurrency, in its own process ---------------------------------
+
+
+def _off_the_wire(payments: Any) -> None:
+    """Answer every POST with the canned intent in-process, without the HTTP client: what is
+    left is egress's payment work alone (request, fingerprint, keeper, store, parse, events)."""
+    from egress.http import Response
+    from egress.http._headers import Headers
+
+    content = BODY.encode()
+    raw = ((b"Server", b"nginx"), (b"Date", b"Tue, 01 Dec 2026 05:00:00 GMT"),
+           (b"Content-Type", b"application/json"),
+           (b"Content-Length", str(len(content)).encode()), (b"Connection", b"keep-alive"))
+
+    async def post(path: str, **_: Any) -> Response:
+        return Response(200, Headers.from_raw(raw), content, method="POST", url=path)
+    payments._flow._io.post = post
 
 
 def _sdk_params(reference: str) -> dict[str, Any]:
@@ -115,6 +134,8 @@ async def _async_case(mode: str, url: str, stack: list[Callable[[], Awaitable[An
         payments = StripePayments(API_KEY, base_url=url, store=store, rate_limit=None,
                                   check_new_references=False)
         stack.append(payments.aclose)
+        if mode.endswith(OFFWIRE):
+            _off_the_wire(payments)
         amount = Money("20.00", "USD")
 
         async def egress_create(reference: str) -> Any:

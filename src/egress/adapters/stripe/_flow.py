@@ -90,11 +90,11 @@ class StripeIo(Protocol):
     returning awaitables, so the async face can hand over ApiClient's own bound methods.)"""
 
     def post(self, path: str, *, content: bytes | None, headers: Mapping[str, str],
-             path_params: Mapping[str, object], idempotency_key: str,
+             path_params: Mapping[str, object] | None, idempotency_key: str,
              deadline: float) -> Awaitable[Response]: ...
 
     def get(self, path: str, *, params: Params,
-            path_params: Mapping[str, object]) -> Awaitable[Response]: ...
+            path_params: Mapping[str, object] | None) -> Awaitable[Response]: ...
 
     def sleep(self, seconds: float) -> Awaitable[None]: ...
 
@@ -269,7 +269,7 @@ class StripeFlow:
                 try:
                     response = await self._io.post(
                         built.path, content=built.body, headers=wire.FORM_HEADERS,
-                        path_params=built.path_params,
+                        path_params=built.path_params or None,  # None: the client's URL cache
                         idempotency_key=key, deadline=max(deadline_at - self.clock.now(), 0.001))
                     break
                 except EgressError as exc:
@@ -294,7 +294,7 @@ class StripeFlow:
     async def _get(self, built: StripeRequest, operation: str) -> dict[str, Any]:
         try:
             response = await self._io.get(built.path, params=built.query,
-                                              path_params=built.path_params)
+                                          path_params=built.path_params or None)
         except EgressError as exc:
             raise to_domain_error(exc, operation=operation, changes_state=False) from exc
         return self._json(response, operation)
@@ -341,7 +341,7 @@ class StripeFlow:
         built = wire.search_intents(reference, reference_key=self.reference_key)
         try:
             response = await self._io.get(built.path, params=built.query,
-                                              path_params=built.path_params)
+                                          path_params=built.path_params or None)
         except StatusError as exc:
             if exc.status_code not in _SEARCH_UNAVAILABLE:
                 raise to_domain_error(exc, operation="search", changes_state=False) from exc

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from egress.adapters.stripe._amounts import from_stripe_amount
+from egress.payments._build import builder
 from egress.payments.models import (
     Payment,
     PaymentStatus,
@@ -21,6 +23,7 @@ from egress.payments.models import (
     RefundReason,
     RefundStatus,
 )
+from egress.payments.money import Money
 
 __all__ = [
     "parse_json",
@@ -130,27 +133,35 @@ def parse_payment_intent(obj: Mapping[str, Any], *, reference_key: str) -> Payme
         decline_code = code if isinstance(code, str) else None
     amount = _int(obj, "amount")
     money = from_stripe_amount(amount, currency)
-    optional_amounts = {}
+    optional_amounts: dict[str, Money] = {}
     for name in ("amount_received", "amount_capturable"):
         if obj.get(name) is not None:
             value = _int(obj, name)
             # Usually the amount itself (received in full) or zero: Money is immutable, reuse it.
             optional_amounts[name] = (money if value == amount
                                       else from_stripe_amount(value, currency))
-    return Payment(
+    # Built without Payment.__init__: every value is checked above and in this call, and
+    # created is already an aware UTC datetime (what __post_init__ would make of it); the
+    # metadata dict is this parse's own copy, so the read-only view needs no second one.
+    # (tests/unit/test_stripe_parse.py holds this equal to Payment(...).)
+    return _build_payment(
         id=_str(obj, "id"),
         status=status,
         amount=money,
         created=unix_to_datetime(_int(obj, "created")),
         reference=metadata.get(reference_key),
+        amount_received=optional_amounts.get("amount_received"),
+        amount_capturable=optional_amounts.get("amount_capturable"),
         customer=_opt_str(obj, "customer"),
         payment_method=_opt_str(obj, "payment_method"),
         description=_opt_str(obj, "description"),
-        metadata=metadata,
+        metadata=MappingProxyType(metadata),
         decline_code=decline_code,
         cancellation_reason=_opt_str(obj, "cancellation_reason"),
-        **optional_amounts,
     )
+
+
+_build_payment = builder(Payment)
 
 
 def parse_refund(obj: Mapping[str, Any], *, reference_key: str) -> Refund:

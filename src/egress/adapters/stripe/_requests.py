@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 from urllib.parse import parse_qsl
 
 from egress.adapters.stripe._amounts import to_stripe_amount, to_stripe_currency
 from egress.adapters.stripe.form import FormValue, encode_fields, encode_form, form_fields
 from egress.errors import InvalidPaymentRequest
+from egress.payments._build import builder
 from egress.payments.models import CancellationReason, PaymentRequest, RefundReason
 from egress.payments.money import Money
 
@@ -151,14 +153,39 @@ def create_intent(request: PaymentRequest, *,
         fields.append(("customer", request.customer))
     if request.description is not None:
         fields.append(("description", request.description))
-    metadata = _metadata(request.metadata, reference_key, request.reference, generation)
-    fields.extend([(_metadata_name(key), value) for key, value in metadata.items()])
+    if (not request.metadata and generation is not None and reference_key != GENERATION_KEY
+            and _plain_metadata_key(reference_key)
+            and len(request.reference) <= MAX_METADATA_VALUE_LENGTH):
+        # The usual request, with no metadata of its own: the two keys the adapter adds, in
+        # the sorted order _metadata gives them (a test holds the two paths equal).
+        pair = [(_metadata_name(reference_key), request.reference),
+                (_GENERATION_NAME, _generation_text(generation))]
+        fields.extend(pair if reference_key < GENERATION_KEY else reversed(pair))
+    else:
+        metadata = _metadata(request.metadata, reference_key, request.reference, generation)
+        fields.extend([(_metadata_name(key), value) for key, value in metadata.items()])
     if request.payment_method is not None:
         fields.append(("payment_method", request.payment_method))
     fields.extend([(f"payment_method_types[{index}]", kind)
                    for index, kind in enumerate(payment_method_types)])
-    return StripeRequest("PostPaymentIntents", "POST", "/v1/payment_intents", {},
-                         body=encode_fields(fields))
+    return _build_request(operation_id="PostPaymentIntents", method="POST",
+                          path="/v1/payment_intents", path_params=_NO_PATH_PARAMS, query=(),
+                          body=encode_fields(fields))
+
+
+_build_request = builder(StripeRequest)
+_NO_PATH_PARAMS: Mapping[str, str] = MappingProxyType({})
+_GENERATION_NAME: Final = f"metadata[{GENERATION_KEY}]"
+_GENERATIONS = tuple(str(n) for n in range(8))
+
+
+def _generation_text(generation: int) -> str:
+    return _GENERATIONS[generation] if 0 <= generation < len(_GENERATIONS) else str(generation)
+
+
+def _plain_metadata_key(key: str) -> bool:
+    """A metadata key Stripe takes (what _metadata checks of every key)."""
+    return len(key) <= MAX_METADATA_KEY_LENGTH and "[" not in key and "]" not in key
 
 
 _metadata_names: dict[str, str] = {}

@@ -301,14 +301,14 @@ class _BlockingIo:
         self._clock = clock
 
     async def post(self, path: str, *, content: bytes | None, headers: Mapping[str, str],
-                   path_params: Mapping[str, object], idempotency_key: str,
+                   path_params: Mapping[str, object] | None, idempotency_key: str,
                    deadline: float) -> Response:
         return self._client.post(path, content=content, headers=headers,
                                  path_params=path_params, idempotency_key=idempotency_key,
                                  deadline=deadline)
 
     async def get(self, path: str, *, params: Params,
-                  path_params: Mapping[str, object]) -> Response:
+                  path_params: Mapping[str, object] | None) -> Response:
         return self._client.get(path, params=params, path_params=path_params)
 
     async def sleep(self, seconds: float) -> None:

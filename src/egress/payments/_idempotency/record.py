@@ -4,9 +4,12 @@ derivation and its lifetimes."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Final
+
+from egress.payments._build import builder
 
 __all__ = ["DEFAULT_MAX_KEY_AGE", "DEFAULT_SETTLE_AFTER", "MAX_KEY_LENGTH",
            "PROVIDER_KEY_LIFETIME", "IdempotencyRecord", "RecordState", "derive_key",
@@ -63,9 +66,9 @@ class IdempotencyRecord:
 
     def with_state(self, state: RecordState, now: float,
                    result_id: str | None = None) -> IdempotencyRecord:
-        # Built field by field, not with dataclasses.replace (which walks fields() and builds a
-        # dict of keywords): this runs twice per payment.
-        return IdempotencyRecord(
+        # Built by _build_record, not dataclasses.replace or __init__: this runs twice per
+        # payment, and a frozen dataclass stores each field through object.__setattr__.
+        return _build_record(
             scope=self.scope, operation=self.operation, reference=self.reference,
             key=self.key, generation=self.generation, fingerprint=self.fingerprint,
             state=state, created_at=self.created_at, updated_at=now,
@@ -82,10 +85,18 @@ class IdempotencyRecord:
     @classmethod
     def new(cls, scope: str, operation: str, reference: str, fingerprint: str,
             now: float) -> IdempotencyRecord:
-        return cls(scope=scope, operation=operation, reference=reference,
-                   key=derive_key(scope, operation, reference, 0), generation=0,
-                   fingerprint=fingerprint, state=RecordState.PENDING, created_at=now,
-                   updated_at=now)
+        if cls is not IdempotencyRecord:  # a subclass gets its own __init__
+            return cls(scope=scope, operation=operation, reference=reference,
+                       key=derive_key(scope, operation, reference, 0), generation=0,
+                       fingerprint=fingerprint, state=RecordState.PENDING, created_at=now,
+                       updated_at=now)
+        return _build_record(scope=scope, operation=operation, reference=reference,
+                             key=derive_key(scope, operation, reference, 0), generation=0,
+                             fingerprint=fingerprint, state=RecordState.PENDING,
+                             created_at=now, updated_at=now, result_id=None)
+
+
+_build_record: Callable[..., IdempotencyRecord] = builder(IdempotencyRecord)
 
 
 def derive_key(scope: str, operation: str, reference: str, generation: int) -> str:
