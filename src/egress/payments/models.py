@@ -18,6 +18,7 @@ from enum import Enum
 from types import MappingProxyType
 
 from egress.errors import InvalidPaymentRequest
+from egress.payments._build import filler
 from egress.payments.money import Money
 
 __all__ = [
@@ -114,6 +115,10 @@ def _shown_id(value: str | None) -> str | None:
     return "[card data]" if isinstance(value, str) and looks_like_card_number(value) else value
 
 
+#: A request's metadata when none is given: empty and read-only, so one serves every request.
+_NO_METADATA: Mapping[str, str] = MappingProxyType({})
+
+
 def _freeze_metadata(metadata: Mapping[str, str]) -> Mapping[str, str]:
     if not isinstance(metadata, Mapping):
         raise InvalidPaymentRequest("metadata must be a mapping of str to str", param="metadata")
@@ -127,7 +132,7 @@ def _freeze_metadata(metadata: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(items)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, init=False)
 class PaymentRequest:
     """A payment to make.
 
@@ -149,29 +154,38 @@ class PaymentRequest:
     confirm: bool = True
     capture: bool = True
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.amount, Money):
+    # Written out (init=False): the same keywords, defaults and checks as the generated
+    # __init__ with a __post_init__, but the checked fields are stored by _fill_request, which
+    # skips object.__setattr__ per field (one request per payment; see egress.payments._build).
+    def __init__(self, *, amount: Money, reference: str, customer: str | None = None,
+                 payment_method: str | None = None, description: str | None = None,
+                 metadata: Mapping[str, str] = _NO_METADATA, confirm: bool = True,
+                 capture: bool = True) -> None:
+        if not isinstance(amount, Money):
             raise InvalidPaymentRequest("amount must be a Money", param="amount")
-        if self.amount.is_zero():
+        if amount.is_zero():
             raise InvalidPaymentRequest("amount must be greater than zero", param="amount")
-        check_reference(self.reference)
-        for what in ("customer", "payment_method"):
-            problem = _id_problem(getattr(self, what), what)
+        check_reference(reference)
+        for what, value in (("customer", customer), ("payment_method", payment_method)):
+            problem = _id_problem(value, what)
             if problem is not None:
                 raise InvalidPaymentRequest(problem, param=what)
-        if self.description is not None:
-            if not isinstance(self.description, str):
+        if description is not None:
+            if not isinstance(description, str):
                 raise InvalidPaymentRequest("description must be a string", param="description")
-            if len(self.description) > MAX_DESCRIPTION_LENGTH:
+            if len(description) > MAX_DESCRIPTION_LENGTH:
                 raise InvalidPaymentRequest(
                     f"description is longer than {MAX_DESCRIPTION_LENGTH} characters",
                     param="description")
-        object.__setattr__(self, "metadata", _freeze_metadata(self.metadata))
-        if not isinstance(self.confirm, bool) or not isinstance(self.capture, bool):
+        frozen = _NO_METADATA if metadata is _NO_METADATA else _freeze_metadata(metadata)
+        if not isinstance(confirm, bool) or not isinstance(capture, bool):
             raise InvalidPaymentRequest("confirm and capture must be bool")
-        if self.confirm and self.payment_method is None:
+        if confirm and payment_method is None:
             raise InvalidPaymentRequest("confirm=True needs a payment_method",
                                         param="payment_method")
+        _fill_request(self, amount=amount, reference=reference, customer=customer,
+                      payment_method=payment_method, description=description, metadata=frozen,
+                      confirm=confirm, capture=capture)
 
     def __repr__(self) -> str:  # dataclass keeps an explicit __repr__; never card data
         return (f"PaymentRequest(amount={self.amount!r}, reference={self.reference!r}, "
@@ -201,6 +215,7 @@ class PaymentRequest:
                 f'"reference":{q(self.reference)}}}').encode("ascii")
 
 
+_fill_request = filler(PaymentRequest)
 # JSON's own string quoting with ASCII escapes (json's C helper, what json.dumps uses).
 _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 

@@ -36,7 +36,7 @@ from egress.errors import (
     ResponseError,
     StatusError,
 )
-from egress.events import EventSink, emit_safely
+from egress.events import NULL_SINK, EventSink, emit_safely
 from egress.http import Response
 from egress.http._url import Params
 from egress.payments.idempotency import (
@@ -287,7 +287,9 @@ class StripeFlow:
                                           ambiguous=resumed or log.ambiguous) from exc
         finally:
             attempt_log.reset(token)
-        if (response.headers.get("idempotent-replayed") or "").lower() == "true":
+        # Reading a header decodes them all: only when someone listens.
+        if self.sink is not NULL_SINK and (
+                response.headers.get("idempotent-replayed") or "").lower() == "true":
             emit_safely(self.sink, IdempotentReplay(operation=operation, at=self.clock.now()))
         return self._json(response, operation, key=key, reference=reference)
 
