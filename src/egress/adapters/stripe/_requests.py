@@ -16,7 +16,15 @@ from typing import Final
 from urllib.parse import parse_qsl
 
 from egress.adapters.stripe._amounts import to_stripe_amount, to_stripe_currency
-from egress.adapters.stripe.form import FormValue, encode_fields, encode_form, form_fields
+from egress.adapters.stripe.form import (
+    FormValue,
+    encode_fields,
+    encode_form,
+    form_fields,
+    quote,
+    quote_name,
+    quote_value,
+)
 from egress.errors import InvalidPaymentRequest
 from egress.payments._build import builder
 from egress.payments.models import CancellationReason, PaymentRequest, RefundReason
@@ -143,39 +151,41 @@ def create_intent(request: PaymentRequest, *,
     ``generation`` (the idempotency key's) is tagged in ``metadata[egress_key_generation]``:
     every attempt of one key sends the same bytes; another key, other bytes.
     """
-    # The fields are built directly (the order encode_form gives the same params: a test holds
-    # the two byte for byte), since this runs once per payment.
-    fields = [("amount", str(to_stripe_amount(request.amount))),
-              ("currency", to_stripe_currency(request.amount)),
-              ("capture_method", "automatic" if request.capture else "manual"),
-              ("confirm", "true" if request.confirm else "false")]
+    # The body is written directly, field by field in the order encode_form gives the same
+    # params (a test holds the two byte for byte), since this runs once per payment: names
+    # are constants already encoded, values go through the form's quoting (cached when short).
+    cached = quote_value
+    money = request.amount
+    parts = [f"amount={to_stripe_amount(money)}&currency={cached(to_stripe_currency(money))}"
+             f"&capture_method={'automatic' if request.capture else 'manual'}"
+             f"&confirm={'true' if request.confirm else 'false'}"]
     if request.customer is not None:
-        fields.append(("customer", request.customer))
+        parts.append(f"customer={cached(request.customer)}")
     if request.description is not None:
-        fields.append(("description", request.description))
+        parts.append(f"description={quote(request.description)}")
     if (not request.metadata and generation is not None and reference_key != GENERATION_KEY
             and _plain_metadata_key(reference_key)
             and len(request.reference) <= MAX_METADATA_VALUE_LENGTH):
         # The usual request, with no metadata of its own: the two keys the adapter adds, in
         # the sorted order _metadata gives them (a test holds the two paths equal).
-        pair = [(_metadata_name(reference_key), request.reference),
-                (_GENERATION_NAME, _generation_text(generation))]
-        fields.extend(pair if reference_key < GENERATION_KEY else reversed(pair))
+        pair = [f"{_metadata_name(reference_key)}={quote(request.reference)}",
+                f"{_GENERATION_NAME}={_generation_text(generation)}"]
+        parts.extend(pair if reference_key < GENERATION_KEY else reversed(pair))
     else:
         metadata = _metadata(request.metadata, reference_key, request.reference, generation)
-        fields.extend([(_metadata_name(key), value) for key, value in metadata.items()])
+        parts.extend([f"{_metadata_name(key)}={quote(value)}"
+                      for key, value in metadata.items()])
     if request.payment_method is not None:
-        fields.append(("payment_method", request.payment_method))
-    fields.extend([(f"payment_method_types[{index}]", kind)
-                   for index, kind in enumerate(payment_method_types)])
+        parts.append(f"payment_method={cached(request.payment_method)}")
+    parts.append(_types_field(payment_method_types))
     return _build_request(operation_id="PostPaymentIntents", method="POST",
                           path="/v1/payment_intents", path_params=_NO_PATH_PARAMS, query=(),
-                          body=encode_fields(fields))
+                          body="&".join(parts).encode("ascii"))
 
 
 _build_request = builder(StripeRequest)
 _NO_PATH_PARAMS: Mapping[str, str] = MappingProxyType({})
-_GENERATION_NAME: Final = f"metadata[{GENERATION_KEY}]"
+_GENERATION_NAME: Final = quote_name(f"metadata[{GENERATION_KEY}]")
 _GENERATIONS = tuple(str(n) for n in range(8))
 
 
@@ -188,16 +198,32 @@ def _plain_metadata_key(key: str) -> bool:
     return len(key) <= MAX_METADATA_KEY_LENGTH and "[" not in key and "]" not in key
 
 
+# Encoded names and fields, by what they encode: bounded, since keys and type lists are the
+# caller's (usually one or two of each).
 _metadata_names: dict[str, str] = {}
+_types_fields: dict[tuple[str, ...], str] = {}
+_MAX_CACHED: Final = 1024
 
 
 def _metadata_name(key: str) -> str:
+    """``metadata[key]``, form-encoded."""
     name = _metadata_names.get(key)
     if name is None:
-        name = f"metadata[{key}]"
-        if len(_metadata_names) < 1024:  # bounded: keys are the caller's, usually a few
+        name = quote_name(f"metadata[{key}]")
+        if len(_metadata_names) < _MAX_CACHED:
             _metadata_names[key] = name
     return name
+
+
+def _types_field(types: tuple[str, ...]) -> str:
+    """The ``payment_method_types[i]`` fields, form-encoded."""
+    field = _types_fields.get(types)
+    if field is None:
+        field = encode_fields((f"payment_method_types[{index}]", kind)
+                              for index, kind in enumerate(types)).decode("ascii")
+        if len(_types_fields) < _MAX_CACHED:
+            _types_fields[types] = field
+    return field
 
 
 def confirm_intent(payment_id: str, *, payment_method: str | None = None) -> StripeRequest:

@@ -34,6 +34,9 @@ __all__ = [
     "encode_fields",
     "encode_form",
     "form_fields",
+    "quote",
+    "quote_name",
+    "quote_value",
 ]
 
 #: What the encoder takes: scalars, mappings and sequences of them.
@@ -68,25 +71,30 @@ class FormError(ValueError):
 # -- encoding ------------------------------------------------------------------------------------
 
 
-def _quote(text: str) -> str:
+def quote(text: str) -> str:
+    """A name or value as the body carries it, uncached (for one-off values: a reference)."""
     return text if _PLAIN.fullmatch(text) else quote_plus(text)
 
 
-def _quote_name(name: str) -> str:
+def quote_name(name: str) -> str:
+    """A field name as the body carries it (cached: a form uses the same few names)."""
     encoded = _encoded_names.get(name)
     if encoded is None:
-        encoded = _quote(name)
+        encoded = quote(name)
         if len(_encoded_names) < _MAX_ENCODED_NAMES:
             _encoded_names[name] = encoded
     return encoded
 
 
-def _quote_value(value: str) -> str:
-    encoded = _quote(value)
-    # Short values repeat ("usd", "true", "card", a payment method id); long ones are usually
-    # one-off (a reference, a description) and stay out.
-    if len(value) <= _MAX_CACHED_VALUE and len(_encoded_values) < _MAX_ENCODED_NAMES:
-        _encoded_values[value] = encoded
+def quote_value(value: str) -> str:
+    """A field value as the body carries it (cached when short: see below)."""
+    encoded = _encoded_values.get(value)
+    if encoded is None:
+        encoded = quote(value)
+        # Short values repeat ("usd", "true", "card", a payment method id); long ones are
+        # usually one-off (a reference, a description) and stay out.
+        if len(value) <= _MAX_CACHED_VALUE and len(_encoded_values) < _MAX_ENCODED_NAMES:
+            _encoded_values[value] = encoded
     return encoded
 
 
@@ -138,7 +146,7 @@ def encode_fields(fields: Iterable[tuple[str, str]]) -> bytes:
     names = _encoded_names
     values = _encoded_values
     return "&".join([
-        f"{names.get(name) or _quote_name(name)}={values.get(value) or _quote_value(value)}"
+        f"{names.get(name) or quote_name(name)}={values.get(value) or quote_value(value)}"
         for name, value in fields]).encode("ascii")
 
 
