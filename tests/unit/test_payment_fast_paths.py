@@ -167,3 +167,42 @@ def test_parsed_payments_are_what_payment_init_makes(obj: dict[str, Any]) -> Non
     assert parsed.metadata == checked.metadata
     with pytest.raises(dataclasses.FrozenInstanceError):
         parsed.status = PaymentStatus.CANCELED  # type: ignore[misc]
+
+
+def _parse_json_by_decoder(content: bytes) -> object:
+    """parse_json as it was written before it called the scanner itself: the reference."""
+    from egress.adapters.stripe import _parse
+    try:
+        doc = _parse._DECODER.decode(content.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"response is not JSON ({type(exc).__name__})"
+    except RecursionError:
+        return "response JSON is nested too deeply"
+    except ValueError as exc:
+        return str(exc)
+    return doc if isinstance(doc, dict) else "response is not a JSON object"
+
+
+json_texts = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                max_size=3),
+    max_leaves=8).map(json.dumps)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.one_of(
+    json_texts.map(str.encode),
+    st.tuples(st.sampled_from(["", " ", "\n", "\t\r ", "\ufeff", "x"]), json_texts,
+              st.sampled_from(["", " ", "\n", "x", "{}", "]"])).map(
+                  lambda t: "".join(t).encode()),
+    st.sampled_from([b'{"a":1,"a":2}', b'{"a":NaN}', b'{"a":-Infinity}', b'{"a":',
+                     b"\xff{}", b'{"a":' * 5000, b"[" * 5000]),
+    st.binary(max_size=40)))
+def test_parse_json_answers_as_the_decoder_did(body: bytes) -> None:
+    from egress.adapters.stripe._parse import parse_json
+    try:
+        got: object = parse_json(body)
+    except ValueError as exc:
+        got = str(exc)
+    assert got == _parse_json_by_decoder(body)

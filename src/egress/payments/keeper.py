@@ -10,9 +10,9 @@ of one attempt belong to the HTTP pipeline, under the same key.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from enum import Enum
-from typing import Final, Generic, Literal, Protocol, TypeVar
+from typing import Any, Final, Generic, Literal, Protocol, TypeVar
 
 from egress._clock import SYSTEM_CLOCK, Clock
 from egress.errors import (
@@ -105,7 +105,7 @@ class KeyedCall(Generic[R]):
     """A :class:`KeyedOperation` assembled from functions: what adapters usually build."""
 
     __slots__ = ("_fetch", "_lookup", "_result_id", "_send", "_settle", "fingerprint",
-                 "operation", "reference")
+                 "no_lookup", "operation", "reference")
 
     def __init__(
         self,
@@ -113,7 +113,7 @@ class KeyedCall(Generic[R]):
         operation: str,
         reference: str,
         fingerprint: str,
-        send: Callable[[str, bool], Awaitable[R]],
+        send: Callable[[str, bool], Coroutine[Any, Any, R]],
         fetch: Callable[[str], Awaitable[R]],
         settle: Callable[[IdempotencyRecord], Awaitable[R | Literal[Proof.NO_EFFECT] | None]],
         result_id: Callable[[R], str],
@@ -127,9 +127,12 @@ class KeyedCall(Generic[R]):
         self._settle = settle
         self._result_id = result_id
         self._lookup = lookup
+        #: Nothing to look up: the keeper skips the call (and its coroutine) altogether.
+        self.no_lookup = lookup is None
 
-    async def send(self, key: str, *, resumed: bool) -> R:
-        return await self._send(key, resumed)
+    def send(self, key: str, *, resumed: bool) -> Coroutine[Any, Any, R]:
+        # The adapter's own coroutine, not one more around it: awaited by the keeper.
+        return self._send(key, resumed)
 
     async def fetch(self, result_id: str) -> R:
         return await self._fetch(result_id)
@@ -197,9 +200,10 @@ class IdempotencyKeeper:
             IdempotencyRecord.new(self.scope, op.operation, op.reference, op.fingerprint, now))
         for _ in range(_MAX_RACES):
             if inserted:
-                found = await self._lookup(op, record)
-                if found is not None:
-                    return found
+                if not (isinstance(op, KeyedCall) and op.no_lookup):
+                    found = await self._lookup(op, record)
+                    if found is not None:
+                        return found
                 return await self._send(op, record, resumed=False)
             step = decide(record, fingerprint=op.fingerprint, now=now, max_age=self.max_age)
             if step is Step.RETURN and record.result_id is not None:
@@ -248,7 +252,10 @@ class IdempotencyKeeper:
             emit_safely(self.sink, OutcomeUnknownRaised(operation=op.operation,
                                                            at=self.clock.now()))
             raise
-        await self._mark(record, RecordState.SUCCEEDED, op.result_id(result))
+        # _mark, inline: this is every payment's last step.
+        await self.store.replace(record.with_state(RecordState.SUCCEEDED, self.clock.wall(),
+                                                   op.result_id(result)),
+                                 expected_key=record.key)
         return result
 
     async def _lookup(self, op: KeyedOperation[R], record: IdempotencyRecord) -> R | None:

@@ -230,6 +230,9 @@ def request_fingerprint(operation: str, *parts: object) -> str:
     ``parts`` are bytes (a :meth:`PaymentRequest.canonical`) or JSON-encodable values. Two calls
     with the same fingerprint are the same logical request.
     """
+    if len(parts) == 1 and type(parts[0]) is bytes:  # a create: one hash of the joined bytes
+        return hashlib.sha256(b"".join((operation.encode("utf-8"), b"\x00", parts[0]))
+                              ).hexdigest()
     digest = hashlib.sha256(operation.encode("utf-8"))
     for part in parts:
         digest.update(b"\x00")

@@ -85,12 +85,6 @@ class MemoryIdempotencyStore:
     def __len__(self) -> int:
         return len(self._records)
 
-    def _track(self, record: IdempotencyRecord) -> None:
-        if record.state is RecordState.UNKNOWN:
-            self._doubt.add(record.ident)
-        else:
-            self._doubt.discard(record.ident)
-
     def in_doubt_sync(self, limit: int) -> tuple[int, list[IdempotencyRecord]]:
         """How many records are UNKNOWN (in doubt, not reconciled), and the ``limit`` oldest."""
         with self._lock:
@@ -103,28 +97,38 @@ class MemoryIdempotencyStore:
         with self._lock:
             return list(self._records.values())
 
+    # reserve and replace run once or twice per payment: the identity is built inline, and
+    # the doubt set is touched only when a record enters or leaves UNKNOWN.
     async def reserve(self, record: IdempotencyRecord) -> tuple[IdempotencyRecord, bool]:
+        ident = (record.scope, record.operation, record.reference)
         with self._lock:
-            current = self._records.get(record.ident)
+            records = self._records
+            current = records.get(ident)
             if current is not None:
                 return current, False
             self._latest = max(self._latest, record.updated_at)
-            self._make_room()
-            self._records[record.ident] = record
-            self._track(record)
+            if len(records) >= self._next_sweep:
+                self._make_room()
+            records[ident] = record  # a new identity: not in the doubt set (sweeps keep those)
+            if record.state is RecordState.UNKNOWN:
+                self._doubt.add(ident)
             return record, True
 
     async def get(self, scope: str, operation: str, reference: str) -> IdempotencyRecord | None:
         return self._records.get((scope, operation, reference))
 
     async def replace(self, record: IdempotencyRecord, *, expected_key: str) -> bool:
+        ident = (record.scope, record.operation, record.reference)
         with self._lock:
-            current = self._records.get(record.ident)
+            current = self._records.get(ident)
             if current is None or current.key != expected_key:
                 return False
             self._latest = max(self._latest, record.updated_at)
-            self._records[record.ident] = record
-            self._track(record)
+            self._records[ident] = record
+            if record.state is RecordState.UNKNOWN:
+                self._doubt.add(ident)
+            elif current.state is RecordState.UNKNOWN:
+                self._doubt.discard(ident)
             return True
 
     async def delete(self, scope: str, operation: str, reference: str, *,

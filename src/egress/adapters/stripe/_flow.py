@@ -254,8 +254,10 @@ class StripeFlow:
     async def _post_intent(self, built: StripeRequest, key: str, resumed: bool, operation: str,
                            reference: str) -> Payment:
         doc = await self._post(built, key, resumed, operation, reference)
-        return self._parse(parse_payment_intent, doc, key=key, operation=operation,
-                           reference=reference)
+        try:  # _parse, inline: once per payment
+            return parse_payment_intent(doc, reference_key=self.reference_key)
+        except ValueError as exc:
+            raise self._unusable(exc, operation, key, reference) from ResponseError(str(exc))
 
     async def _post(self, built: StripeRequest, key: str, resumed: bool, operation: str,
                     reference: str) -> dict[str, Any]:
@@ -263,6 +265,7 @@ class StripeFlow:
         log = AttemptLog()
         token = attempt_log.set(log)
         deadline_at = self.clock.now() + self.deadline
+        remaining = self.deadline  # the first attempt has all of it
         wait = KEY_IN_USE_FIRST_WAIT
         try:
             while True:
@@ -270,7 +273,7 @@ class StripeFlow:
                     response = await self._io.post(
                         built.path, content=built.body, headers=wire.FORM_HEADERS,
                         path_params=built.path_params or None,  # None: the client's URL cache
-                        idempotency_key=key, deadline=max(deadline_at - self.clock.now(), 0.001))
+                        idempotency_key=key, deadline=remaining)
                     break
                 except EgressError as exc:
                     # 409: another attempt with this key is running right now (a concurrent
@@ -281,6 +284,7 @@ class StripeFlow:
                             and self.clock.now() + wait < deadline_at):
                         await self._io.sleep(wait)
                         wait = min(wait * 2, KEY_IN_USE_MAX_WAIT)
+                        remaining = max(deadline_at - self.clock.now(), 0.001)
                         continue
                     raise to_domain_error(exc, operation=operation, changes_state=True,
                                           reference=reference, idempotency_key=key,

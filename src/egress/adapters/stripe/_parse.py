@@ -9,7 +9,8 @@ the server sent); the adapter turns it into :class:`~egress.errors.ResponseError
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -23,7 +24,6 @@ from egress.payments.models import (
     RefundReason,
     RefundStatus,
 )
-from egress.payments.money import Money
 
 __all__ = [
     "parse_json",
@@ -45,18 +45,32 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-# Built once: json.loads with hooks builds a decoder on every call.
+# Built once: json.loads with hooks builds a decoder on every call. Its C scanner is called
+# directly (what JSONDecoder.decode does, without its two Python frames): a value from the
+# first non-blank character, then nothing but blanks.
 _DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constants)
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+_BLANKS = re.compile(r"[ \t\n\r]*")  # JSON's whitespace, as json.decoder skips it
+
+
+def _after_blanks(text: str, at: int) -> int:
+    found = _BLANKS.match(text, at)
+    return found.end() if found else at
 
 
 def parse_json(content: bytes) -> dict[str, Any]:
     """Parse a Stripe response body: a JSON object in UTF-8 (RFC 8259), strictly."""
     try:
-        doc = _DECODER.decode(content.decode("utf-8"))
+        text = content.decode("utf-8")
+        doc, end = _SCAN(text, 0 if text[:1] == "{" else _after_blanks(text, 0))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"response is not JSON ({type(exc).__name__})") from None
+    except StopIteration:  # no value where one should start
+        raise ValueError("response is not JSON (JSONDecodeError)") from None
     except RecursionError:
         raise ValueError("response JSON is nested too deeply") from None
+    if end != len(text) and _after_blanks(text, end) != len(text):
+        raise ValueError("response is not JSON (JSONDecodeError)")  # data after the value
     if not isinstance(doc, dict):
         raise ValueError("response is not a JSON object")
     return doc
@@ -91,16 +105,21 @@ def unix_to_datetime(seconds: int, name: str = "created") -> datetime:
     """A Unix timestamp as an aware UTC datetime; out of range is a ``ValueError`` naming the
     field (``fromtimestamp`` raises ``OverflowError`` or ``OSError`` for what a server sends)."""
     try:
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        return datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError):
         raise ValueError(f"field {name!r} is not a timestamp in range") from None
+
+
+def _is_map(value: object) -> bool:
+    # JSON gives dicts: the exact type first; the ABC check (costly) only for anything else.
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def _metadata(obj: Mapping[str, Any]) -> dict[str, str]:
     metadata = obj.get("metadata")
     if metadata is None:
         return {}
-    if not isinstance(metadata, Mapping):
+    if not _is_map(metadata):
         raise ValueError("field 'metadata' is not a map of strings")
     for key, value in metadata.items():
         if type(key) is not str or type(value) is not str:  # JSON gives exact types
@@ -119,7 +138,10 @@ _PAYMENT_STATUSES: dict[str, PaymentStatus] = {s.value: s for s in PaymentStatus
 
 def parse_payment_intent(obj: Mapping[str, Any], *, reference_key: str) -> Payment:
     """A ``payment_intent`` object as a :class:`Payment`."""
-    _object(obj, "payment_intent")
+    # Once per payment: the usual exact JSON types are taken inline, and anything else goes
+    # through the general checks (_int, _opt_str), which accept or refuse it as they always did.
+    if obj.get("object") != "payment_intent":
+        raise ValueError("expected a payment_intent object")
     currency = obj.get("currency")
     raw_status = obj.get("status")
     status = _PAYMENT_STATUSES.get(raw_status) if type(raw_status) is str else None
@@ -128,37 +150,54 @@ def parse_payment_intent(obj: Mapping[str, Any], *, reference_key: str) -> Payme
     metadata = _metadata(obj)
     error = obj.get("last_payment_error")
     decline_code = None
-    if isinstance(error, Mapping):
+    if error is not None and _is_map(error):
         code = error.get("decline_code") or error.get("code")
         decline_code = code if isinstance(code, str) else None
-    amount = _int(obj, "amount")
+    amount = obj.get("amount")
+    if type(amount) is not int:
+        amount = _int(obj, "amount")
     money = from_stripe_amount(amount, currency)
-    optional_amounts: dict[str, Money] = {}
+    received = capturable = None
     for name in ("amount_received", "amount_capturable"):
-        if obj.get(name) is not None:
+        value = obj.get(name)
+        if value is None:
+            continue
+        if type(value) is not int:
             value = _int(obj, name)
-            # Usually the amount itself (received in full) or zero: Money is immutable, reuse it.
-            optional_amounts[name] = (money if value == amount
-                                      else from_stripe_amount(value, currency))
-    # Built without Payment.__init__: every value is checked above and in this call, and
-    # created is already an aware UTC datetime (what __post_init__ would make of it); the
-    # metadata dict is this parse's own copy, so the read-only view needs no second one.
-    # (tests/unit/test_stripe_parse.py holds this equal to Payment(...).)
+        # Usually the amount itself (received in full) or zero: Money is immutable, reuse it.
+        found = money if value == amount else from_stripe_amount(value, currency)
+        if name == "amount_received":
+            received = found
+        else:
+            capturable = found
+    payment_id = obj.get("id")
+    if type(payment_id) is not str or not payment_id:
+        payment_id = _str(obj, "id")
+    created = obj.get("created")
+    if type(created) is not int:
+        created = _int(obj, "created")
+    customer = obj.get("customer")
+    if customer is not None and type(customer) is not str:
+        customer = _opt_str(obj, "customer")
+    method = obj.get("payment_method")
+    if method is not None and type(method) is not str:
+        method = _opt_str(obj, "payment_method")
+    description = obj.get("description")
+    if description is not None and type(description) is not str:
+        description = _opt_str(obj, "description")
+    cancellation = obj.get("cancellation_reason")
+    if cancellation is not None and type(cancellation) is not str:
+        cancellation = _opt_str(obj, "cancellation_reason")
+    # Built without Payment.__init__: every value is checked above, and created is already an
+    # aware UTC datetime (what __post_init__ would make of it); the metadata dict is this
+    # parse's own copy, so the read-only view needs no second one. (A test in
+    # tests/unit/test_payment_fast_paths.py holds this equal to Payment(...).)
     return _build_payment(
-        id=_str(obj, "id"),
-        status=status,
-        amount=money,
-        created=unix_to_datetime(_int(obj, "created")),
-        reference=metadata.get(reference_key),
-        amount_received=optional_amounts.get("amount_received"),
-        amount_capturable=optional_amounts.get("amount_capturable"),
-        customer=_opt_str(obj, "customer"),
-        payment_method=_opt_str(obj, "payment_method"),
-        description=_opt_str(obj, "description"),
-        metadata=MappingProxyType(metadata),
-        decline_code=decline_code,
-        cancellation_reason=_opt_str(obj, "cancellation_reason"),
-    )
+        id=payment_id, status=status, amount=money, created=unix_to_datetime(created),
+        reference=metadata.get(reference_key), amount_received=received,
+        amount_capturable=capturable, customer=customer, payment_method=method,
+        description=description, metadata=MappingProxyType(metadata),
+        decline_code=decline_code, cancellation_reason=cancellation)
 
 
 _build_payment = builder(Payment)
