@@ -176,18 +176,6 @@ def parse_payment_intent(obj: Mapping[str, Any], *, reference_key: str) -> Payme
     created = obj.get("created")
     if type(created) is not int:
         created = _int(obj, "created")
-    customer = obj.get("customer")
-    if customer is not None and type(customer) is not str:
-        customer = _opt_str(obj, "customer")
-    method = obj.get("payment_method")
-    if method is not None and type(method) is not str:
-        method = _opt_str(obj, "payment_method")
-    description = obj.get("description")
-    if description is not None and type(description) is not str:
-        description = _opt_str(obj, "description")
-    cancellation = obj.get("cancellation_reason")
-    if cancellation is not None and type(cancellation) is not str:
-        cancellation = _opt_str(obj, "cancellation_reason")
     # Built without Payment.__init__: every value is checked above, and created is already an
     # aware UTC datetime (what __post_init__ would make of it); the metadata dict is this
     # parse's own copy, so the read-only view needs no second one. (A test in
@@ -195,9 +183,10 @@ def parse_payment_intent(obj: Mapping[str, Any], *, reference_key: str) -> Payme
     return _build_payment(
         id=payment_id, status=status, amount=money, created=unix_to_datetime(created),
         reference=metadata.get(reference_key), amount_received=received,
-        amount_capturable=capturable, customer=customer, payment_method=method,
-        description=description, metadata=MappingProxyType(metadata),
-        decline_code=decline_code, cancellation_reason=cancellation)
+        amount_capturable=capturable, customer=_opt_str(obj, "customer"),
+        payment_method=_opt_str(obj, "payment_method"),
+        description=_opt_str(obj, "description"), metadata=MappingProxyType(metadata),
+        decline_code=decline_code, cancellation_reason=_opt_str(obj, "cancellation_reason"))
 
 
 _build_payment = builder(Payment)
