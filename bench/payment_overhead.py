@@ -88,7 +88,8 @@ def _cpu_table(cpu: dict[str, list[float]]) -> str:
 
 
 def _instructions(mode: str, url: str, count: int) -> float:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    # A fixed hash seed: a random one moves start-up (and so the difference) by thousands.
+    env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=os.pathsep.join(
         [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
     totals = []
     for n in (count, 3 * count):
