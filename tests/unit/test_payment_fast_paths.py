@@ -206,3 +206,27 @@ def test_parse_json_answers_as_the_decoder_did(body: bytes) -> None:
     except ValueError as exc:
         got = str(exc)
     assert got == _parse_json_by_decoder(body)
+
+
+def test_payment_requests_store_their_fields_as_the_generated_init_did() -> None:
+    from egress.payments._build import filler
+    given_: dict[str, Any] = {"amount": Money("20.00", "USD"), "reference": "o-1",
+              "customer": None,
+              "payment_method": "pm_card_visa", "description": "d", "confirm": True,
+              "capture": False}
+    made = PaymentRequest(**given_, metadata={"b": "2", "a": "1"})
+    assert type(made) is PaymentRequest
+    assert {name: getattr(made, name) for name in given_} == given_
+    assert list(made.metadata.items()) == [("a", "1"), ("b", "2")]  # frozen, sorted
+    assert dataclasses.replace(made, reference="o-2").reference == "o-2"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.reference = "o-3"  # type: ignore[misc]
+
+    class Tagged(PaymentRequest):  # a subclass (with a __dict__) takes the one-by-one path
+        pass
+
+    tagged = Tagged(**given_)
+    assert type(tagged) is Tagged and tagged.reference == "o-1" and not tagged.metadata
+    slow = object.__new__(PaymentRequest)
+    filler(PaymentRequest, draft=False)(slow, **given_, metadata=made.metadata)
+    assert slow == made
