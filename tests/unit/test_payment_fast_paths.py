@@ -210,10 +210,9 @@ def test_parse_json_answers_as_the_decoder_did(body: bytes) -> None:
 
 def test_payment_requests_store_their_fields_as_the_generated_init_did() -> None:
     from egress.payments._build import filler
-    given_: dict[str, Any] = {"amount": Money("20.00", "USD"), "reference": "o-1",
-              "customer": None,
-              "payment_method": "pm_card_visa", "description": "d", "confirm": True,
-              "capture": False}
+    given_: dict[str, Any] = {
+        "amount": Money("20.00", "USD"), "reference": "o-1", "customer": None,
+        "payment_method": "pm_card_visa", "description": "d", "confirm": True, "capture": False}
     made = PaymentRequest(**given_, metadata={"b": "2", "a": "1"})
     assert type(made) is PaymentRequest
     assert {name: getattr(made, name) for name in given_} == given_
