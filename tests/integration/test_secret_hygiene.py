@@ -298,14 +298,15 @@ def test_a_card_number_typed_into_a_payment_request_does_not_leak(evidence: Evid
             PaymentRequest(amount=Money("10.00", "USD"), reference="r",
                            **{"payment_method": "pm_card_visa", field: CARD})
         except EgressError as exc:
-            # The frames above __post_init__ (the caller's and the dataclass-generated __init__)
-            # hold the caller's own arguments: no code can clear them. Every frame of egress's
-            # validation below them is searched, with the request's own repr.
+            # The caller's frame and PaymentRequest.__init__'s (which checks in place) hold the
+            # caller's own arguments: no code can clear them. Every frame of egress's validation
+            # below __init__ is searched (its checks return findings, so none is left), with
+            # the error itself.
             tb = exc.__traceback__
-            while tb is not None and tb.tb_frame.f_code.co_name != "__post_init__":
+            while tb is not None and tb.tb_frame.f_code is not PaymentRequest.__init__.__code__:
                 tb = tb.tb_next
             assert tb is not None
-            evidence.exception(f"PaymentRequest {field}", exc.with_traceback(tb))
+            evidence.exception(f"PaymentRequest {field}", exc.with_traceback(tb.tb_next))
         else:
             raise AssertionError("card data accepted")
     evidence.assert_clean()
