@@ -371,6 +371,7 @@ class AiohttpWire:
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
+        self._loop = self._connector = None  # the next send opens a new session
         if session is not None:
             await session.close()
 
