@@ -129,7 +129,8 @@ async def test_the_fast_path_is_taken_only_where_it_was_verified(
     assert not await path_taken()
 
 
-@pytest.mark.parametrize("version", ["3.12.15", "3.13.3", "3.15.0", "4.0.0a1", "3.14.0rc1", "nightly"])
+@pytest.mark.parametrize("version",
+                         ["3.12.15", "3.13.3", "3.15.0", "4.0.0a1", "3.14.0rc1", "nightly"])
 def test_an_aiohttp_it_was_not_verified_on_takes_the_public_path(
         version: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aiohttp, "__version__", version)

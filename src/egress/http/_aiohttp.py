@@ -279,6 +279,8 @@ class AiohttpWire:
                         except BaseException:
                             conn.close()  # never back to the pool: it may hold half a reply
                             raise
+                    # (ClientSession would now close the request's payload: for bytes, the only
+                    # body a WireRequest has, that does nothing.)
                     response = resp
                 except Exception as exc:
                     error, cause = _map_error(exc, request, reading=False), _chainable(exc)
