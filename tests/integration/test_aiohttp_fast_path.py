@@ -158,3 +158,18 @@ async def test_a_connect_timeout_is_not_sent_and_names_aiohttp_s_error(
     assert caught.value.sent is False
     assert "connect timed out (ConnectionTimeoutError)" in str(caught.value)
 
+
+
+async def test_a_total_that_fires_while_connecting_is_not_sent_on_the_fast_path(
+        black_hole: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a loop running late, the attempt's total can fire just after the connect timer (it
+    waits only 50 ms more): the fast path knows no connection was made, so nothing was sent.
+    (The public path cannot tell: it says ``sent=True``, the safe side.)"""
+    monkeypatch.setattr(_aiohttp, "_BACKSTOP", -0.2)  # the total fires first, deterministically
+    async with ApiClient(black_hole, pipeline=Pipeline(),
+                         timeouts=Timeouts(connect=0.3, total=0.3)) as api:
+        with pytest.raises(AttemptTimeoutError) as caught:
+            await api.get("/x")
+        assert _uses_fast_path(api)
+    assert caught.value.sent is False
+    assert "connect timed out (TimeoutError)" in str(caught.value)

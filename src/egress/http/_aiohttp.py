@@ -283,7 +283,13 @@ class AiohttpWire:
                     # body a WireRequest has, that does nothing.)
                     response = resp
                 except Exception as exc:
-                    error, cause = _map_error(exc, request, reading=False), _chainable(exc)
+                    if conn is None and isinstance(exc, TimeoutError):
+                        # No connection yet, so nothing was sent, whichever timer fired: on a
+                        # loop running late the total can fire just after the connect timer.
+                        error = failed.connect_timed_out(request.where(), exc)
+                    else:
+                        error = _map_error(exc, request, reading=False)
+                    cause = _chainable(exc)
                 finally:
                     req = conn = protocol = resp = None
             else:
