@@ -9,6 +9,7 @@ security) also run the public path, as ``async-aiohttp-public``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,6 +33,7 @@ class RawServer:
         self.requests: list[bytes] = []
         self.url = ""
         self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> RawServer:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -40,6 +42,7 @@ class RawServer:
         return self
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -58,6 +61,10 @@ class RawServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        for writer in self._writers:  # Python 3.11's Server.close leaves accepted ones open
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
 
 
 @pytest.fixture
