@@ -124,7 +124,7 @@ async def test_a_failing_operation_fails_alone(tmp_path: Path) -> None:
 
     with store._lock:
         good = [asyncio.ensure_future(store.reserve(rec(f"o-{n}"))) for n in range(5)]
-        bad = asyncio.ensure_future(store._run(broken, True))
+        bad = asyncio.ensure_future(store._run(broken, (), True))
         await asyncio.sleep(0.05)
     with pytest.raises(sqlite3.OperationalError):
         await asyncio.wait_for(bad, 30)
@@ -150,6 +150,35 @@ async def test_a_lock_held_elsewhere_never_blocks_the_event_loop(tmp_path: Path)
         other.close()
     _, inserted = await asyncio.wait_for(reserve, 30)
     assert inserted
+    store.close()
+
+
+async def test_a_payment_abandoned_in_flight_does_not_slow_the_next_ones_for_ever(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reservation never settled (its task cancelled mid-send, an unexpected error) counts as
+    a payment in flight only for a while: then a lone payment is on the caller's thread again
+    (one commit each, no thread hop) instead of paying the writer thread's hop for ever."""
+    now = [0.0]
+    monkeypatch.setattr(idempotency_sqlite, "_monotonic", lambda: now[0], raising=False)
+    store = SqliteIdempotencyStore(tmp_path / "k.db")
+    hops: list[int] = []
+    transact = store._transact
+
+    def counted(jobs: list[Any]) -> Any:
+        hops.append(len(jobs))
+        return transact(jobs)
+
+    monkeypatch.setattr(store, "_transact", counted)
+    await store.reserve(rec("abandoned"))  # never settled
+    now[0] = 1.0
+    await _one_payment(store, "o-1")  # one other payment still counts as in flight
+    assert hops, "a payment beside one in flight goes through the writer thread"
+    hops.clear()
+    now[0] = 1000.0
+    for n in range(3):
+        await _one_payment(store, f"later-{n}")
+    assert hops == [], hops
+    assert {r.reference for r in store.records_sync()} >= {"abandoned", "o-1", "later-2"}
     store.close()
 
 
