@@ -148,8 +148,49 @@ async def test_a_lock_held_elsewhere_never_blocks_the_event_loop(tmp_path: Path)
     finally:
         other.execute("COMMIT")
         other.close()
-    _, inserted = await asyncio.wait_for(reserve, 30)
+    stored, inserted = await asyncio.wait_for(reserve, 30)
     assert inserted
+    # The outcome write too: a single autocommit statement that finds the lock taken fails
+    # whole, and is handed to the writer thread, which waits for the lock.
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        outcome = asyncio.ensure_future(store.replace(
+            stored.with_state(RecordState.SUCCEEDED, 1001.0, "pi_1"), expected_key=stored.key))
+        await asyncio.sleep(0.02)
+        assert not outcome.done()
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    assert await asyncio.wait_for(outcome, 30)
+    (record,) = store.records_sync()
+    assert record.state is RecordState.SUCCEEDED
+    store.close()
+
+
+@pytest.mark.parametrize("durability", ["process", "power"])
+async def test_a_write_is_committed_when_it_returns(durability: Any, tmp_path: Path) -> None:
+    """What returned is committed (in the WAL), not held in an open transaction: another
+    connection sees it at once, on the fast path and through the writer thread alike."""
+    path = tmp_path / "k.db"
+    store = SqliteIdempotencyStore(path, durability=durability)
+    reader = sqlite3.connect(path, isolation_level=None)
+
+    def state(reference: str) -> str | None:
+        row = reader.execute("SELECT state FROM egress_idempotency WHERE reference = ?",
+                             (reference,)).fetchone()
+        return None if row is None else str(row[0])
+
+    for n in range(3):
+        record, inserted = await store.reserve(rec(f"o-{n}"))
+        assert inserted and state(f"o-{n}") == "pending"
+        assert await store.replace(record.with_state(RecordState.SUCCEEDED, 1001.0, "pi_1"),
+                                   expected_key=record.key)
+        assert state(f"o-{n}") == "succeeded"
+        assert not store._conn.in_transaction  # type: ignore[union-attr]
+    record, inserted = store.reserve_sync(rec("sync"))
+    assert inserted and state("sync") == "pending"
+    reader.close()
     store.close()
 
 

@@ -15,10 +15,14 @@
     checkpoint) makes them durable. A power cut can lose an outcome, never a key: the record
     then reads ``PENDING`` and the next call re-sends the same key, which the provider replays.
 
-* Async callers hand their operations to one writer thread per store, which runs everything
-  queued at that moment in one ``BEGIN IMMEDIATE`` transaction with one commit (group commit:
-  at high concurrency one sync covers many payments) and wakes each event loop once per batch.
-  The ``*_sync`` methods are the same operations, one transaction each, on the caller's thread.
+* One connection per store (per process), used under one lock. A write alone is one
+  autocommit statement: SQLite commits it before the statement returns.
+* A lone payment's writes that need no sync run on the caller's thread when the lock is free at
+  that instant (never waiting for it). Otherwise async callers hand their operations to one
+  writer thread per store, which runs everything queued at that moment in one ``BEGIN
+  IMMEDIATE`` transaction with one commit (group commit: at high concurrency one sync covers
+  many payments) and wakes each event loop once per batch. The ``*_sync`` methods are the same
+  operations, one transaction each, on the caller's thread.
 * Concurrent processes wait on SQLite's lock for up to ``timeout`` seconds. Reserve is an
   ``INSERT ... ON CONFLICT DO NOTHING`` plus a read, so two processes reserving the same
   reference both get the one record that won.
@@ -184,19 +188,12 @@ class SqliteIdempotencyStore:
         self._cur: sqlite3.Cursor | None = None
         self._pid = -1
         self._synchronous = ""  # the connection's current PRAGMA synchronous
+        self._waits = False  # whether its busy handler waits up to timeout (else fails at once)
+        self._commits = 0
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_pid = -1
         self._writer_lock = threading.Lock()
-        # The fast path: a second connection used on the caller's thread when the database is
-        # free (see _here), under the same lock as the writer's, so that the two never wait on
-        # each other in SQLite's busy handler (which sleeps in steps of milliseconds). Not for
-        # ":memory:", where a second connection is another database.
-        self._here_conn: sqlite3.Connection | None = None
-        self._here_cur: sqlite3.Cursor | None = None
-        self._here_pid = -1
-        self._here_commits = 0
-        self._fast = self.path != ":memory:"
         # Keys reserved here and not yet settled, and when (monotonic): more than one means
         # other payments are in flight, and the writer thread's group commit is cheaper than a
         # commit per operation. One never settled (its task cancelled mid-send) is forgotten
@@ -205,7 +202,7 @@ class SqliteIdempotencyStore:
         self._swept = 0.0
         try:
             with self._lock:
-                self._connection()
+                self._cursor(wait=True)
         except sqlite3.Error as exc:
             raise ConfigurationError(
                 f"SqliteIdempotencyStore: cannot open the database at path {self.path!r} "
@@ -214,24 +211,53 @@ class SqliteIdempotencyStore:
     def __repr__(self) -> str:
         return f"SqliteIdempotencyStore({self.path!r}, durability={self.durability!r})"
 
-    def _connection(self) -> sqlite3.Connection:
+    def _cursor(self, *, wait: bool, level: str = "") -> sqlite3.Cursor:
+        """The store's one connection's cursor, set to ``wait`` for another process's lock
+        (up to ``timeout``) or not, and to ``PRAGMA synchronous=level`` if given.
+
+        One connection serves the caller's thread (the fast path, which must never wait for a
+        lock) and the writer thread, one at a time under ``self._lock``: so they never wait on
+        each other in SQLite's busy handler, and they share one page cache (a second
+        connection reads the pages again after every write of the other). Checkpoints run only
+        where waiting is fine (the writer thread, a sync call), never in a commit on the
+        event loop's thread: ``wal_autocheckpoint=0``, see :meth:`_committed`.
+        """
         # Caller holds self._lock.
-        if self._conn is None or self._pid != _PID:
+        cur = self._cur
+        if cur is None or self._pid != _PID:
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA wal_autocheckpoint=0")
             conn.executescript(_SCHEMA)
-            self._conn, self._pid, self._synchronous = conn, _PID, ""
             # One cursor reused for every operation (a new one per statement costs a little
             # each time). Its SELECTs are always read to the end (fetchall), which resets the
             # statement: no read transaction is left open between operations.
-            self._cur = conn.cursor()
-        return self._conn
+            cur = conn.cursor()
+            self._conn, self._cur, self._pid = conn, cur, _PID
+            self._synchronous, self._waits = "", True
+        if wait is not self._waits:
+            cur.execute(f"PRAGMA busy_timeout={round(self.timeout * 1000) if wait else 0}")
+            self._waits = wait
+        if level and level != self._synchronous:
+            cur.execute(f"PRAGMA synchronous={level}")
+            self._synchronous = level
+        return cur
 
-    def _cursor(self) -> sqlite3.Cursor:
+    def _connection(self) -> sqlite3.Connection:
         # Caller holds self._lock.
-        self._connection()
-        return cast(sqlite3.Cursor, self._cur)
+        self._cursor(wait=True)
+        return cast(sqlite3.Connection, self._conn)
+
+    def _committed(self, count: int = 1) -> bool:
+        """Count commits; whether a checkpoint is due (every _CHECKPOINT_EVERY)."""
+        before, self._commits = self._commits, self._commits + count
+        return before // _CHECKPOINT_EVERY != self._commits // _CHECKPOINT_EVERY
+
+    def _checkpoint(self, cur: sqlite3.Cursor) -> None:
+        # Caller holds self._lock. PASSIVE: copies what no reader still needs, never waits.
+        with contextlib.suppress(sqlite3.Error):
+            cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def close(self) -> None:
         """Finish queued operations, stop the writer thread, close the connection."""
@@ -245,10 +271,6 @@ class SqliteIdempotencyStore:
             if self._conn is not None and self._pid == _PID:
                 self._conn.close()
             self._conn = self._cur = None
-        with self._lock:
-            if self._here_conn is not None and self._here_pid == _PID:
-                self._here_conn.close()
-            self._here_conn = self._here_cur = None
 
     def __enter__(self) -> SqliteIdempotencyStore:
         return self
@@ -270,18 +292,19 @@ class SqliteIdempotencyStore:
         around it, in one call into SQLite instead of three.
         """
         with self._lock:
-            cur = self._cursor()
-            level = "FULL" if (self.durability == "power"
-                               and any(job.durable for job in jobs)) else "NORMAL"
-            if level != self._synchronous:
-                cur.execute(f"PRAGMA synchronous={level}")
-                self._synchronous = level
+            cur = self._cursor(wait=True, level="FULL" if (
+                self.durability == "power" and any(job.durable for job in jobs)) else "NORMAL")
             try:
                 if len(jobs) == 1:
-                    return [(jobs[0].run(cur), None)]
+                    result = jobs[0].run(cur)
+                    if self._committed():
+                        self._checkpoint(cur)
+                    return [(result, None)]
                 cur.execute("BEGIN IMMEDIATE")
                 results = [job.run(cur) for job in jobs]
                 cur.execute("COMMIT")
+                if self._committed():
+                    self._checkpoint(cur)
             except BaseException as exc:
                 _rollback(cur.connection)
                 if not isinstance(exc, Exception):
@@ -312,19 +335,15 @@ class SqliteIdempotencyStore:
         (one statement, one commit: see :meth:`_transact`). Checkpoints, which sync, are left
         to the writer thread.
         """
-        if (not self._fast or (durable and self.durability == "power")
+        if ((durable and self.durability == "power")
                 or (writes and len(self._open) > 1 and self._crowded())
                 or not self._lock.acquire(blocking=False)):
             return False, None
         try:
-            cur = self._here_cur
-            if cur is None or self._here_pid != _PID:
-                conn = sqlite3.connect(self.path, timeout=0, isolation_level=None,
-                                       check_same_thread=False)
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA wal_autocheckpoint=0")
-                cur = conn.cursor()
-                self._here_conn, self._here_cur, self._here_pid = conn, cur, _PID
+            cur = self._cur
+            if (cur is None or self._waits or self._synchronous != "NORMAL"
+                    or self._pid != _PID):
+                cur = self._cursor(wait=False, level="NORMAL")
             try:
                 result = op(*args, cur)
             except BaseException as exc:
@@ -335,11 +354,9 @@ class SqliteIdempotencyStore:
                     # fails is rolled back whole); the writer thread waits for the lock.
                     return False, None
                 raise
-            if writes:
-                self._here_commits += 1
-                if self._here_commits % _CHECKPOINT_EVERY == 0:
-                    self._start_writer()
-                    self._jobs.put(_CHECKPOINT)
+            if writes and self._committed():
+                self._start_writer()
+                self._jobs.put(_CHECKPOINT)
             return True, result
         finally:
             self._lock.release()
@@ -407,7 +424,7 @@ class SqliteIdempotencyStore:
                         loop.call_soon_threadsafe(_deliver, settled)
             if checkpoint:
                 with self._lock, contextlib.suppress(sqlite3.Error):
-                    self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    self._checkpoint(self._cursor(wait=True))
             if stop:
                 return
 
@@ -418,7 +435,7 @@ class SqliteIdempotencyStore:
 
     def get_sync(self, scope: str, operation: str, reference: str) -> IdempotencyRecord | None:
         with self._lock:
-            return _get((scope, operation, reference), self._cursor())
+            return _get((scope, operation, reference), self._cursor(wait=True))
 
     def replace_sync(self, record: IdempotencyRecord, *, expected_key: str) -> bool:
         return bool(self._run_sync(_replace, (record, expected_key),
