@@ -40,6 +40,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, Literal, cast
 
@@ -188,7 +189,6 @@ class SqliteIdempotencyStore:
         self._cur: sqlite3.Cursor | None = None
         self._pid = -1
         self._synchronous = ""  # the connection's current PRAGMA synchronous
-        self._waits = False  # whether its busy handler waits up to timeout (else fails at once)
         self._commits = 0
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -202,7 +202,7 @@ class SqliteIdempotencyStore:
         self._swept = 0.0
         try:
             with self._lock:
-                self._cursor(wait=True)
+                self._cursor()
         except sqlite3.Error as exc:
             raise ConfigurationError(
                 f"SqliteIdempotencyStore: cannot open the database at path {self.path!r} "
@@ -211,16 +211,17 @@ class SqliteIdempotencyStore:
     def __repr__(self) -> str:
         return f"SqliteIdempotencyStore({self.path!r}, durability={self.durability!r})"
 
-    def _cursor(self, *, wait: bool, level: str = "") -> sqlite3.Cursor:
-        """The store's one connection's cursor, set to ``wait`` for another process's lock
-        (up to ``timeout``) or not, and to ``PRAGMA synchronous=level`` if given.
+    def _cursor(self, level: str = "") -> sqlite3.Cursor:
+        """The store's one connection's cursor, set to ``PRAGMA synchronous=level`` if given.
 
         One connection serves the caller's thread (the fast path, which must never wait for a
         lock) and the writer thread, one at a time under ``self._lock``: so they never wait on
-        each other in SQLite's busy handler, and they share one page cache (a second
-        connection reads the pages again after every write of the other). Checkpoints run only
-        where waiting is fine (the writer thread, a sync call), never in a commit on the
-        event loop's thread: ``wal_autocheckpoint=0``, see :meth:`_committed`.
+        each other, and they share one page cache (a second connection reads the pages again
+        after every write of the other). Its busy handler is off: the fast path fails at once
+        on a lock held elsewhere, and the writer thread and sync calls wait in
+        :meth:`_patiently` (a PRAGMA to switch it costs about as much as a write). Checkpoints
+        run only where waiting is fine (the writer thread, a sync call), never in a commit on
+        the event loop's thread: ``wal_autocheckpoint=0``, see :meth:`_committed`.
         """
         # Caller holds self._lock.
         cur = self._cur
@@ -230,15 +231,13 @@ class SqliteIdempotencyStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA wal_autocheckpoint=0")
             conn.executescript(_SCHEMA)
+            conn.execute("PRAGMA busy_timeout=0")
             # One cursor reused for every operation (a new one per statement costs a little
             # each time). Its SELECTs are always read to the end (fetchall), which resets the
             # statement: no read transaction is left open between operations.
             cur = conn.cursor()
             self._conn, self._cur, self._pid = conn, cur, _PID
-            self._synchronous, self._waits = "", True
-        if wait is not self._waits:
-            cur.execute(f"PRAGMA busy_timeout={round(self.timeout * 1000) if wait else 0}")
-            self._waits = wait
+            self._synchronous = ""
         if level and level != self._synchronous:
             cur.execute(f"PRAGMA synchronous={level}")
             self._synchronous = level
@@ -246,8 +245,27 @@ class SqliteIdempotencyStore:
 
     def _connection(self) -> sqlite3.Connection:
         # Caller holds self._lock.
-        self._cursor(wait=True)
+        self._cursor()
         return cast(sqlite3.Connection, self._conn)
+
+    def _patiently(self, call: Callable[[], Any]) -> Any:
+        """``call()``, again while another connection holds SQLite's lock, for up to
+        ``timeout`` seconds (in growing pauses, as SQLite's own busy handler would). A statement
+        that fails on the lock is rolled back whole, so calling again is safe."""
+        deadline, pause = 0.0, 0.001
+        while True:
+            try:
+                return call()
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF not in _BUSY:
+                    raise
+                _rollback(cast(sqlite3.Connection, self._conn))
+                now = time.monotonic()
+                deadline = deadline or now + self.timeout
+                if now >= deadline:
+                    raise
+                time.sleep(min(pause, deadline - now))
+                pause = min(pause * 2, 0.05)
 
     def _committed(self, count: int = 1) -> bool:
         """Count commits; whether a checkpoint is due (every _CHECKPOINT_EVERY)."""
@@ -292,15 +310,15 @@ class SqliteIdempotencyStore:
         around it, in one call into SQLite instead of three.
         """
         with self._lock:
-            cur = self._cursor(wait=True, level="FULL" if (
+            cur = self._cursor("FULL" if (
                 self.durability == "power" and any(job.durable for job in jobs)) else "NORMAL")
             try:
                 if len(jobs) == 1:
-                    result = jobs[0].run(cur)
+                    result = self._patiently(partial(jobs[0].run, cur))
                     if self._committed():
                         self._checkpoint(cur)
                     return [(result, None)]
-                cur.execute("BEGIN IMMEDIATE")
+                self._patiently(partial(cur.execute, "BEGIN IMMEDIATE"))
                 results = [job.run(cur) for job in jobs]
                 cur.execute("COMMIT")
                 if self._committed():
@@ -341,9 +359,8 @@ class SqliteIdempotencyStore:
             return False, None
         try:
             cur = self._cur
-            if (cur is None or self._waits or self._synchronous != "NORMAL"
-                    or self._pid != _PID):
-                cur = self._cursor(wait=False, level="NORMAL")
+            if cur is None or self._synchronous != "NORMAL" or self._pid != _PID:
+                cur = self._cursor("NORMAL")
             try:
                 result = op(*args, cur)
             except BaseException as exc:
@@ -424,7 +441,7 @@ class SqliteIdempotencyStore:
                         loop.call_soon_threadsafe(_deliver, settled)
             if checkpoint:
                 with self._lock, contextlib.suppress(sqlite3.Error):
-                    self._checkpoint(self._cursor(wait=True))
+                    self._checkpoint(self._cursor())
             if stop:
                 return
 
@@ -435,7 +452,9 @@ class SqliteIdempotencyStore:
 
     def get_sync(self, scope: str, operation: str, reference: str) -> IdempotencyRecord | None:
         with self._lock:
-            return _get((scope, operation, reference), self._cursor(wait=True))
+            found: IdempotencyRecord | None = self._patiently(
+                partial(_get, (scope, operation, reference), self._cursor()))
+            return found
 
     def replace_sync(self, record: IdempotencyRecord, *, expected_key: str) -> bool:
         return bool(self._run_sync(_replace, (record, expected_key),
@@ -453,20 +472,13 @@ class SqliteIdempotencyStore:
         """How many records are UNKNOWN (in doubt, not reconciled), and the ``limit`` oldest
         (both from the partial index on those records)."""
         with self._lock:
-            db = self._connection()
-            (count,) = db.execute("SELECT count(*) FROM egress_idempotency "
-                                  "WHERE state = 'unknown'").fetchone()
-            rows = db.execute(
-                f"SELECT {_COLUMNS} FROM egress_idempotency WHERE state = 'unknown' "  # noqa: S608
-                "ORDER BY updated_at LIMIT ?", (limit,)).fetchall()
-        return int(count), [_record(row) for row in rows]
+            count, rows = self._patiently(partial(_in_doubt, limit, self._cursor()))
+        return count, [_record(row) for row in rows]
 
     def records_sync(self) -> list[IdempotencyRecord]:
         """Every record, for tests and inspection."""
         with self._lock:
-            rows = self._connection().execute(
-                f"SELECT {_COLUMNS} FROM egress_idempotency ORDER BY created_at"  # noqa: S608
-            ).fetchall()
+            rows = self._patiently(partial(_all, self._cursor()))
         return [_record(row) for row in rows]
 
     # -- async operations: the same, through the writer thread ---------------------------------
@@ -569,6 +581,28 @@ def _delete(ident: tuple[str, str, str], expected_key: str | None,
         sql += " AND key = ?"
         params = (*ident, expected_key)
     return cur.execute(sql, params).rowcount == 1
+
+
+def _in_doubt(limit: int, cur: sqlite3.Cursor) -> tuple[int, list[tuple[Any, ...]]]:
+    # One read transaction for both, so that the count and the rows agree.
+    cur.execute("BEGIN")
+    try:
+        (count,) = cur.execute("SELECT count(*) FROM egress_idempotency "
+                               "WHERE state = 'unknown'").fetchall()[0]
+        rows = cur.execute(
+            f"SELECT {_COLUMNS} FROM egress_idempotency WHERE state = 'unknown' "  # noqa: S608
+            "ORDER BY updated_at LIMIT ?", (limit,)).fetchall()
+        cur.execute("COMMIT")
+    except BaseException:
+        _rollback(cur.connection)
+        raise
+    return int(count), rows
+
+
+def _all(cur: sqlite3.Cursor) -> list[tuple[Any, ...]]:
+    return cur.execute(
+        f"SELECT {_COLUMNS} FROM egress_idempotency ORDER BY created_at"  # noqa: S608
+    ).fetchall()
 
 
 def _purge(older_than: float, cur: sqlite3.Cursor) -> int:
