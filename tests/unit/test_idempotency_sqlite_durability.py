@@ -95,9 +95,8 @@ async def test_the_sync_methods_keep_the_same_rule(tmp_path: Path,
     assert seen == [("_reserve", 2), ("_replace", 1)]
 
 
-async def test_concurrent_keys_share_one_commit(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    store = SqliteIdempotencyStore(tmp_path / "k.db", durability="power")
+def _batches(store: SqliteIdempotencyStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each batch the store commits off the fast path (writer thread, sync)."""
     batches: list[int] = []
     transact = store._transact
 
@@ -106,6 +105,13 @@ async def test_concurrent_keys_share_one_commit(tmp_path: Path,
         return transact(jobs)
 
     monkeypatch.setattr(store, "_transact", counted)
+    return batches
+
+
+async def test_concurrent_keys_share_one_commit(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SqliteIdempotencyStore(tmp_path / "k.db", durability="power")
+    batches = _batches(store, monkeypatch)
     with store._lock:  # the writer thread waits here while every reservation queues up
         tasks = [asyncio.ensure_future(store.reserve(rec(f"o-{n}"))) for n in range(64)]
         await asyncio.sleep(0.05)
@@ -202,14 +208,7 @@ async def test_a_payment_abandoned_in_flight_does_not_slow_the_next_ones_for_eve
     now = [0.0]
     monkeypatch.setattr(idempotency_sqlite, "_monotonic", lambda: now[0], raising=False)
     store = SqliteIdempotencyStore(tmp_path / "k.db")
-    hops: list[int] = []
-    transact = store._transact
-
-    def counted(jobs: list[Any]) -> Any:
-        hops.append(len(jobs))
-        return transact(jobs)
-
-    monkeypatch.setattr(store, "_transact", counted)
+    hops = _batches(store, monkeypatch)
     await store.reserve(rec("abandoned"))  # never settled
     now[0] = 1.0
     await _one_payment(store, "o-1")  # one other payment still counts as in flight

@@ -359,8 +359,9 @@ class SqliteIdempotencyStore:
             return False, None
         try:
             cur = self._cur
-            if cur is None or self._synchronous != "NORMAL" or self._pid != _PID:
-                cur = self._cursor("NORMAL")
+            if (cur is None or self._pid != _PID
+                    or (writes and self._synchronous != "NORMAL")):  # a read needs no level
+                cur = self._cursor("NORMAL" if writes else "")
             try:
                 result = op(*args, cur)
             except BaseException as exc:
