@@ -1,7 +1,7 @@
 """CPU instructions per GET: egress ApiClient (default pipeline, aiohttp) against raw aiohttp.
 
     uv run python bench/http_instructions.py [--small 200] [--large 600] [--repeat 2]
-                                             [--concurrency 1 64]
+                                             [--concurrency 1 64] [--cases aiohttp egress]
 
 Wall-clock rates on a shared, loaded machine wander by 2x from one round to the next; the number
 of instructions the client process executes per request does not depend on the load. Each case
@@ -27,7 +27,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-CASES = ("aiohttp", "egress")
+# egress-public: the same ApiClient with the aiohttp backend's fast path turned off (its
+# fallback, ``session.request``; docs/http-client.md): what the fast path saves.
+CASES = ("aiohttp", "egress", "egress-public")
 
 
 async def child(case: str, url: str, count: int, concurrency: int, warmup: int) -> None:
@@ -44,8 +46,10 @@ async def child(case: str, url: str, count: int, concurrency: int, warmup: int) 
         async def close() -> None:
             await session.close()
     else:
+        import egress.http._aiohttp
         from egress.http import ApiClient
 
+        egress.http._aiohttp._fast_path_allowed = case == "egress"
         client = ApiClient(url)
 
         async def call() -> Any:
@@ -114,7 +118,7 @@ def main() -> None:
                     large = instructions(case, url, args.large, concurrency, args.warmup)
                     value = (large - small) / (args.large - args.small)
                     per_get.setdefault((case, concurrency), []).append(value)
-                    print(f"  {case:8} c={concurrency:<3} {value / 1000:8.1f} k instructions/GET",
+                    print(f"  {case:13} c={concurrency:<3} {value / 1000:8.1f} k instructions/GET",
                           file=sys.stderr, flush=True)
     print(f"\nCPU instructions per GET (valgrind cachegrind, {args.large} - {args.small} GETs "
           f"after {args.warmup} warm-up, {args.repeat} runs: median (min-max))\n")

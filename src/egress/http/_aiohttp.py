@@ -4,15 +4,32 @@ aiohttp keeps its speed under concurrency (see ``bench/http_client.py``), which 
 default.
 Its ``ClientTimeout.total`` covers the whole exchange, body included, so a dripping server is
 stopped at the attempt's limit. aiohttp has no write timeout: ``total`` bounds a stalled upload.
+
+The fast path. ``ClientSession.request`` spends about 60k CPU instructions per call (more than
+the rest of egress costs) on what egress never uses: the cookie jar, redirects, auth and netrc,
+environment proxies, middlewares, traces, its retry-on-reconnect loop, the headers merge and the
+URL rebuild. On the aiohttp versions whose internals were read and tested
+(``_FAST_VERSIONS``), and when the environment is not trusted (``trust_env=False``, the default:
+the environment's proxies and netrc need ``ClientSession``), a request goes one level below, as
+``ClientSession._request`` itself does for one request: a ``ClientRequest``, the connector's
+``connect``, ``set_response_params``, ``send`` and ``start``, under a ``TimerContext`` that the
+attempt's total fires, exactly as ``ClientSession`` wires it. Otherwise (another aiohttp, a
+changed signature, ``trust_env=True``) the public ``session.request`` path is used; both paths are
+run by the aiohttp tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.client_reqrep import ClientRequest, ClientResponse
+from aiohttp.connector import Connection
+from aiohttp.helpers import TimerContext
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -29,6 +46,51 @@ __all__ = ["AiohttpWire"]
 _URL_CACHE_LIMIT = 1024
 _NO_BODY_STATUSES = frozenset({204, 304})
 _BACKSTOP = 0.05  # seconds the total waits for aiohttp's connect and read timers to fire first
+_NO_TRACES: list[Any] = []  # the connector only iterates it
+
+# The aiohttp releases whose ClientSession._request was read and on which the aiohttp tests pass
+# on both paths (3.13.4, 3.13.5 and the locked 3.14.5 were run): [first, last).
+_FAST_VERSIONS = ((3, 13, 4), (3, 15))
+# The parameters the fast path passes, by what it calls: a release that renamed one is refused.
+_FAST_SIGNATURES: dict[str, tuple[Callable[..., Any], set[str]]] = {
+    "ClientRequest.__init__": (ClientRequest.__init__,
+                               {"method", "url", "headers", "data", "loop", "response_class",
+                                "timer", "session"}),
+    "ResponseHandler.set_response_params": (
+        ResponseHandler.set_response_params,
+        {"timer", "skip_payload", "read_until_eof", "auto_decompress", "read_timeout"}),
+    "BaseConnector.connect": (aiohttp.BaseConnector.connect, {"req", "traces", "timeout"}),
+    "ClientRequest.send": (ClientRequest.send, {"conn"}),
+    "ClientResponse.start": (ClientResponse.start, {"connection"}),
+    "TimerContext.__init__": (TimerContext.__init__, {"loop"}),
+}
+# Tests set this to False to run the public ``session.request`` path (both are tested).
+_fast_path_allowed = True
+_fast_path_checked: bool | None = None
+
+
+def fast_path_supported() -> bool:
+    """Whether this aiohttp is one the fast path was verified on (checked once per process)."""
+    global _fast_path_checked
+    if _fast_path_checked is None:
+        _fast_path_checked = _check_fast_path()
+    return _fast_path_checked and _fast_path_allowed
+
+
+def _check_fast_path() -> bool:
+    import inspect  # only here: not on the import path of every program using egress
+
+    try:
+        version = tuple(int(part) for part in aiohttp.__version__.split(".")[:3])
+        if not _FAST_VERSIONS[0] <= version < _FAST_VERSIONS[1]:
+            return False
+        for function, names in _FAST_SIGNATURES.values():
+            if not names <= inspect.signature(function).parameters.keys():
+                return False
+        return callable(getattr(TimerContext, "timeout", None)) and hasattr(
+            aiohttp, "ConnectionTimeoutError")
+    except (ValueError, TypeError):  # an unusual version string or an unreadable signature
+        return False
 
 
 def _map_error(exc: BaseException, request: WireRequest, reading: bool) -> EgressError:
@@ -101,6 +163,9 @@ class AiohttpWire:
         # futures when all are taken (the pool timeout bounds that wait).
         self._free = options.max_connections
         self._waiters: deque[asyncio.Future[None]] = deque()
+        # Set when the session opens: the fast path's loop and connector (None: the public path).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connector: aiohttp.BaseConnector | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         options = self._options
@@ -124,6 +189,10 @@ class AiohttpWire:
         # events and ``sent`` count attempts). No public switch; aiohttp's own test client
         # turns it off the same way.
         self._session._retry_connection = False
+        if not options.trust_env and fast_path_supported():
+            self._loop, self._connector = asyncio.get_running_loop(), connector
+        else:
+            self._loop = self._connector = None
         return self._session
 
     def _url(self, url: str) -> URL:
@@ -154,6 +223,7 @@ class AiohttpWire:
             # wait is known to send nothing (its connector never waits: same limit).
             await self._wait_for_slot(request, limits.at(self._now())[3])
             left = limits.at(self._now())
+        backstop: asyncio.TimerHandle | None = None
         try:
             if left is not None or limits.by_deadline:
                 connect, read, _write, _pool, total = left or limits.at(self._now())
@@ -165,17 +235,76 @@ class AiohttpWire:
                 timeout = self._timeout = _timeout(t.connect, t.read, t.total)
             error: EgressError | None = None
             cause: BaseException | None = None
-            try:
-                # URL and headers are passed inline, never held in locals: a traceback rendered
-                # with its locals would print yarl's URL (query) and the multidict (credentials).
-                response = await session.request(
-                    request.method, self._urls.get(request.url) or self._url(request.url),
-                    headers=self._multidict(request.headers),
-                    data=request.body, timeout=timeout, allow_redirects=False,
-                    auto_decompress=False,
-                )
-            except Exception as exc:
-                error, cause = _map_error(exc, request, reading=False), _chainable(exc)
+            connector = self._connector
+            if connector is not None:  # the fast path (module docstring)
+                loop = self._loop
+                assert loop is not None
+                timer = TimerContext(loop)
+                # The attempt's total, as ClientSession wires it: it cancels whatever runs
+                # under ``timer`` (connect, send and the headers here, each body read in
+                # aiohttp's stream), and TimerContext turns that into a TimeoutError.
+                backstop = loop.call_at(loop.time() + timeout.total,  # type: ignore[operator]
+                                        timer.timeout)  # (_timeout always sets a total)
+                req: ClientRequest | None = None
+                conn: Connection | None = None
+                resp: ClientResponse | None = None
+                try:
+                    # URL and headers live in the ClientRequest only; it, the connection and
+                    # the response are unbound before this frame raises (their reprs hold the
+                    # URL; the public path passes them inline for the same reason).
+                    req = ClientRequest(
+                        request.method, self._urls.get(request.url) or self._url(request.url),
+                        headers=self._multidict(request.headers), data=request.body, loop=loop,
+                        response_class=ClientResponse, timer=timer, session=session)
+                    with timer:
+                        try:
+                            conn = await connector.connect(req, traces=_NO_TRACES,
+                                                           timeout=timeout)
+                        except TimeoutError as exc:
+                            # what ClientSession raises: nothing was sent
+                            raise aiohttp.ConnectionTimeoutError() from exc
+                        protocol = conn.protocol
+                        assert protocol is not None
+                        protocol.set_response_params(
+                            timer=timer, skip_payload=request.method == "HEAD",
+                            read_until_eof=True, auto_decompress=False,
+                            read_timeout=timeout.sock_read)
+                        try:
+                            resp = await req.send(conn)
+                            try:
+                                await resp.start(conn)
+                            except BaseException:
+                                resp.close()
+                                raise
+                        except BaseException:
+                            conn.close()  # never back to the pool: it may hold half a reply
+                            raise
+                    # (ClientSession would now close the request's payload: for bytes, the only
+                    # body a WireRequest has, that does nothing.)
+                    response = resp
+                except Exception as exc:
+                    if conn is None and isinstance(exc, TimeoutError):
+                        # No connection yet, so nothing was sent, whichever timer fired: on a
+                        # loop running late the total can fire just after the connect timer.
+                        error = failed.connect_timed_out(request.where(), exc)
+                    else:
+                        error = _map_error(exc, request, reading=False)
+                    cause = _chainable(exc)
+                finally:
+                    req = conn = protocol = resp = None
+            else:
+                try:
+                    # URL and headers are passed inline, never held in locals: a traceback
+                    # rendered with its locals would print yarl's URL (query) and the multidict
+                    # (credentials).
+                    response = await session.request(
+                        request.method, self._urls.get(request.url) or self._url(request.url),
+                        headers=self._multidict(request.headers),
+                        data=request.body, timeout=timeout, allow_redirects=False,
+                        auto_decompress=False,
+                    )
+                except Exception as exc:
+                    error, cause = _map_error(exc, request, reading=False), _chainable(exc)
             if error is not None:
                 drop_frames(cause)  # the library's frames hold the raw request in locals
                 raise error from cause  # outside the handler: no hidden __context__ either
@@ -200,6 +329,7 @@ class AiohttpWire:
                 raw_headers = response.raw_headers
             except asyncio.CancelledError:
                 response.close()
+                del response
                 raise
             except Exception as exc:
                 response.close()  # never return a half-read connection to the pool
@@ -214,6 +344,8 @@ class AiohttpWire:
             response.release()
             return WireResponse(status, Headers.from_raw(raw_headers), content)
         finally:
+            if backstop is not None:
+                backstop.cancel()
             if self._waiters:
                 self._release_slot()
             else:  # nobody waits for a connection (usual): put the slot back, no call
@@ -247,6 +379,7 @@ class AiohttpWire:
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
+        self._loop = self._connector = None  # the next send opens a new session
         if session is not None:
             await session.close()
 
