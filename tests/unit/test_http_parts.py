@@ -19,6 +19,7 @@ from egress.errors import (
     UnsafeRequestError,
 )
 from egress.http import Headers, RequestInfo, Response, Safety, Timeouts, retry_on, safety_of
+from egress.http import _headers as headers_module
 from egress.http._body import BodyReader, encode_body, parse_json
 from egress.http._headers import check_header
 from egress.http._redact import excerpt, redact
@@ -125,6 +126,26 @@ def test_header_names_must_be_tokens() -> None:
     for name in ("", "a b", "a:b", "é"):
         with pytest.raises(UnsafeRequestError):
             check_header(name, "v")
+
+
+def _verdict(name: str, value: str) -> str | None:
+    try:
+        check_header(name, value)
+    except UnsafeRequestError as exc:
+        return str(exc)
+    return None
+
+
+@given(st.sampled_from(["X-Thing", "Idempotency-Key", "a b", "é", ""]),
+       st.one_of(st.text(max_size=8), st.text(st.characters(max_codepoint=0x7f), max_size=8),
+                 st.sampled_from([" a", "a ", "a\tb", "\ta", "a\t", "", " ", "\x7f"])))
+def test_header_checks_decide_the_same_with_the_name_known_or_not(name: str, value: str) -> None:
+    # check_header skips its patterns for a name it already accepted and a plain value: the
+    # verdict must be what the patterns give (the name forgotten, then known).
+    headers_module._VALID_NAMES.clear()
+    first = _verdict(name, value)
+    _verdict(name, "known")
+    assert _verdict(name, value) == first
 
 
 def test_headers_mapping() -> None:
@@ -274,3 +295,16 @@ def test_no_limit_outlives_the_deadline(read: float, total: float, left: float) 
 def test_timeouts_validate(bad: object) -> None:
     with pytest.raises(ConfigurationError, match="read"):
         Timeouts(read=bad)  # type: ignore[arg-type]
+
+
+def test_the_clients_response_equals_the_public_constructor() -> None:
+    # response_of (every successful call) must set every field Response.__init__ sets.
+    from egress.http._response import response_of
+
+    headers = Headers.from_raw([(b"X-Request-Id", b"r1")])
+    made = Response(201, headers, b"{}", method="POST", url="http://h/x",
+                    request_id_headers=("x-request-id",))
+    fast = response_of(201, headers, b"{}", "POST", "http://h/x", ("x-request-id",))
+    for name in Response.__slots__:
+        assert getattr(fast, name) == getattr(made, name), name
+    assert fast.request_id == "r1" and repr(fast) == repr(made)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -89,3 +91,36 @@ def test_query_encoding() -> None:
 def test_origin_of() -> None:
     assert origin_of("HTTPS://Example.com/x") == ("https", "example.com", 443)
     assert origin_of("http://example.com:81") == ("http", "example.com", 81)
+
+
+_SEGMENTS = st.sampled_from(["a", "b%2F", ".", "..", "{id}", "{x}", "x{id}y", "{id}{x}", "{", "}",
+                             "{id", "é", "~u", ""])
+_VALUES = st.one_of(st.sampled_from(["pi_1", "a/b", ".", "..", "", "x.y", "a-b~c", "_", "%2e"]),
+                    st.text(max_size=6), st.integers(-5, 5), st.booleans(), st.none(),
+                    st.just(Secret("sk_x")))
+
+
+def _outcome(build: Any) -> str:
+    try:
+        return str(build())
+    except UnsafeRequestError as exc:
+        return f"error: {exc}"
+
+
+@given(st.lists(_SEGMENTS, max_size=6), st.booleans(),
+       st.dictionaries(st.sampled_from(["id", "x", "other"]), _VALUES, max_size=3))
+def test_cached_path_templates_build_what_the_walk_builds(
+        segments: list[str], trailing: bool, params: dict[str, object]) -> None:
+    # The first call of a path with path_params walks it once into a template; every call then
+    # fills it: the same URL or the same error as the walk itself gives.
+    path = "/".join(segments) + ("/" if trailing else "")
+    base = BaseURL("https://api.example.com/v1/")
+    walked = _outcome(lambda: base._build(path, params))
+    for _ in range(2):
+        assert _outcome(lambda: base.url(path, params)) == walked
+
+
+def test_a_literal_holding_the_marker_is_walked_each_time(base: BaseURL) -> None:
+    path = f"/{base._marker}0000/{{id}}"
+    assert base.url(path, {"id": "7"}) == f"https://api.example.com/v1/{base._marker}0000/7"
+    assert base._templates[path] is None

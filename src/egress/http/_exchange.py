@@ -20,7 +20,7 @@ from egress.http._failures import AttemptErrors
 from egress.http._headers import check_header
 from egress.http._prepare import PreparedCall, put_header
 from egress.http._redirect import REDIRECT_STATUSES, next_hop
-from egress.http._response import Response
+from egress.http._response import Response, response_of
 from egress.http._timeouts import AttemptLimits, Timeouts
 from egress.http._wire import WireRequest, WireResponse
 
@@ -68,8 +68,8 @@ class Exchange(AttemptErrors):
         """The :class:`Response` for a 2xx answer, else ``None``."""
         status = answer.status
         if 200 <= status < 300:
-            return Response(status, answer.headers, answer.content, method=method,
-                            url=plain_url, request_id_headers=self.request_id_headers)
+            return response_of(status, answer.headers, answer.content, method, plain_url,
+                               self.request_id_headers)
         return None
 
     def exchange(self, call: PreparedCall, limits: AttemptLimits,

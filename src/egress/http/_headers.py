@@ -40,6 +40,13 @@ def check_header(name: str, value: str, error: type[Exception] = UnsafeRequestEr
 
     The error names the header, never the value (it may be a secret, or an attacker's payload).
     """
+    # On every header of every call: two C string tests stand in for the regexes when they
+    # settle it (a name already found valid; a value of printable ASCII with no space at either
+    # end, which the value pattern accepts); anything else takes the patterns, as before.
+    if (type(name) is str and name in _VALID_NAMES and type(value) is str
+            and value.isascii() and value.isprintable() and value[:1] != " "
+            and value[-1:] != " "):
+        return
     if not isinstance(name, str) or not _TOKEN.match(name):
         raise error(f"header name {name[:40]!r} is not a valid HTTP token"
                     if isinstance(name, str) else "header names must be strings")
@@ -54,12 +61,22 @@ def check_header(name: str, value: str, error: type[Exception] = UnsafeRequestEr
                         f"refused before sending")
         raise error(f"header {name!r}: the value must be printable ASCII (encode other "
                     f"characters first, e.g. percent-encoding); refused before sending")
+    if type(name) is str and len(_VALID_NAMES) < _VALID_NAMES_LIMIT:
+        _VALID_NAMES.add(name)
+
+
+#: Header names that passed the token pattern (bounded: names come from code, not from data).
+_VALID_NAMES: set[str] = set()
+_VALID_NAMES_LIMIT = 256
 
 
 def sanitize_response_headers(headers: Headers) -> tuple[tuple[str, str], ...]:
     """The response headers safe to keep on an exception (no cookies, no auth challenges)."""
     hidden = _HIDDEN_RESPONSE_HEADERS
     return tuple((k, v) for k, v in headers.items_all() if k.lower() not in hidden)
+
+
+_new = object.__new__
 
 
 class Headers(Mapping[str, str]):
@@ -80,8 +97,8 @@ class Headers(Mapping[str, str]):
     @classmethod
     def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
         """From byte pairs, decoded only when first read."""
-        headers = cls.__new__(cls)
-        headers._raw = tuple(raw)
+        headers = _new(cls)  # (once per response: no __init__, no tuple() of a tuple)
+        headers._raw = raw if type(raw) is tuple else tuple(raw)
         headers._pairs = None
         headers._index = None
         return headers

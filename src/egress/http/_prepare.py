@@ -7,6 +7,7 @@ headers: the usual GET) is prepared once per client and kept.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -214,6 +215,7 @@ _CREDENTIAL_NAME = ("auth", "key", "token", "secret", "session", "cookie", "pass
                     "signature")
 
 
+@functools.lru_cache(maxsize=256)  # asked for every header of every call; pure in the name
 def _credential_name(name: str) -> bool:
     """A header name that says it carries a credential (``X-Api-Key``, ``X-Auth-Token``)."""
     lowered = name.lower()

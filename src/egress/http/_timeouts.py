@@ -61,7 +61,7 @@ class Timeouts:
             if deadline < end:
                 end = deadline
                 by_deadline = True
-        return AttemptLimits(self, end, by_deadline, start=now)
+        return AttemptLimits(self, end, by_deadline, now)  # (positional: on every attempt)
 
 
 DEFAULT_TIMEOUTS = Timeouts()
@@ -72,7 +72,7 @@ class AttemptLimits:
 
     __slots__ = ("by_deadline", "end", "start", "timeouts")
 
-    def __init__(self, timeouts: Timeouts, end: float, by_deadline: bool, *,
+    def __init__(self, timeouts: Timeouts, end: float, by_deadline: bool,
                  start: float) -> None:
         self.timeouts = timeouts
         #: Clock time the attempt started; ``end - start`` is how long it was allowed.

@@ -13,8 +13,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
@@ -48,7 +49,8 @@ def origin_of(url: str) -> tuple[str, str, int]:
 class BaseURL:
     """A parsed, validated base URL that builds request URLs safely."""
 
-    __slots__ = ("_cache", "host", "origin", "path", "port", "scheme", "segments")
+    __slots__ = ("_cache", "_marker", "_templates", "host", "origin", "path", "port", "scheme",
+                 "segments")
 
     def __init__(self, url: str) -> None:
         if not isinstance(url, str):
@@ -82,6 +84,9 @@ class BaseURL:
             raise ConfigurationError("base_url path must not contain '..'")
         self.path = "/" + "/".join(self.segments) if self.segments else ""
         self._cache: dict[str, str] = {}
+        #: Paths with ``{name}`` placeholders, walked once (see :meth:`_template`).
+        self._templates: dict[str, _Template | None] = {}
+        self._marker = "egress" + os.urandom(12).hex()
 
     def url(self, path: str, path_params: Mapping[str, object] | None = None,
             params: Params | None = None) -> str:
@@ -93,7 +98,13 @@ class BaseURL:
                 if len(self._cache) < _CACHE_LIMIT:
                     self._cache[path] = url
         else:
-            url = self._build(path, path_params)
+            template = self._templates.get(path, _UNKNOWN)
+            if template is _UNKNOWN:
+                template = self._template(path)
+                if len(self._templates) < _CACHE_LIMIT:
+                    self._templates[path] = template
+            url = (self._build(path, path_params) if template is None
+                   else _fill(template, path_params))
         if params:
             query = encode_query(params)
             if query:
@@ -130,15 +141,108 @@ class BaseURL:
                 out.pop()
                 continue
             out.append(quote(raw, safe=_LITERAL_SAFE))
-        if path_params:
-            extra = set(path_params) - used
-            if extra:
-                raise UnsafeRequestError(f"path_params not used by the path: {sorted(extra)}")
+        _check_used(path_params, used)
         trailing = "/" if path.endswith("/") and out else ""
         return f"{self.origin}/{'/'.join(out)}{trailing}"
 
+    def _template(self, path: str) -> _Template | None:
+        """``path`` walked once by :meth:`_build` itself, each placeholder given a marker value:
+        the URL's literal text between the placeholders, and the placeholders in the order
+        ``_build`` checks them. ``None`` when the walk refuses the path (each call then runs
+        ``_build``, which raises as before) or when a marker is found in a literal."""
+        probe = _Probe(self._marker)
+        try:
+            url = self._build(path, probe)
+        except UnsafeRequestError:
+            return None
+        names = tuple(probe.asked)
+        texts = url.split(self._marker)
+        order: list[int] = []
+        for i, text in enumerate(texts[1:], 1):
+            index = text[:4]
+            if not (index.isdigit() and index.isascii()) or int(index) >= len(names):
+                return None
+            order.append(int(index))
+            texts[i] = text[4:]
+        if len(set(order)) != len(order):
+            return None
+        return names, tuple(texts), tuple(order)
+
     def __repr__(self) -> str:
         return f"BaseURL({self.origin}{self.path})"
+
+
+#: ``(names in the order checked, literal texts, which name goes after each text but the last)``
+_Template = tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]]
+_UNKNOWN: Any = object()
+
+
+class _Probe(Mapping[str, object]):
+    """Path parameters for :meth:`BaseURL._template`: each placeholder asked for gets
+    ``marker`` and its 4-digit number, unreserved characters that encode as themselves."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+        self.asked: list[str] = []
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str)
+
+    def __getitem__(self, name: str) -> str:
+        self.asked.append(name)
+        return f"{self.marker}{len(self.asked) - 1:04d}"
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(self.asked))
+
+    def __len__(self) -> int:
+        return len(set(self.asked))
+
+
+def _fill(template: _Template, path_params: Mapping[str, object]) -> str:
+    """What ``_build`` gives for a path whose walk is ``template``: the same value checks, in
+    the same order, the same errors (none of them can come from the path itself)."""
+    names, texts, order = template
+    if len(names) == 1 and len(order) == 1:  # one placeholder (a resource id): the usual case
+        value = _param(names[0], path_params)
+        if len(path_params) != 1:
+            _check_used(path_params, names)
+        return f"{texts[0]}{value}{texts[1]}"
+    values = [_param(name, path_params) for name in names]
+    _check_used(path_params, names)
+    out = [texts[0]]
+    for index, text in zip(order, texts[1:], strict=True):
+        out.append(values[index])
+        out.append(text)
+    return "".join(out)
+
+
+def _check_used(path_params: Mapping[str, object] | None, used: Iterable[str]) -> None:
+    if path_params:
+        extra = set(path_params) - set(used)
+        if extra:
+            raise UnsafeRequestError(f"path_params not used by the path: {sorted(extra)}")
+
+
+def _param(name: str, path_params: Mapping[str, object] | None) -> str:
+    """The value of placeholder ``name``, checked and encoded as exactly one segment."""
+    if path_params is None or name not in path_params:
+        raise UnsafeRequestError(f"path parameter {{{name}}} has no value in path_params")
+    value = path_params[name]
+    if type(value) is str:  # the usual case, settled without the isinstance chain
+        text = value
+    else:
+        if isinstance(value, Secret):
+            raise UnsafeRequestError(f"path parameter {{{name}}}: secrets never go into URLs")
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise UnsafeRequestError(f"path parameter {{{name}}} must be a str or an int")
+        text = str(value)
+    if text in ("", ".", ".."):
+        raise UnsafeRequestError(f"path parameter {{{name}}} is empty or a dot segment")
+    if text.isascii() and text.replace("_", "").replace("-", "").replace("~", "").isalnum():
+        return text  # unreserved characters, no dot: quote() would give it back unchanged
+    # One segment, whatever it holds: "/", "?", "%" and "." are all encoded.
+    return quote(text, safe="").replace(".", "%2E")
 
 
 def _substitute(segment: str, path_params: Mapping[str, object] | None, used: set[str]) -> str:
@@ -151,19 +255,8 @@ def _substitute(segment: str, path_params: Mapping[str, object] | None, used: se
             if piece:
                 out.append(quote(piece, safe=_LITERAL_SAFE))
             continue
-        if path_params is None or piece not in path_params:
-            raise UnsafeRequestError(f"path parameter {{{piece}}} has no value in path_params")
+        out.append(_param(piece, path_params))
         used.add(piece)
-        value = path_params[piece]
-        if isinstance(value, Secret):
-            raise UnsafeRequestError(f"path parameter {{{piece}}}: secrets never go into URLs")
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise UnsafeRequestError(f"path parameter {{{piece}}} must be a str or an int")
-        text = str(value)
-        if text in ("", ".", ".."):
-            raise UnsafeRequestError(f"path parameter {{{piece}}} is empty or a dot segment")
-        # One segment, whatever it holds: "/", "?", "%" and "." are all encoded.
-        out.append(quote(text, safe="").replace(".", "%2E"))
     return "".join(out)
 
 

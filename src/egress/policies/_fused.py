@@ -52,6 +52,7 @@ def fuse_async(pipeline: Pipeline) -> FusedCall | None:
     try_enter, release, queue = (bulkhead._state.try_enter, bulkhead._state.release,
                                  bulkhead._queue_async)
     begin, retry_failed, retry_succeeded = retry._begin, retry._failed, retry._succeeded
+    rewarded = retry._rewarded
     record_async = getattr(retry._budget_state, "record_call_async", None)
     gate = breaker._gate
     state, admit, breaker_succeeded, timed, slow = gate.parts()
@@ -108,7 +109,9 @@ def fuse_async(pipeline: Pipeline) -> FusedCall | None:
                             if delay is None:
                                 raise
                         else:
-                            retry_succeeded(ctx, started, attempts)
+                            if attempts is not None or rewarded is not None:
+                                # (else Retry._succeeded has nothing to do: one frame less)
+                                retry_succeeded(ctx, started, attempts)
                             return result
                         await ctx.clock.sleep(delay)
                         ctx.attempt += 1
