@@ -95,9 +95,8 @@ async def test_the_sync_methods_keep_the_same_rule(tmp_path: Path,
     assert seen == [("_reserve", 2), ("_replace", 1)]
 
 
-async def test_concurrent_keys_share_one_commit(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    store = SqliteIdempotencyStore(tmp_path / "k.db", durability="power")
+def _batches(store: SqliteIdempotencyStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each batch the store commits off the fast path (writer thread, sync)."""
     batches: list[int] = []
     transact = store._transact
 
@@ -106,6 +105,13 @@ async def test_concurrent_keys_share_one_commit(tmp_path: Path,
         return transact(jobs)
 
     monkeypatch.setattr(store, "_transact", counted)
+    return batches
+
+
+async def test_concurrent_keys_share_one_commit(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SqliteIdempotencyStore(tmp_path / "k.db", durability="power")
+    batches = _batches(store, monkeypatch)
     with store._lock:  # the writer thread waits here while every reservation queues up
         tasks = [asyncio.ensure_future(store.reserve(rec(f"o-{n}"))) for n in range(64)]
         await asyncio.sleep(0.05)
@@ -124,7 +130,7 @@ async def test_a_failing_operation_fails_alone(tmp_path: Path) -> None:
 
     with store._lock:
         good = [asyncio.ensure_future(store.reserve(rec(f"o-{n}"))) for n in range(5)]
-        bad = asyncio.ensure_future(store._run(broken, True))
+        bad = asyncio.ensure_future(store._run(broken, (), True))
         await asyncio.sleep(0.05)
     with pytest.raises(sqlite3.OperationalError):
         await asyncio.wait_for(bad, 30)
@@ -148,8 +154,71 @@ async def test_a_lock_held_elsewhere_never_blocks_the_event_loop(tmp_path: Path)
     finally:
         other.execute("COMMIT")
         other.close()
-    _, inserted = await asyncio.wait_for(reserve, 30)
+    stored, inserted = await asyncio.wait_for(reserve, 30)
     assert inserted
+    # The outcome write too: a single autocommit statement that finds the lock taken fails
+    # whole, and is handed to the writer thread, which waits for the lock.
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        outcome = asyncio.ensure_future(store.replace(
+            stored.with_state(RecordState.SUCCEEDED, 1001.0, "pi_1"), expected_key=stored.key))
+        await asyncio.sleep(0.02)
+        assert not outcome.done()
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    assert await asyncio.wait_for(outcome, 30)
+    (record,) = store.records_sync()
+    assert record.state is RecordState.SUCCEEDED
+    store.close()
+
+
+@pytest.mark.parametrize("durability", ["process", "power"])
+async def test_a_write_is_committed_when_it_returns(durability: Any, tmp_path: Path) -> None:
+    """What returned is committed (in the WAL), not held in an open transaction: another
+    connection sees it at once, on the fast path and through the writer thread alike."""
+    path = tmp_path / "k.db"
+    store = SqliteIdempotencyStore(path, durability=durability)
+    reader = sqlite3.connect(path, isolation_level=None)
+
+    def state(reference: str) -> str | None:
+        row = reader.execute("SELECT state FROM egress_idempotency WHERE reference = ?",
+                             (reference,)).fetchone()
+        return None if row is None else str(row[0])
+
+    for n in range(3):
+        record, inserted = await store.reserve(rec(f"o-{n}"))
+        assert inserted and state(f"o-{n}") == "pending"
+        assert await store.replace(record.with_state(RecordState.SUCCEEDED, 1001.0, "pi_1"),
+                                   expected_key=record.key)
+        assert state(f"o-{n}") == "succeeded"
+        assert not store._conn.in_transaction  # type: ignore[union-attr]
+    record, inserted = store.reserve_sync(rec("sync"))
+    assert inserted and state("sync") == "pending"
+    reader.close()
+    store.close()
+
+
+async def test_a_payment_abandoned_in_flight_does_not_slow_the_next_ones_for_ever(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reservation never settled (its task cancelled mid-send, an unexpected error) counts as
+    a payment in flight only for a while: then a lone payment is on the caller's thread again
+    (one commit each, no thread hop) instead of paying the writer thread's hop for ever."""
+    now = [0.0]
+    monkeypatch.setattr(idempotency_sqlite, "_monotonic", lambda: now[0], raising=False)
+    store = SqliteIdempotencyStore(tmp_path / "k.db")
+    hops = _batches(store, monkeypatch)
+    await store.reserve(rec("abandoned"))  # never settled
+    now[0] = 1.0
+    await _one_payment(store, "o-1")  # one other payment still counts as in flight
+    assert hops, "a payment beside one in flight goes through the writer thread"
+    hops.clear()
+    now[0] = 1000.0
+    for n in range(3):
+        await _one_payment(store, f"later-{n}")
+    assert hops == [], hops
+    assert {r.reference for r in store.records_sync()} >= {"abandoned", "o-1", "later-2"}
     store.close()
 
 
