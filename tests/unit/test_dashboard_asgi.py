@@ -94,3 +94,34 @@ async def test_the_snapshot_counts_payments_in_doubt() -> None:
     doubt = DashboardSink(idempotency=[records]).snapshot()["in_doubt"]
     assert doubt["count"] == 1
     assert [(d["operation"], d["reference"]) for d in doubt["records"]] == [("charge", "order-7")]
+
+
+class _SlowStore:
+    """An idempotency store whose read blocks until the event loop lets it go: if the dashboard
+    read it on the loop's own thread, nothing could let it go (it gives up after 5 s)."""
+
+    def __init__(self) -> None:
+        import threading
+        self.go = threading.Event()
+        self.released_by_the_loop: bool | None = None
+
+    def in_doubt_sync(self, limit: int) -> tuple[int, list[Any]]:
+        self.released_by_the_loop = self.go.wait(5)
+        return 0, []
+
+
+async def test_a_slow_store_does_not_block_the_event_loop_serving_the_page() -> None:
+    store = _SlowStore()
+    sink = DashboardSink(stores=(), idempotency=(store,))
+    transport = httpx.ASGITransport(app=asgi_app(sink))
+
+    async def let_go() -> None:  # runs only if the loop is free while the store is read
+        await asyncio.sleep(0.05)
+        store.go.set()
+
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        releaser = asyncio.ensure_future(let_go())
+        snap = (await client.get("/status.json")).json()
+        await releaser
+    assert store.released_by_the_loop is True
+    assert snap["in_doubt"] is not None

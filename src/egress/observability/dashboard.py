@@ -143,6 +143,13 @@ class DashboardSink:
         return "DashboardSink()"
 
 
+async def _snapshot(sink: DashboardSink) -> dict[str, Any]:
+    """``sink.snapshot()`` on a worker thread: it reads the stores with their blocking clients
+    (a Redis round trip, a SQLite query, each up to its own timeout), and the page is often
+    mounted in the application's own server, whose event loop must not wait on them."""
+    return await asyncio.to_thread(sink.snapshot)
+
+
 def _page() -> bytes:
     return resources.files("egress.observability").joinpath("dashboard.html").read_bytes()
 
@@ -163,7 +170,7 @@ def dashboard_app(sink: DashboardSink, *, interval: float = DEFAULT_INTERVAL) ->
                             headers={"Cache-Control": "no-store"})
 
     async def snapshot(request: web.Request) -> web.Response:
-        return web.json_response(sink.snapshot())
+        return web.json_response(await _snapshot(sink))
 
     async def events(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
@@ -173,7 +180,7 @@ def dashboard_app(sink: DashboardSink, *, interval: float = DEFAULT_INTERVAL) ->
         streams.add(stop)
         try:
             while not stop.is_set():
-                data = json.dumps(sink.snapshot(), default=str)
+                data = json.dumps(await _snapshot(sink), default=str)
                 await response.write(f"data: {data}\n\n".encode())
                 with contextlib.suppress(TimeoutError):  # the next tick
                     await asyncio.wait_for(stop.wait(), interval)
@@ -226,7 +233,7 @@ def asgi_app(sink: DashboardSink, *, interval: float = DEFAULT_INTERVAL) -> ASGI
         elif path == "/":
             await answer(200, "text/html; charset=utf-8", page)
         elif path == "/status.json":
-            await answer(200, "application/json", json.dumps(sink.snapshot(),
+            await answer(200, "application/json", json.dumps(await _snapshot(sink),
                                                              default=str).encode())
         elif path == "/events":
             await _stream(sink, interval, receive, send)
@@ -244,7 +251,7 @@ async def _stream(sink: DashboardSink, interval: float,
     gone = asyncio.ensure_future(receive())  # the next message can only be a disconnect
     try:
         while True:
-            data = json.dumps(sink.snapshot(), default=str)
+            data = json.dumps(await _snapshot(sink), default=str)
             await send({"type": "http.response.body", "body": f"data: {data}\n\n".encode(),
                         "more_body": True})
             done, _ = await asyncio.wait({gone}, timeout=interval)
