@@ -1,24 +1,29 @@
 """HTTP clients against a local nginx: requests/s, p50 and p99. Prints a table.
 
-    uv run python bench/http_client.py [--count 20000] [--rounds 20] [--max-seconds 45] [--no-pin]
-                                       [--blocks 4] [--only CASE ...]
+    uv run python bench/http_client.py [--count 48000] [--rounds 12] [--max-seconds 45]
+                                       [--no-pin] [--blocks 4] [--only CASE ...]
 
 Starts its own nginx (Debian: ``apt-get install -y nginx-light``) on a free 127.0.0.1 port with a
 temporary config (one worker, keep-alive, a fixed 11-byte JSON answer), and stops it at the end.
-Every case makes ``count`` GETs; cases are interleaved in ``rounds`` so that a noisy machine
-penalises them alike, and nginx and the client are pinned to different CPUs (``--no-pin`` to
-leave it to the scheduler, which on a 2-core machine sometimes stacks both on one core). A case
-that would run past ``max-seconds`` stops early and reports what it did (the table says so).
-Async cases run at concurrency 1 and 64; sync cases at 1.
+Every case makes ``count`` GETs, in ``rounds`` rounds; within a round the cases take turns in
+slices of ``max(100, 10 × concurrency)`` calls (rotating who goes first), so that a machine whose
+speed drifts from one second to the next gives every case the same moments, and every round
+starts with a full garbage collection. nginx and the client are pinned to different CPUs
+(``--no-pin`` to leave it to the scheduler, which on a 2-core machine sometimes stacks both on
+one core). A case that would run past ``max-seconds`` stops early and reports what it did (the
+table says so). Async cases run at concurrency 1 and 64; sync cases at 1.
 
-Cases: raw httpx (pooled AsyncClient), raw aiohttp (one session), raw pyreqwest (one Client),
-httpx + tenacity + aiobreaker (what people assemble today), httpx-retries, egress ApiClient with
-its default pipeline on each backend (aiohttp, httpx, pyreqwest); sync: raw httpx.Client, urllib3,
-SyncApiClient (default backend, and httpx). The ``+ uvloop`` rows run the same calls on uvloop's
-event loop: the async rounds are split into ``blocks``, each run once on asyncio's loop and once
-on uvloop's (alternating which goes first), so the two loops are interleaved too.
+Cases: raw httpx (pooled AsyncClient), raw aiohttp (one session), raw aiohttp again in a second
+session (the control: its ratio to the first is the bench's own noise), raw pyreqwest (one
+Client), httpx + tenacity + aiobreaker (what people assemble today), httpx-retries, egress
+ApiClient with its default pipeline on each backend (aiohttp, httpx, pyreqwest); sync: raw
+httpx.Client, urllib3, SyncApiClient (default backend, and httpx). The ``+ uvloop`` rows run the
+same calls on uvloop's event loop: the async rounds are split into ``blocks``, each run once on
+asyncio's loop and once on uvloop's (alternating which goes first), so the two loops are
+interleaved too (a uvloop row's round is compared with the asyncio round of the same block).
 The last column is the spread: each round's rate over the reference's rate in the same round
-(median, min-max), since a shared machine moves every case from one round to the next.
+(median, min-max); the control row shows how far that spread goes for a client that is neither
+faster nor slower.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import shutil
 import socket
@@ -34,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib.metadata import version
@@ -150,9 +156,11 @@ class Result:
 AsyncCall = Callable[[], Awaitable[Any]]
 
 
-async def run_async(call: AsyncCall, n: int, concurrency: int, result: Result) -> None:
+async def timed_async(call: AsyncCall, n: int, concurrency: int,
+                      latencies: list[float]) -> tuple[int, float]:
+    """``n`` calls (rounded down to a multiple of ``concurrency``, at least one per worker) by
+    ``concurrency`` workers: how many were made and how long they took, in seconds."""
     per_worker = max(1, n // concurrency)
-    latencies = result.latencies
     clock = time.perf_counter
 
     async def worker() -> None:
@@ -163,22 +171,72 @@ async def run_async(call: AsyncCall, n: int, concurrency: int, result: Result) -
 
     started = clock()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    took = clock() - started
+    return per_worker * concurrency, clock() - started
+
+
+async def run_async(call: AsyncCall, n: int, concurrency: int, result: Result) -> None:
+    """One round of ``n`` calls of one case, added into ``result``."""
+    done, took = await timed_async(call, n, concurrency, result.latencies)
     result.elapsed += took
-    result.round_rates.append(per_worker * concurrency / took)
+    result.round_rates.append(done / took)
 
 
-def run_sync(call: Callable[[], Any], n: int, result: Result) -> None:
-    latencies = result.latencies
+def slicing(per_round: int, concurrency: int) -> tuple[int, int]:
+    """``(slices, per_slice)``: a round of ``per_round`` calls per case, cut into slices of
+    ``max(100, 10 × concurrency)`` calls (the cases take turns slice by slice)."""
+    per_slice = min(per_round, max(100, 10 * concurrency))
+    return max(1, per_round // per_slice), per_slice
+
+
+async def round_async(cases: dict[str, AsyncCall], results: dict[str, Result], per_round: int,
+                      concurrency: int, max_elapsed: float) -> None:
+    """One round of every case in ``cases``, the cases taking turns in short slices.
+
+    This machine's speed drifts by ±20 % over a second or two (another tenant, frequency, how
+    the loopback traffic happens to batch): a round run as one block per case compares each
+    case with a different moment of the machine, and two runs of the very same client differ
+    by ±30 % round by round. Taking turns every few tens of milliseconds (rotating who goes
+    first) gives every case the same moments; a full collection before the round starts every
+    round from the same garbage-collector state. A case that has run ``max_elapsed`` seconds
+    already sits the round out (marked truncated).
+    """
+    gc.collect()
+    names = unspent(results, cases, max_elapsed)
+    slices, per_slice = slicing(per_round, concurrency)
+    done = dict.fromkeys(names, 0)
+    took = dict.fromkeys(names, 0.0)
+    for index in range(slices):
+        turn = index % len(names) if names else 0
+        for name in names[turn:] + names[:turn]:
+            made, seconds = await timed_async(cases[name], per_slice, concurrency,
+                                              results[name].latencies)
+            done[name] += made
+            took[name] += seconds
+    for name in names:
+        results[name].elapsed += took[name]
+        results[name].round_rates.append(done[name] / took[name])
+
+
+def unspent(results: dict[str, Result], cases: Iterable[str], max_elapsed: float) -> list[str]:
+    """The cases whose time bound is not spent; the others are marked truncated."""
+    names = []
+    for name in cases:
+        if results[name].elapsed > max_elapsed:
+            results[name].truncated = True
+        else:
+            names.append(name)
+    return names
+
+
+def run_sync(call: Callable[[], Any], n: int, latencies: list[float]) -> tuple[int, float]:
+    """``n`` calls in a row: how many and how long they took, in seconds."""
     clock = time.perf_counter
     started = clock()
     for _ in range(n):
         begin = clock()
         call()
         latencies.append(clock() - begin)
-    took = clock() - started
-    result.elapsed += took
-    result.round_rates.append(n / took)
+    return n, clock() - started
 
 
 async def async_cases(url: str, stack: contextlib.AsyncExitStack) -> dict[str, AsyncCall]:
@@ -186,6 +244,7 @@ async def async_cases(url: str, stack: contextlib.AsyncExitStack) -> dict[str, A
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
     raw_httpx = await stack.enter_async_context(httpx.AsyncClient(limits=limits))
     session = await stack.enter_async_context(aiohttp.ClientSession())
+    again = await stack.enter_async_context(aiohttp.ClientSession())
     assembled = await stack.enter_async_context(httpx.AsyncClient(limits=limits))
     breaker = aiobreaker.CircuitBreaker(fail_max=5, timeout_duration=timedelta(seconds=60))
     retries = await stack.enter_async_context(httpx.AsyncClient(
@@ -201,6 +260,10 @@ async def async_cases(url: str, stack: contextlib.AsyncExitStack) -> dict[str, A
 
     async def aiohttp_raw() -> bytes:
         async with session.get(target) as response:
+            return await response.read()
+
+    async def aiohttp_raw_again() -> bytes:  # the control: the same client, a second session
+        async with again.get(target) as response:
             return await response.read()
 
     async def fetch() -> bytes:
@@ -232,6 +295,7 @@ async def async_cases(url: str, stack: contextlib.AsyncExitStack) -> dict[str, A
     return {
         "raw httpx AsyncClient": httpx_raw,
         "raw aiohttp session": aiohttp_raw,
+        CONTROL: aiohttp_raw_again,
         "raw pyreqwest Client": pyreqwest_raw,
         "httpx + tenacity + aiobreaker": httpx_tenacity_aiobreaker,
         "httpx-retries": httpx_retries,
@@ -240,6 +304,10 @@ async def async_cases(url: str, stack: contextlib.AsyncExitStack) -> dict[str, A
         "egress ApiClient (pyreqwest)": egress_default_pyreqwest,
     }
 
+
+#: Raw aiohttp again, in a second session: its ratio to raw aiohttp is the bench's own noise, the
+#: spread that any other row's ratio can show without being faster or slower.
+CONTROL = "raw aiohttp session, again (control)"
 
 #: The cases also run on uvloop (as "<name> + uvloop").
 UVLOOP_CASES = ("raw aiohttp session", "egress ApiClient (aiohttp, default)",
@@ -274,12 +342,8 @@ async def bench_async(url: str, per_round: int, rounds: int, total_rounds: int,
         for call in cases.values():  # warm every pool up
             await run_async(call, 200, min(concurrency, 64), Result("warmup", concurrency))
         for _ in range(rounds):
-            for name, call in cases.items():
-                result = results[name]
-                if result.elapsed > max_seconds * (1 - 1 / total_rounds):
-                    result.truncated = True
-                    continue
-                await run_async(call, per_round, concurrency, result)
+            await round_async(cases, results, per_round, concurrency,
+                              max_seconds * (1 - 1 / total_rounds))
 
 
 def interleaved_async(url: str, count: int, rounds: int, blocks: int, max_seconds: float,
@@ -304,15 +368,23 @@ def bench_sync(url: str, count: int, rounds: int, max_seconds: float) -> list[Re
         cases = sync_cases(url, stack)
         results = {name: Result(name, 1) for name in cases}
         for call in cases.values():
-            run_sync(call, 200, Result("warmup", 1))
+            run_sync(call, 200, [])
         per_round = count // rounds
-        for _ in range(rounds):
-            for name, call in cases.items():
-                result = results[name]
-                if result.elapsed > max_seconds * (1 - 1 / rounds):
-                    result.truncated = True
-                    continue
-                run_sync(call, per_round, result)
+        slices, per_slice = slicing(per_round, 1)
+        for _ in range(rounds):  # the cases take turns in slices, as in round_async
+            gc.collect()
+            names = unspent(results, cases, max_seconds * (1 - 1 / rounds))
+            done = dict.fromkeys(names, 0)
+            took = dict.fromkeys(names, 0.0)
+            for index in range(slices):
+                turn = index % len(names) if names else 0
+                for name in names[turn:] + names[:turn]:
+                    made, seconds = run_sync(cases[name], per_slice, results[name].latencies)
+                    done[name] += made
+                    took[name] += seconds
+            for name in names:
+                results[name].elapsed += took[name]
+                results[name].round_rates.append(done[name] / took[name])
         return list(results.values())
 
 
@@ -347,8 +419,8 @@ def table(title: str, results: list[Result], reference: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--count", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--count", type=int, default=48_000)
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--max-seconds", type=float, default=45.0,
                         help="time bound per case and concurrency (stops early, marked *)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin CPUs")

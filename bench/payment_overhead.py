@@ -3,6 +3,8 @@
     uv run python bench/payment_overhead.py [--batch 200] [--rounds 15] [--store memory sqlite]
     uv run python bench/payment_overhead.py --instructions [--store memory]   (valgrind; slow)
     uv run python bench/payment_overhead.py --instructions --store offwire    (payment work only)
+    uv run python bench/payment_overhead.py --instructions --store memory sqlite --sdk
+                                            [--concurrency 32]   (and the stripe SDK's count)
 
 The same canned nginx as bench/payments.py answers every ``POST /v1/payment_intents``; nginx runs
 on its own CPU and in its own process, so none of its work is counted. Both clients run at
@@ -23,7 +25,11 @@ events), without the HTTP path's share, which moves with the backend.
 mode runs twice in a fresh process under valgrind, with ``--count`` and ``3 × --count``
 payments after the same warm-up, and the difference of the two totals, divided by the extra
 payments, is the instructions per payment: start-up and imports cancel out, and other work on
-the machine does not move the count. About two minutes per run on a quiet machine.
+the machine does not move the count. About two minutes per run on a quiet machine. ``--sdk``
+adds the stripe SDK on its aiohttp client (bench/payments.py's reference) and a ratio column:
+the SDK's instructions over each mode's, a load-independent reading of bench/payments.py's "per
+CPU-second" ratio, except that it counts no time in the kernel (system calls: the SQLite
+store's writes to its file show there, and not here).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from http_client import nginx, pin
-from payments import LOCATIONS, OFFWIRE, RAW_MODE, _async_case
+from payments import LOCATIONS, OFFWIRE, RAW_MODE, REFERENCE_MODE, _async_case
 
 STORES = {"memory": "egress-memory", "sqlite": "egress-sqlite",
           "offwire": "egress-memory" + OFFWIRE}
@@ -87,7 +93,7 @@ def _cpu_table(cpu: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
-def _instructions(mode: str, url: str, count: int) -> float:
+def _instructions(mode: str, url: str, count: int, concurrency: int = 1) -> float:
     # A fixed hash seed: a random one moves start-up (and so the difference) by thousands.
     env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=os.pathsep.join(
         [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
@@ -96,7 +102,8 @@ def _instructions(mode: str, url: str, count: int) -> float:
         out = subprocess.run(
             ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
              sys.executable, str(Path(__file__).with_name("payments.py")), "--worker", mode, url,
-             str(n), "1"], capture_output=True, text=True, env=env, timeout=1800, check=False)
+             str(n), str(concurrency)],
+            capture_output=True, text=True, env=env, timeout=1800, check=False)
         found = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
         if out.returncode != 0 or found is None:
             raise RuntimeError(f"{mode} under valgrind failed:\n{out.stderr[-2000:]}")
@@ -112,6 +119,10 @@ def main() -> None:
     parser.add_argument("--instructions", action="store_true", help="count with valgrind")
     parser.add_argument("--count", type=int, default=200,
                         help="with --instructions: payments of the shorter run")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="with --instructions: payments in flight at once")
+    parser.add_argument("--sdk", action="store_true",
+                        help=f"with --instructions: also count the stripe SDK ({REFERENCE_MODE})")
     parser.add_argument("--no-pin", action="store_true")
     args = parser.parse_args()
     affinity, pinning = ("", "not pinned") if args.no_pin else pin()
@@ -119,14 +130,21 @@ def main() -> None:
         print(f"nginx on {url} ({pinning}); "
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
         if args.instructions:
-            counts = {mode: _instructions(mode, url, args.count)
-                      for mode in [RAW_MODE, *(STORES[name] for name in args.store)]}
-            print("\n| mode | instructions/payment | over raw aiohttp |\n|---|---:|---:|")
+            modes = [RAW_MODE, *(STORES[name] for name in args.store)]
+            modes += [REFERENCE_MODE] if args.sdk else []
+            counts = {mode: _instructions(mode, url, args.count, args.concurrency)
+                      for mode in modes}
+            print(f"\nconcurrency {args.concurrency}\n\n| mode | instructions/payment | "
+                  f"over raw aiohttp | {REFERENCE_MODE} ÷ this |\n|---|---:|---:|---:|")
             for mode, value in counts.items():
                 # offwire sends nothing: its whole count is egress's payment work
-                over = ("-" if mode == RAW_MODE or mode.endswith(OFFWIRE)
+                over = ("-" if mode in (RAW_MODE, REFERENCE_MODE) or mode.endswith(OFFWIRE)
                         else f"{value - counts[RAW_MODE]:,.0f}")
-                print(f"| {mode} | {value:,.0f} | {over} |")
+                # User-space work only: the system calls' time in the kernel is not counted
+                # (with the SQLite store, its writes to the WAL file).
+                sdk = (f"{counts[REFERENCE_MODE] / value:.2f}×" if REFERENCE_MODE in counts
+                       and not mode.endswith(OFFWIRE) else "-")
+                print(f"| {mode} | {value:,.0f} | {over} | {sdk} |")
             return
         cpu = asyncio.run(_interleaved(url, args.store, args.batch, args.rounds))
     print(f"\n{args.rounds} rounds of {args.batch} payments per mode, concurrency 1\n")
