@@ -92,8 +92,10 @@ def test_the_page_shows_the_breaker_open_during_the_outage_and_closed_after(
         tab.goto(server.url)
         tab.wait_for_function("document.getElementById('connection').textContent === 'live'",
                               timeout=15_000)
+        # The outage begins 0.5 s after the first request: enough payments that a fast machine
+        # is still paying then (200 took 0.46 s on an idle one, and the breaker never opened).
         demo = threading.Thread(target=lambda: report.append(run_demo(
-            DemoOptions(payments=200, concurrency=16, chaos="outage", seed=7), sink=sink)))
+            DemoOptions(payments=1000, concurrency=16, chaos="outage", seed=7), sink=sink)))
         demo.start()
         try:
             # Pushed live (no reload): the demo's breaker opens in the outage ...
