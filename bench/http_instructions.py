@@ -1,7 +1,7 @@
 """CPU instructions per GET: egress ApiClient (default pipeline, aiohttp) against raw aiohttp.
 
     uv run python bench/http_instructions.py [--small 200] [--large 600] [--repeat 2]
-                                             [--concurrency 1 64] [--cases aiohttp egress]
+                                             [--concurrency 1 64] [--cases aiohttp egress ...]
 
 Wall-clock rates on a shared, loaded machine wander by 2x from one round to the next; the number
 of instructions the client process executes per request does not depend on the load. Each case
@@ -28,8 +28,12 @@ from pathlib import Path
 from typing import Any
 
 # egress-public: the same ApiClient with the aiohttp backend's fast path turned off (its
-# fallback, ``session.request``; docs/http-client.md): what the fast path saves.
-CASES = ("aiohttp", "egress", "egress-public")
+# fallback, ``session.request``; docs/http-client.md): what the fast path saves. The pyreqwest
+# cases (raw Client, egress on its backend) count reqwest's tokio threads too; how many
+# instructions those spend waiting for work depends a little on timing, so their counts move
+# more from run to run than the pure-Python cases'.
+CASES = ("aiohttp", "egress", "egress-public", "pyreqwest", "egress-pyreqwest")
+DEFAULT_CASES = CASES[:3]
 
 
 async def child(case: str, url: str, count: int, concurrency: int, warmup: int) -> None:
@@ -45,6 +49,26 @@ async def child(case: str, url: str, count: int, concurrency: int, warmup: int) 
 
         async def close() -> None:
             await session.close()
+    elif case == "pyreqwest":
+        from pyreqwest.client import ClientBuilder
+
+        reqwest = ClientBuilder().max_connections(100).build()
+
+        async def call() -> Any:
+            return bytes(await (await reqwest.get(target).build().send()).bytes())
+
+        async def close() -> None:
+            await reqwest.close()
+    elif case == "egress-pyreqwest":
+        from egress.http import ApiClient
+
+        client = ApiClient(url, backend="pyreqwest")
+
+        async def call() -> Any:
+            return await client.get("/x")
+
+        async def close() -> None:
+            await client.aclose()
     else:
         import egress.http._aiohttp
         from egress.http import ApiClient
@@ -97,7 +121,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=128)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
-    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    parser.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES), choices=CASES)
     parser.add_argument("--child", choices=CASES)
     parser.add_argument("--url")
     parser.add_argument("--count", type=int)

@@ -8,16 +8,22 @@ the documented exclusion list), the environment that reqwest's verifier would re
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _loopback import LoopbackServer
 
-from egress.errors import ConfigurationError, TLSVerificationError
-from egress.http import ApiClient
+from egress._clock import SYSTEM_CLOCK
+from egress.errors import AttemptTimeoutError, ConfigurationError, TLSVerificationError
+from egress.http import ApiClient, Timeouts
+from egress.http._pyreqwest import _BACKSTOP, _WATCH_EVERY
+from egress.http._wire import WireRequest
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +125,70 @@ def test_pyreqwest_is_imported_only_when_chosen() -> None:
             "ApiClient('http://127.0.0.1:1', backend='pyreqwest')\n"
             "assert 'pyreqwest' in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+class _Hanging:
+    """A stand-in for reqwest's client whose requests never answer and ignore their timeout:
+    what the watchdog is there for (reqwest's own timeout normally ends them first)."""
+
+    def __init__(self) -> None:
+        self.entered = 0
+
+    def request(self, method: str, url: str) -> _Hanging:
+        return self
+
+    def headers(self, headers: object) -> _Hanging:
+        return self
+
+    def timeout(self, timeout: object) -> _Hanging:
+        return self
+
+    def build_streamed(self) -> _Hanging:
+        return self
+
+    async def __aenter__(self) -> None:
+        self.entered += 1
+        await asyncio.Event().wait()  # forever
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def _hanging_wire(api: ApiClient) -> Any:
+    wire = api._wire
+    wire._client = _Hanging()
+    return wire
+
+
+async def test_the_watchdog_ends_a_request_that_reqwest_lets_hang() -> None:
+    async with ApiClient("http://127.0.0.1:1", backend="pyreqwest") as api:
+        wire = _hanging_wire(api)
+        limits = Timeouts(total=0.2).limits(SYSTEM_CLOCK.now(), None)
+        started = time.monotonic()
+        with pytest.raises(AttemptTimeoutError) as caught:
+            async with asyncio.timeout(5):  # without the watchdog: asyncio's error, not a hang
+                await wire.send(WireRequest("GET", "http://127.0.0.1:1/x", {}, None, limits))
+        took = time.monotonic() - started
+        assert caught.value.sent is True
+        assert wire._client.entered == 1
+        # its limit, the backstop and at most one look later (plus room for a loaded machine)
+        assert 0.2 <= took < 0.2 + _BACKSTOP + _WATCH_EVERY + 1.0
+        task = asyncio.current_task()
+        assert task is not None and task.cancelling() == 0  # the watchdog's cancel is undone
+        assert not wire._due and not wire._overdue
+        await asyncio.sleep(_WATCH_EVERY * 2)
+        assert wire._watch is None  # nothing in flight: no more looks
+
+
+async def test_the_callers_own_cancellation_is_not_turned_into_a_timeout() -> None:
+    async with ApiClient("http://127.0.0.1:1", backend="pyreqwest") as api:
+        wire = _hanging_wire(api)
+        limits = Timeouts(total=30.0).limits(SYSTEM_CLOCK.now(), None)
+        with pytest.raises(TimeoutError) as caught:
+            async with asyncio.timeout(0.1):
+                await wire.send(WireRequest("GET", "http://127.0.0.1:1/x", {}, None, limits))
+        assert type(caught.value) is TimeoutError  # asyncio's, not egress's AttemptTimeoutError
+        assert not wire._due and not wire._overdue

@@ -6,34 +6,44 @@ redirects, no cookies, no decompression (the raw body goes through egress's capp
 :class:`~egress.http._body.BodyReader`), no Referer, and no proxies unless ``trust_env``.
 
 Limits: reqwest takes one total timeout per request (no per-request connect or read timeout), so
-the attempt's whole time left is passed as the request's timeout and ``asyncio.timeout`` backs it
-up just after. reqwest's ``max_connections`` is an in-flight cap; its pool timeout (the client's
-pool limit, fixed at build) reports a wait for a slot as nothing sent. Trust comes from the
-client's :class:`ssl.SSLContext`: its CA certificates are added as roots and ``CERT_NONE`` (an
+the attempt's whole time left is passed as the request's timeout (reqwest applies it from connect
+to the body's last byte). A watchdog backs it up: should reqwest ever miss it, the call is
+cancelled within ``_BACKSTOP + _WATCH_EVERY`` of the limit and fails as a timeout. (One
+``asyncio.timeout`` per request did the same with a timer per call and cost a fifth of the
+throughput at concurrency 64; a tenth of a second is precise enough for a safety net.)
+reqwest's ``max_connections`` is an in-flight cap; its pool timeout (the client's pool limit,
+fixed at build) reports a wait for a slot as nothing sent. Trust comes from the client's
+:class:`ssl.SSLContext`: its CA certificates are added as roots and ``CERT_NONE`` (an
 acknowledged ``verify=False``) turns checks off; see docs/http-client.md for what differs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
+from collections import deque
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import egress.http._wire_errors as failed
 from egress.errors import ConfigurationError, EgressError, TLSVerificationError
 from egress.http._body import BodyReader
 from egress.http._headers import Headers
+from egress.http._timeouts import Timeouts
 from egress.http._wire import WireOptions, WireRequest, WireResponse
 
 if TYPE_CHECKING:
     from pyreqwest.client import Client
+    from pyreqwest.response import Response
 
 __all__ = ["PyreqwestWire"]
 
 _NO_BODY_STATUSES = frozenset({204, 304})
-_BACKSTOP = 0.05  # seconds asyncio waits for reqwest's own timeout to fire first
+_BACKSTOP = 0.05  # seconds the watchdog waits for reqwest's own timeout to fire first
+_WATCH_EVERY = 0.1  # seconds between the watchdog's looks, while any request is in flight
+_SLACK = 0.001  # seconds by which the client's default timeout may exceed an attempt's time left
 # reqwest's words for a refused certificate (rustls through the platform verifier)
 _CERT_WORDS = ("certificate", "UnknownIssuer", "NotValidForName", "Expired")
 # reqwest's platform verifier (rustls-native-certs on Linux) reads these whatever it is told
@@ -92,7 +102,7 @@ def _require() -> None:
                                  "pip install 'egress[pyreqwest]'") from None
 
 
-def _client(options: WireOptions, connect: float) -> Client:
+def _client(options: WireOptions, connect: float, total: float) -> Client:
     from pyreqwest.client import ClientBuilder
 
     builder = (
@@ -102,6 +112,7 @@ def _client(options: WireOptions, connect: float) -> Client:
         .gzip(False).brotli(False).zstd(False).deflate(False)
         .referer(False)
         .connect_timeout(timedelta(seconds=connect))
+        .timeout(timedelta(seconds=total))
         .pool_max_idle_per_host(options.max_connections)
         .pool_idle_timeout(timedelta(seconds=options.keepalive_expiry))
     )
@@ -116,6 +127,50 @@ def _client(options: WireOptions, connect: float) -> Client:
     return builder.build()
 
 
+class _Slots:
+    """At most ``size`` requests in flight. A free slot is taken without awaiting anything (the
+    common case: ``asyncio.Semaphore`` costs two coroutines per request even then); callers
+    that find none wait in turn, each for at most its own time, and a returned slot goes
+    straight to the longest waiter."""
+
+    __slots__ = ("_free", "_waiters")
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def try_take(self) -> bool:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def take(self, within: float) -> None:
+        """Waits for a slot, at most ``within`` seconds (then ``TimeoutError``)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(within):
+                await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.give()  # handed a slot just as the wait ended: pass it on
+            else:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def give(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot changes hands without being freed
+                return
+        self._free += 1
+
+
 class PyreqwestWire:
     """The pyreqwest backend: one reqwest ``Client`` (and its pool) for the client's life."""
 
@@ -125,18 +180,29 @@ class PyreqwestWire:
         _require()  # fails at construction, not at the first call, if pyreqwest is missing
         self._options = options
         self._client: Client | None = None
+        self._built_for: Timeouts | None = None  # the Timeouts the client was built with
+        self._built_total = 0.0
         self._cap = options.max_response_bytes
         self._now = options.clock.now
         # reqwest has no per-request pool timeout: the wait for a slot happens here, where it
         # is known to send nothing.
-        self._slots = asyncio.Semaphore(options.max_connections)
+        self._slots = _Slots(options.max_connections)
         self._checked_env: tuple[str | None, ...] = (None, None)
         self._env_adds: list[str] = []
+        # The watchdog: each request in flight, by its task, with the loop time past which it is
+        # cancelled; the tasks it cancelled; its next look (None when nothing is in flight).
+        self._due: dict[asyncio.Task[Any], float] = {}
+        self._overdue: set[asyncio.Task[Any]] = set()
+        self._watch: asyncio.TimerHandle | None = None
 
     def _open(self, request: WireRequest) -> Client:
         # reqwest's connect timeout is per client: the client's own Timeouts.connect (seen on
         # the first request). Only it makes a connect failure say "(Connect)", i.e. not sent.
-        self._client = _client(self._options, request.limits.timeouts.connect)
+        # Its total becomes the client's default timeout, which a request sets for itself only
+        # when it has less time left.
+        timeouts = request.limits.timeouts
+        self._client = _client(self._options, timeouts.connect, timeouts.total)
+        self._built_for, self._built_total = timeouts, timeouts.total
         return self._client
 
     def _refuse_environment_trust(self, request: WireRequest) -> None:
@@ -156,53 +222,92 @@ class PyreqwestWire:
                 f" nothing was sent (unset them, pass trust_env=True, or use another backend)")
 
     async def send(self, request: WireRequest) -> WireResponse:
+        # One frame for the whole exchange (every resumption of a reqwest future passes through
+        # each frame above it, three times per request).
         self._refuse_environment_trust(request)
         client = self._client or self._open(request)
         slots = self._slots
-        if slots.locked():
+        if not slots.try_take():
             try:
-                async with asyncio.timeout(request.limits.at(self._now())[3]):
-                    await slots.acquire()
+                await slots.take(request.limits.at(self._now())[3])
             except TimeoutError:
                 raise failed.pool_wait_timed_out(request.where()) from None
-        else:
-            await slots.acquire()
-        try:
-            return await self._send(client, request)
-        finally:
-            slots.release()
-
-    async def _send(self, client: Client, request: WireRequest) -> WireResponse:
-        total = request.limits.at(self._now())[4]
+        limits = request.limits
+        total = limits.at(self._now())[4]
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        if task is not None:
+            self._due[task] = loop.time() + total + _BACKSTOP
+            if self._watch is None:
+                self._watch = loop.call_later(_WATCH_EVERY, self._look, loop)
         error: EgressError | None = None
         try:
-            builder = (client.request(request.method, request.url)
-                       .headers(request.headers)
-                       .timeout(timedelta(seconds=max(total, 0.001))))
+            builder = client.request(request.method, request.url).headers(request.headers)
+            if limits.timeouts is not self._built_for or total < self._built_total - _SLACK:
+                builder = builder.timeout(timedelta(seconds=max(total, 0.001)))
+            # (else the client's own timeout, its Timeouts.total, is this attempt's time left
+            # to within _SLACK: a fresh attempt with no nearer deadline, the common case)
             if request.body is not None:
                 builder = builder.body_bytes(request.body)
-            async with asyncio.timeout(total + _BACKSTOP), builder.build_streamed() as response:
+            async with builder.build_streamed() as response:
                 status = response.status
                 headers = Headers(response.headers.items())
                 content = b""
                 if request.method != "HEAD" and status not in _NO_BODY_STATUSES:
                     length = response.get_header("content-length")
-                    reader = BodyReader(self._cap, response.get_header("content-encoding"),
-                                        int(length) if length and length.isdigit() else None)
-                    body = response.body_reader
-                    while (chunk := await body.read_chunk()) is not None:
-                        reader.feed(bytes(chunk))
-                    content = reader.finish()
+                    declared = int(length) if length and length.isdigit() else None
+                    coding = response.get_header("content-encoding")
+                    if declared is not None and declared <= self._cap and not coding:
+                        # hyper frames the body by its Content-Length (it cannot run past it,
+                        # and a short one fails as a read error): read in one call
+                        content = bytes(await response.body_reader.bytes())
+                    else:
+                        content = await self._body(response, coding, declared)
+        except asyncio.CancelledError:
+            if task is None or task not in self._overdue:
+                raise  # the caller's cancellation, not the watchdog's
+            self._overdue.discard(task)
+            task.uncancel()
+            error = failed.timed_out(request.where(), TimeoutError())
         except Exception as exc:
             error = _map_error(exc, request.where())
             if error is exc:
                 raise
+        finally:
+            slots.give()
+            if task is not None:
+                self._due.pop(task, None)
+                if task in self._overdue:  # cancelled by the watchdog as it was finishing
+                    self._overdue.discard(task)
+                    task.uncancel()
         if error is not None:
             # never chained: pyreqwest's messages may quote the request (URL, header values)
             raise error from None
         return WireResponse(status, headers, content)
 
+    async def _body(self, response: Response, coding: str | None,
+                    declared: int | None) -> bytes:
+        """A body read chunk by chunk under the cap, decoded as it comes."""
+        reader = BodyReader(self._cap, coding, declared)
+        body = response.body_reader
+        while (chunk := await body.read_chunk()) is not None:
+            reader.feed(bytes(chunk))
+        return reader.finish()
+
+    def _look(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The watchdog: cancels every request past its limit and the backstop (reqwest's own
+        timeout should have ended it), then looks again while any is in flight."""
+        now = loop.time()
+        for task, due in self._due.items():
+            if due <= now and task not in self._overdue:
+                self._overdue.add(task)
+                task.cancel()
+        self._watch = loop.call_later(_WATCH_EVERY, self._look, loop) if self._due else None
+
     async def aclose(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         client, self._client = self._client, None
         if client is not None:
             await client.close()
