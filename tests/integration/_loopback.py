@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from egress._serving import stop_accepting
+
 
 @dataclass
 class Recorded:
@@ -230,6 +232,9 @@ class LoopbackServer:
     def stop(self) -> None:
         async def stop() -> None:
             if self._server is not None:
+                # A connection accepted in the turn before close() would fail its setup and
+                # leak its socket to the GC (a ResourceWarning in a later test): let it attach.
+                await stop_accepting(self._server.sockets)
                 self._server.close()
             for task in asyncio.all_tasks():
                 if task is not asyncio.current_task():

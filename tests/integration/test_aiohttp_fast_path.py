@@ -20,6 +20,7 @@ import test_http_wire as _wire_tests
 
 import egress.http._aiohttp as _aiohttp
 from egress import Pipeline, Secret
+from egress._serving import stop_accepting
 from egress.errors import AttemptTimeoutError
 from egress.http import ApiClient, BearerAuth, Timeouts
 
@@ -59,6 +60,7 @@ class RawServer:
 
     async def stop(self) -> None:
         if self._server is not None:
+            await stop_accepting(self._server.sockets)  # (egress._serving: no socket leaked)
             self._server.close()
             await self._server.wait_closed()
         for writer in self._writers:  # Python 3.11's Server.close leaves accepted ones open

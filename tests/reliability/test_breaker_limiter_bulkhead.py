@@ -229,8 +229,12 @@ async def test_a_hung_upstream_cannot_starve_another(server: LoopbackServer,
         # calls still holding the bulkhead (seen failing once at 1.5 s under load ~10).
         a_calls = [asyncio.create_task(hung.get("/hang", params={"b": name}, deadline=3.0))
                    for _ in range(2)]
-        for _ in range(500):  # both hung requests are on the wire
-            if len([r for r in server.hits("/v1/hang") if name in r.path]) == 2:
+        # Both hung requests are on the wire. Matched exactly: "sync-httpx" is also a substring
+        # of "async-httpx", whose two requests then counted too, and a loaded loop that polled
+        # only after all four had arrived never saw exactly 2.
+        mine = f"/v1/hang?b={name}"
+        for _ in range(500):
+            if len([r for r in server.hits("/v1/hang") if r.path == mine]) == 2:
                 break
             await asyncio.sleep(0.01)
         else:

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from egress._serving import stop_accepting
 from egress.events import CallFinished, CircuitStateChanged, Event
 from egress.observability._redact import redact_text, redact_value
 from egress.observability.status import status
@@ -274,6 +275,7 @@ class DashboardServer:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="egress-dashboard")
         self._runner: web.AppRunner | None = None
+        self._sockets: list[Any] = []  # the listening sockets (asyncio's TransportSocket)
 
     @property
     def url(self) -> str:
@@ -294,12 +296,18 @@ class DashboardServer:
         self._runner = runner
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []
+        self._sockets = list(sockets)
         if sockets:
             self.port = sockets[0].getsockname()[1]
 
+    async def _stop(self, runner: web.AppRunner) -> None:
+        # A poll accepted just as the page stops would else leak its socket (egress._serving).
+        await stop_accepting(self._sockets)
+        await runner.cleanup()
+
     def stop(self) -> None:
         if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            asyncio.run_coroutine_threadsafe(self._stop(self._runner), self._loop).result(10)
             self._runner = None
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)

@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from egress._clock import SYSTEM_CLOCK, Clock
+from egress._serving import stop_accepting
 from egress.errors import ConfigurationError
 from egress.testing.fake_stripe._app import build_app
 from egress.testing.fake_stripe._core import Core
@@ -384,6 +385,10 @@ class FakeStripe:
 
     async def _shutdown(self) -> None:
         self._core.closing = True
+        if self._socket is not None:
+            # First, so that a client connecting as the server stops gets a connection that
+            # the cleanup closes, not a socket leaked to the garbage collector (egress._serving).
+            await stop_accepting([self._socket])
         if self._core.webhooks is not None:
             await self._core.webhooks.close()
         if self._runner is not None:
