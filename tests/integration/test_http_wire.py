@@ -248,7 +248,7 @@ async def test_aiohttp_hands_a_freed_connection_on_and_a_cancelled_wait_keeps_no
         assert len(server.hits("/v1/ok")) == 1  # the cancelled wait sent nothing
         again = await asyncio.wait_for(api.get("/ok"), 5.0)  # the one slot is free again
         assert again.status_code == 200
-        assert api._wire._free == 1  # type: ignore[attr-defined]
+        assert api._wire._slots.free == 1  # type: ignore[attr-defined]
 
 # -- 5. no hang on any backend (issue 9 §5) ----------------------------------------------------
 

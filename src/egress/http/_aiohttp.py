@@ -21,7 +21,6 @@ run by the aiohttp tests.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +37,7 @@ from egress._redacted import drop_frames
 from egress.errors import EgressError
 from egress.http._body import BodyReader
 from egress.http._headers import Headers
+from egress.http._slots import Slots
 from egress.http._timeouts import Timeouts
 from egress.http._wire import WireOptions, WireRequest, WireResponse
 
@@ -159,10 +159,9 @@ class AiohttpWire:
         self._timeout = aiohttp.ClientTimeout()
         self._last_headers: dict[str, str] | None = None
         self._last_multidict: CIMultiDict[str] = CIMultiDict()
-        # Connection slots: a counter while one is free (no await, no lock), a queue of
-        # futures when all are taken (the pool timeout bounds that wait).
-        self._free = options.max_connections
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        # aiohttp has no pool timeout of its own: the wait for a connection happens here, where
+        # it is known to send nothing (its connector, with the same limit, never waits).
+        self._slots = Slots(options.max_connections)
         # Set when the session opens: the fast path's loop and connector (None: the public path).
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connector: aiohttp.BaseConnector | None = None
@@ -215,13 +214,14 @@ class AiohttpWire:
         # on every resumption (bench/http_client.py).
         session = self._session or self._open()
         limits = request.limits
-        if self._free > 0:  # the usual case: a connection is free, take it without awaiting
-            self._free -= 1
+        slots = self._slots
+        if slots.try_take():  # the usual case: a connection is free, taken without awaiting
             left = None
         else:
-            # aiohttp has no pool timeout of its own: wait for a connection here, where the
-            # wait is known to send nothing (its connector never waits: same limit).
-            await self._wait_for_slot(request, limits.at(self._now())[3])
+            try:
+                await slots.take(limits.at(self._now())[3])
+            except TimeoutError:
+                raise failed.pool_wait_timed_out(request.where()) from None
             left = limits.at(self._now())
         backstop: asyncio.TimerHandle | None = None
         try:
@@ -346,36 +346,7 @@ class AiohttpWire:
         finally:
             if backstop is not None:
                 backstop.cancel()
-            if self._waiters:
-                self._release_slot()
-            else:  # nobody waits for a connection (usual): put the slot back, no call
-                self._free += 1
-
-    async def _wait_for_slot(self, request: WireRequest, pool: float) -> None:
-        """Wait (at most ``pool`` seconds) until a call hands its connection slot over."""
-        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(granted)
-        try:
-            async with asyncio.timeout(pool):
-                await granted
-        except BaseException as exc:
-            if granted.done() and not granted.cancelled():
-                self._release_slot()  # handed over just as the wait ended: pass it on
-            else:
-                granted.cancel()  # skipped by _release_slot
-            if isinstance(exc, TimeoutError):
-                raise failed.pool_wait_timed_out(request.where()) from None
-            raise
-
-    def _release_slot(self) -> None:
-        """Hand the slot to the oldest live waiter, or put it back."""
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._free += 1
+            slots.give()
 
     async def aclose(self) -> None:
         session, self._session = self._session, None

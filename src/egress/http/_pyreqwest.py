@@ -20,10 +20,8 @@ acknowledged ``verify=False``) turns checks off; see docs/http-client.md for wha
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import ssl
-from collections import deque
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +29,7 @@ import egress.http._wire_errors as failed
 from egress.errors import ConfigurationError, EgressError, TLSVerificationError
 from egress.http._body import BodyReader
 from egress.http._headers import Headers
+from egress.http._slots import Slots
 from egress.http._timeouts import Timeouts
 from egress.http._wire import WireOptions, WireRequest, WireResponse
 
@@ -127,50 +126,6 @@ def _client(options: WireOptions, connect: float, total: float) -> Client:
     return builder.build()
 
 
-class _Slots:
-    """At most ``size`` requests in flight. A free slot is taken without awaiting anything (the
-    common case: ``asyncio.Semaphore`` costs two coroutines per request even then); callers
-    that find none wait in turn, each for at most its own time, and a returned slot goes
-    straight to the longest waiter."""
-
-    __slots__ = ("_free", "_waiters")
-
-    def __init__(self, size: int) -> None:
-        self._free = size
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    def try_take(self) -> bool:
-        if self._free > 0 and not self._waiters:
-            self._free -= 1
-            return True
-        return False
-
-    async def take(self, within: float) -> None:
-        """Waits for a slot, at most ``within`` seconds (then ``TimeoutError``)."""
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            async with asyncio.timeout(within):
-                await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                self.give()  # handed a slot just as the wait ended: pass it on
-            else:
-                waiter.cancel()
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
-            raise
-
-    def give(self) -> None:
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # the slot changes hands without being freed
-                return
-        self._free += 1
-
-
 class PyreqwestWire:
     """The pyreqwest backend: one reqwest ``Client`` (and its pool) for the client's life."""
 
@@ -186,7 +141,7 @@ class PyreqwestWire:
         self._now = options.clock.now
         # reqwest has no per-request pool timeout: the wait for a slot happens here, where it
         # is known to send nothing.
-        self._slots = _Slots(options.max_connections)
+        self._slots = Slots(options.max_connections)
         self._checked_env: tuple[str | None, ...] = (None, None)
         self._env_adds: list[str] = []
         # The watchdog: each request in flight, by its task, with the loop time past which it is

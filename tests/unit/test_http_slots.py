@@ -1,5 +1,6 @@
-"""The pyreqwest backend's in-flight cap (``_Slots``): free slots are taken without awaiting, a
-wait is first come first served and bounded, and no slot is ever lost or doubled."""
+"""The in-flight cap of the aiohttp and pyreqwest backends (``Slots``): free slots are taken
+without awaiting, a wait is first come first served and bounded, and no slot is ever lost or
+doubled."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from egress.http._pyreqwest import _Slots
+from egress.http._slots import Slots
 
 
 def test_free_slots_are_taken_at_once_up_to_the_size() -> None:
-    slots = _Slots(2)
+    slots = Slots(2)
     assert slots.try_take() and slots.try_take()
     assert not slots.try_take()
     slots.give()
@@ -21,7 +22,7 @@ def test_free_slots_are_taken_at_once_up_to_the_size() -> None:
 
 
 async def test_a_returned_slot_goes_to_the_longest_waiter() -> None:
-    slots = _Slots(1)
+    slots = Slots(1)
     assert slots.try_take()
     order: list[str] = []
 
@@ -45,16 +46,31 @@ async def test_a_returned_slot_goes_to_the_longest_waiter() -> None:
 
 
 async def test_a_wait_ends_at_its_limit_and_leaves_nothing_behind() -> None:
-    slots = _Slots(1)
+    slots = Slots(1)
     assert slots.try_take()
     with pytest.raises(TimeoutError):
         await slots.take(0.05)
+    assert repr(slots) == "Slots(free=0, waiting=0)"  # the ended wait left no waiter behind
     slots.give()  # no one waits any more: the slot is free again
     assert slots.try_take()
 
 
+async def test_waits_that_end_unserved_do_not_pile_up() -> None:
+    slots = Slots(1)
+    assert slots.try_take()
+    for _ in range(50):
+        with pytest.raises(TimeoutError):
+            await slots.take(0)
+    cancelled = [asyncio.create_task(slots.take(5)) for _ in range(50)]
+    await asyncio.sleep(0)
+    for task in cancelled:
+        task.cancel()
+    await asyncio.gather(*cancelled, return_exceptions=True)
+    assert repr(slots) == "Slots(free=0, waiting=0)"
+
+
 async def test_a_slot_handed_to_a_waiter_cancelled_at_that_moment_is_passed_on() -> None:
-    slots = _Slots(1)
+    slots = Slots(1)
     assert slots.try_take()
     doomed = asyncio.create_task(slots.take(5))
     await asyncio.sleep(0)
@@ -79,7 +95,7 @@ _STEP = st.one_of(
 def test_no_schedule_of_takes_gives_cancels_and_timeouts_loses_or_doubles_a_slot(
         size: int, steps: list[tuple[str, float]]) -> None:
     async def scenario() -> None:
-        slots = _Slots(size)
+        slots = Slots(size)
         held = 0  # slots taken and not yet given back
         waiting: list[asyncio.Task[None]] = []
         settled: set[asyncio.Task[None]] = set()  # waits whose outcome is already counted
