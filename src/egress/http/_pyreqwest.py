@@ -20,13 +20,14 @@ acknowledged ``verify=False``) turns checks off; see docs/http-client.md for wha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import egress.http._wire_errors as failed
-from egress.errors import ConfigurationError, EgressError, TLSVerificationError
+from egress.errors import ConfigurationError, EgressError, ResponseError, TLSVerificationError
 from egress.http._body import BodyReader
 from egress.http._headers import Headers
 from egress.http._slots import Slots
@@ -64,18 +65,22 @@ def _environment_additions(values: tuple[str | None, ...]) -> list[str]:
             if value and os.path.realpath(value) != os.path.realpath(default or "")]
 
 
-def _map_error(exc: Exception, where: str) -> EgressError:
-    """Every pyreqwest failure, translated once.
+def _map_error(exc: Exception, where: str, answered: bool) -> EgressError:
+    """Every pyreqwest failure, translated once (``answered``: the status line had arrived).
 
     pyreqwest names the phase badly (a reset after the request was written is a
     ``ConnectError``; its per-request timeout is a ``ConnectTimeoutError`` at any stage), so
     ``sent=False`` is claimed only when reqwest's own cause chain says ``client error
-    (Connect)``: everything else may have reached the server.
+    (Connect)``: everything else may have reached the server. A ``ValueError`` means the
+    library refused the request only until the server has answered: after that it is the
+    answer that could not be read.
     """
     from pyreqwest import exceptions as px
 
     if isinstance(exc, EgressError):
         return exc
+    if answered and isinstance(exc, ValueError | px.BuilderError):
+        return failed.malformed(where, exc)
     causes = _causes(exc)
     connecting = "client error (Connect)" in causes
     if isinstance(exc, px.PoolTimeoutError) or (connecting and isinstance(exc, TimeoutError)):
@@ -91,6 +96,22 @@ def _map_error(exc: Exception, where: str) -> EgressError:
     if isinstance(exc, px.DecodeError | px.ReadError):
         return failed.truncated(where, exc)
     return failed.failed_after_connecting(where, exc)
+
+
+def _headers(response: Response) -> Headers:
+    """The response's headers. reqwest gives a value only as ``str``, and only when it is
+    visible ASCII: a name with a value beyond that (obs-text, e.g. a Latin-1 or UTF-8 byte,
+    which the other backends decode as Latin-1) is left out, every value of it; the answer
+    itself stands."""
+    fields = response.headers
+    try:
+        return Headers(fields.items())
+    except ValueError:
+        pairs: list[tuple[str, str]] = []
+        for name in dict.fromkeys(fields.keys()):  # (one name per value: each once)
+            with contextlib.suppress(ValueError):
+                pairs.extend((name, value) for value in fields.getall(name))
+        return Headers(pairs)
 
 
 def _require() -> None:
@@ -196,6 +217,7 @@ class PyreqwestWire:
             if self._watch is None:
                 self._watch = loop.call_later(_WATCH_EVERY, self._look, loop)
         error: EgressError | None = None
+        answered = False
         try:
             builder = client.request(request.method, request.url).headers(request.headers)
             if limits.timeouts is not self._built_for or total < self._built_total - _SLACK:
@@ -205,13 +227,19 @@ class PyreqwestWire:
             if request.body is not None:
                 builder = builder.body_bytes(request.body)
             async with builder.build_streamed() as response:
+                answered = True
                 status = response.status
-                headers = Headers(response.headers.items())
+                headers = _headers(response)
                 content = b""
                 if request.method != "HEAD" and status not in _NO_BODY_STATUSES:
-                    length = response.get_header("content-length")
+                    length = response.get_header("content-length")  # (hyper checked: digits)
                     declared = int(length) if length and length.isdigit() else None
-                    coding = response.get_header("content-encoding")
+                    try:
+                        coding = response.get_header("content-encoding")
+                    except ValueError:  # not visible ASCII: no coding egress can undo
+                        raise ResponseError(f"{request.where()}: response has an unsupported "
+                                            "content coding",
+                                            reason="encoding") from None
                     if declared is not None and declared <= self._cap and not coding:
                         # hyper frames the body by its Content-Length (it cannot run past it,
                         # and a short one fails as a read error): read in one call
@@ -225,7 +253,7 @@ class PyreqwestWire:
             task.uncancel()
             error = failed.timed_out(request.where(), TimeoutError())
         except Exception as exc:
-            error = _map_error(exc, request.where())
+            error = _map_error(exc, request.where(), answered)
             if error is exc:
                 raise
         finally:
