@@ -6,7 +6,7 @@ import gzip
 import zlib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from egress.errors import (
@@ -155,6 +155,58 @@ def test_headers_mapping() -> None:
     assert headers.get_all("set-cookie") == ["a=1", "b=2"]
     assert "content-type" in headers and len(headers) == 2
     assert headers.get("missing", "d") == "d"
+
+
+class _Source:
+    """A backend's map as the pyreqwest backend's is: names lowercased, lookups by name."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self._pairs = pairs
+        self.copied = 0
+
+    def values(self, name: str) -> list[str]:
+        return [v for k, v in self._pairs if k.lower() == name.lower()]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        self.copied += 1
+        return list(self._pairs)
+
+
+_NAMES = st.sampled_from(["content-type", "set-cookie", "retry-after", "x-a", "X-A", "missing"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(pairs=st.lists(st.tuples(_NAMES.filter(lambda n: n != "missing").map(str.lower),
+                                st.text(max_size=3)), max_size=6),
+       asks=st.lists(st.tuples(st.sampled_from(["get", "item", "all", "in", "len", "iter"]),
+                               _NAMES), max_size=8))
+def test_headers_over_a_source_read_as_headers_over_pairs(
+        pairs: list[tuple[str, str]], asks: list[tuple[str, str]]) -> None:
+    source = _Source(pairs)
+    lazy, eager = Headers.from_source(source), Headers(pairs)
+
+    def ask(headers: Headers, how: str, name: str) -> object:
+        if how == "get":
+            return headers.get(name, "d")
+        if how == "item":
+            try:
+                return headers[name]
+            except KeyError:
+                return KeyError
+        if how == "all":
+            return headers.get_all(name)
+        if how == "in":
+            return name in headers
+        if how == "len":
+            return len(headers)
+        return list(headers)
+
+    for how, name in asks:
+        assert ask(lazy, how, name) == ask(eager, how, name)
+    if all(how in ("get", "item", "all", "in") for how, _ in asks):
+        assert source.copied == 0  # lookups alone never copied the map out
+    assert lazy.items_all() == eager.items_all()
+    assert source.copied <= 1
 
 
 def test_redaction() -> None:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TypeVar, overload
+from typing import Protocol, TypeVar, overload
 
 from egress.errors import UnsafeRequestError
 
-__all__ = ["Headers", "check_header", "SENSITIVE_REQUEST_HEADERS", "sanitize_response_headers"]
+__all__ = ["HeaderSource", "Headers", "check_header", "SENSITIVE_REQUEST_HEADERS",
+           "sanitize_response_headers"]
 
 T = TypeVar("T")
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -79,6 +80,18 @@ def sanitize_response_headers(headers: Headers) -> tuple[tuple[str, str], ...]:
 _new = object.__new__
 
 
+class HeaderSource(Protocol):
+    """A backend's own header map, read through only as far as asked (``Headers.from_source``)."""
+
+    def values(self, name: str) -> list[str]:
+        """Every value of ``name`` (case-insensitive), in order; empty if absent."""
+        ...
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (name, value) pair, in order."""
+        ...
+
+
 class Headers(Mapping[str, str]):
     """Response headers: a read-only, case-insensitive mapping.
 
@@ -87,10 +100,11 @@ class Headers(Mapping[str, str]):
     HTTP/1.1 specifies), lazily.
     """
 
-    __slots__ = ("_index", "_pairs", "_raw")
+    __slots__ = ("_index", "_pairs", "_raw", "_source")
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
         self._raw: tuple[tuple[bytes, bytes], ...] | None = None
+        self._source: HeaderSource | None = None
         self._pairs: list[tuple[str, str]] | None = list(pairs)
         self._index: dict[str, list[str]] | None = None
 
@@ -99,15 +113,34 @@ class Headers(Mapping[str, str]):
         """From byte pairs, decoded only when first read."""
         headers = _new(cls)  # (once per response: no __init__, no tuple() of a tuple)
         headers._raw = raw if type(raw) is tuple else tuple(raw)
-        headers._pairs = None
-        headers._index = None
+        headers._source = headers._pairs = headers._index = None
+        return headers
+
+    @classmethod
+    def from_source(cls, source: HeaderSource) -> Headers:
+        """Over a backend's own map: a lookup asks it for one name (what most callers need,
+        if anything); only iterating copies every pair out."""
+        headers = _new(cls)
+        headers._source = source
+        headers._raw = headers._pairs = headers._index = None
         return headers
 
     def items_all(self) -> list[tuple[str, str]]:
         """Every (name, value) pair in the order received, names as sent."""
         if self._pairs is None:
-            self._pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._raw or ()]
+            if self._source is not None:
+                self._pairs = self._source.pairs()
+            else:
+                self._pairs = [(k.decode("latin-1"), v.decode("latin-1"))
+                               for k, v in self._raw or ()]
         return self._pairs
+
+    def _values(self, name: str) -> list[str] | None:
+        """Every value of ``name``, or None/empty if absent (not a copy: do not change it)."""
+        source = self._source
+        if source is not None and self._index is None:
+            return source.values(name)
+        return self._lookup().get(name.lower())
 
     def _lookup(self) -> dict[str, list[str]]:
         index = self._index
@@ -119,7 +152,10 @@ class Headers(Mapping[str, str]):
         return index
 
     def __getitem__(self, name: str) -> str:
-        return self._lookup()[name.lower()][0]
+        values = self._values(name)
+        if not values:
+            raise KeyError(name)
+        return values[0]
 
     @overload
     def get(self, name: str, /) -> str | None: ...
@@ -131,15 +167,15 @@ class Headers(Mapping[str, str]):
     def get(self, name: str, default: T, /) -> str | T: ...
 
     def get(self, name: str, default: object = None, /) -> object:
-        values = self._lookup().get(name.lower())
+        values = self._values(name)
         return values[0] if values else default
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name`` (case-insensitive), in order; empty if absent."""
-        return list(self._lookup().get(name.lower(), ()))
+        return list(self._values(name) or ())
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._lookup()
+        return isinstance(name, str) and bool(self._values(name))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._lookup())

@@ -20,7 +20,6 @@ acknowledged ``verify=False``) turns checks off; see docs/http-client.md for wha
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import ssl
 from datetime import timedelta
@@ -36,6 +35,7 @@ from egress.http._wire import WireOptions, WireRequest, WireResponse
 
 if TYPE_CHECKING:
     from pyreqwest.client import Client
+    from pyreqwest.http import HeaderMap
     from pyreqwest.response import Response
 
 __all__ = ["PyreqwestWire"]
@@ -98,20 +98,37 @@ def _map_error(exc: Exception, where: str, answered: bool) -> EgressError:
     return failed.failed_after_connecting(where, exc)
 
 
-def _headers(response: Response) -> Headers:
-    """The response's headers. reqwest gives a value only as ``str``, and only when it is
-    visible ASCII: a name with a value beyond that (obs-text, e.g. a Latin-1 or UTF-8 byte,
-    which the other backends decode as Latin-1) is left out, every value of it; the answer
-    itself stands."""
-    fields = response.headers
-    try:
-        return Headers(fields.items())
-    except ValueError:
-        pairs: list[tuple[str, str]] = []
-        for name in dict.fromkeys(fields.keys()):  # (one name per value: each once)
-            with contextlib.suppress(ValueError):
-                pairs.extend((name, value) for value in fields.getall(name))
-        return Headers(pairs)
+class _Fields:
+    """reqwest's header map as a ``HeaderSource``: ``Headers`` asks it for one name at a time
+    (copying every pair out costs more than the rest of the backend's own work per call).
+
+    reqwest gives a value only as ``str``, and only when it is visible ASCII: a name with a
+    value beyond that (obs-text, e.g. a Latin-1 or UTF-8 byte, which the other backends decode
+    as Latin-1) reads as absent, every value of it; the answer itself stands."""
+
+    __slots__ = ("_map",)
+
+    def __init__(self, fields: HeaderMap) -> None:
+        self._map = fields
+
+    def values(self, name: str) -> list[str]:
+        try:
+            return self._map.getall(name)
+        except ValueError:
+            return []
+
+    def pairs(self) -> list[tuple[str, str]]:
+        fields = self._map
+        try:
+            return list(fields.items())
+        except ValueError:
+            pairs: list[tuple[str, str]] = []
+            for name in dict.fromkeys(fields.keys()):  # (one name per value: each once)
+                pairs.extend((name, value) for value in self.values(name))
+            return pairs
+
+    def __repr__(self) -> str:  # never the values: they may hold session cookies
+        return "_Fields()"
 
 
 def _require() -> None:
@@ -229,7 +246,7 @@ class PyreqwestWire:
             async with builder.build_streamed() as response:
                 answered = True
                 status = response.status
-                headers = _headers(response)
+                headers = Headers.from_source(_Fields(response.headers))
                 content = b""
                 if request.method != "HEAD" and status not in _NO_BODY_STATUSES:
                     length = response.get_header("content-length")  # (hyper checked: digits)
