@@ -192,3 +192,32 @@ async def test_the_callers_own_cancellation_is_not_turned_into_a_timeout() -> No
                 await wire.send(WireRequest("GET", "http://127.0.0.1:1/x", {}, None, limits))
         assert type(caught.value) is TimeoutError  # asyncio's, not egress's AttemptTimeoutError
         assert not wire._due and not wire._overdue
+
+
+@pytest.fixture
+def plain_server() -> Iterator[LoopbackServer]:
+    srv = LoopbackServer().start()
+    yield srv
+    srv.stop()
+
+
+async def test_parsed_urls_and_header_maps_are_reused_only_for_the_same_call_shape(
+        plain_server: LoopbackServer) -> None:
+    # The backend keeps parsed URLs and the map of a header dict sent twice in a row: each call
+    # must still carry exactly its own URL and headers, whatever came before it.
+    async with ApiClient(plain_server.url, backend="pyreqwest",
+                         headers={"X-Default": "d"}) as client:
+        calls: list[tuple[str, dict[str, str] | None, dict[str, Any]]] = [
+            ("/a", None, {}), ("/a", None, {}), ("/a", None, {}),
+            ("/b", {"X-Call": "1"}, {}), ("/a", None, {"q": "1"}), ("/a", None, {}),
+            ("/b", {"X-Call": "2"}, {}), ("/b", {"X-Call": "3"}, {}), ("/a", None, {}),
+        ]
+        for path, headers, params in calls:
+            await client.get(path, headers=headers, params=params or None)
+    seen = [(r.path, r.headers.get("x-default"), r.headers.get("x-call"))
+            for r in plain_server.requests]
+    assert seen == [
+        ("/a", "d", None), ("/a", "d", None), ("/a", "d", None),
+        ("/b", "d", "1"), ("/a?q=1", "d", None), ("/a", "d", None),
+        ("/b", "d", "2"), ("/b", "d", "3"), ("/a", "d", None),
+    ]

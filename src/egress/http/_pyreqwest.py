@@ -35,12 +35,13 @@ from egress.http._wire import WireOptions, WireRequest, WireResponse
 
 if TYPE_CHECKING:
     from pyreqwest.client import Client
-    from pyreqwest.http import HeaderMap
+    from pyreqwest.http import HeaderMap, Url
     from pyreqwest.response import Response
 
 __all__ = ["PyreqwestWire"]
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+_URL_CACHE_LIMIT = 1024  # distinct URLs kept parsed (beyond it, parsed per call)
 _BACKSTOP = 0.05  # seconds the watchdog waits for reqwest's own timeout to fire first
 _WATCH_EVERY = 0.1  # seconds between the watchdog's looks, while any request is in flight
 _SLACK = 0.001  # seconds by which the client's default timeout may exceed an attempt's time left
@@ -187,6 +188,35 @@ class PyreqwestWire:
         self._due: dict[asyncio.Task[Any], float] = {}
         self._overdue: set[asyncio.Task[Any]] = set()
         self._watch: asyncio.TimerHandle | None = None
+        # Parsed once, not on every call (reqwest parses a str URL each time: about half the
+        # cost of starting a request): URLs, up to a bound, and a header dict sent twice in a
+        # row (the client's defaults: the same dict on every call without headers of its own).
+        # reqwest copies the map it is given, so a map built for one call only would cost a
+        # second copy: a dict seen once is passed as it is.
+        self._urls: dict[str, Url] = {}
+        from pyreqwest.http import HeaderMap
+
+        self._last_headers: dict[str, str] | None = None
+        self._last_map = HeaderMap()
+        self._seen_headers: dict[str, str] | None = None
+
+    def _url(self, url: str) -> Url:
+        from pyreqwest.http import Url
+
+        parsed = Url(url)
+        if len(self._urls) < _URL_CACHE_LIMIT:
+            self._urls[url] = parsed
+        return parsed
+
+    def _header_map(self, headers: dict[str, str]) -> HeaderMap | dict[str, str]:
+        if headers is not self._seen_headers:
+            self._seen_headers = headers
+            return headers
+        from pyreqwest.http import HeaderMap
+
+        self._last_map = fields = HeaderMap(headers)
+        self._last_headers = headers
+        return fields
 
     def _open(self, request: WireRequest) -> Client:
         # reqwest's connect timeout is per client: the client's own Timeouts.connect (seen on
@@ -236,7 +266,10 @@ class PyreqwestWire:
         error: EgressError | None = None
         answered = False
         try:
-            builder = client.request(request.method, request.url).headers(request.headers)
+            sent = request.headers
+            builder = client.request(
+                request.method, self._urls.get(request.url) or self._url(request.url),
+            ).headers(self._last_map if sent is self._last_headers else self._header_map(sent))
             if limits.timeouts is not self._built_for or total < self._built_total - _SLACK:
                 builder = builder.timeout(timedelta(seconds=max(total, 0.001)))
             # (else the client's own timeout, its Timeouts.total, is this attempt's time left
