@@ -2,7 +2,8 @@
 
 Raw asyncio streams, so a test can make it misbehave at the byte level: drip a body, reset the
 connection before or after reading the request, truncate a body, send a gzip bomb, answer with
-any status and headers, close idle keep-alive connections. Works for async and sync clients.
+any status and headers or with exact bytes (``Raw``), close idle keep-alive connections. Works
+for async and sync clients.
 
     server = LoopbackServer().start()
     server.script("/flaky", Reply(503, headers={"Retry-After": "0"}), Reply(200, body=b"{}"))
@@ -171,6 +172,30 @@ class Chunked(Action):
         writer.write(b"0\r\n\r\n")
         await writer.drain()
         return True
+
+
+@dataclass
+class Raw(Action):
+    """Write ``data`` exactly as given (status line and all), then close the connection, or
+    with ``reset`` reset it (RST) at once, or with ``keep`` keep it for the next request."""
+
+    data: bytes
+    reset: bool = False
+    keep: bool = False
+
+    async def run(self, server: LoopbackServer, request: Recorded,
+                  writer: asyncio.StreamWriter) -> bool:
+        try:
+            writer.write(self.data)
+            await writer.drain()
+        except (ConnectionError, RuntimeError):
+            return False
+        if self.reset:
+            _rst(writer)
+            return False
+        if not self.keep:
+            writer.close()
+        return self.keep
 
 
 @dataclass
