@@ -29,6 +29,7 @@ from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ClientRequest, ClientResponse
 from aiohttp.connector import Connection
 from aiohttp.helpers import TimerContext
+from aiohttp.http_exceptions import BadStatusLine
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -310,6 +311,10 @@ class AiohttpWire:
                 raise error from cause  # outside the handler: no hidden __context__ either
             try:
                 status = response.status
+                if status < 100:
+                    # llhttp reads any three digits ("099"); no such status exists, and h11,
+                    # hyper and http.client refuse the answer as malformed: so does egress.
+                    raise failed.malformed(request.where(), BadStatusLine(""))
                 length = response.content_length
                 if request.method == "HEAD" or status in _NO_BODY_STATUSES:
                     content = b""
