@@ -245,6 +245,7 @@ class StdlibWire:
         if not self._slots.acquire(timeout=pool):
             raise failed.pool_wait_timed_out(request.where())
         entry: _Connection | None = None
+        answer: http.client.HTTPResponse | None = None
         keep = False
         phase = "connect"
         error: EgressError | None = None
@@ -262,7 +263,7 @@ class StdlibWire:
             assert conn.sock is not None
             budget.apply(conn.sock, write)
             conn.request(request.method, target, body=request.body, headers=request.headers)
-            response = conn.getresponse()
+            response = answer = conn.getresponse()
             phase = "read"
             if not _framing(response):
                 raise failed.malformed(request.where(), http.client.HTTPException())
@@ -294,6 +295,10 @@ class StdlibWire:
             # http.client's ValueErrors quote the header value (a credential): never chained.
             cause = exc if isinstance(exc, OSError | http.client.HTTPException) else None
         finally:
+            if answer is not None and not keep:
+                # A failed or will-close answer lets go of the socket reference it holds
+                # (_Response._hold) now, not whenever the collector gets to it.
+                answer.close()
             if entry is not None:
                 if keep:
                     self._checkin(entry)
