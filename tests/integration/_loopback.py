@@ -177,11 +177,13 @@ class Chunked(Action):
 @dataclass
 class Raw(Action):
     """Write ``data`` exactly as given (status line and all), then close the connection, or
-    with ``reset`` reset it (RST) at once, or with ``keep`` keep it for the next request."""
+    with ``reset`` reset it (RST) at once, or with ``keep`` keep it for the next request.
+    ``early``: answer as soon as the request's head is read, before (and without) its body."""
 
     data: bytes
     reset: bool = False
     keep: bool = False
+    early: bool = False
 
     async def run(self, server: LoopbackServer, request: Recorded,
                   writer: asyncio.StreamWriter) -> bool:
@@ -317,11 +319,16 @@ class LoopbackServer:
                         break
                     name, _, value = raw.decode("latin-1").partition(":")
                     headers[name.strip().lower()] = value.strip()
+                request = Recorded(method, target, headers, b"", connection)
+                action = self._action(request)
+                if getattr(action, "early", False):  # answer before reading the body
+                    self.requests.append(request)
+                    await action.run(self, request, writer)
+                    break
                 length = int(headers.get("content-length", "0") or 0)
-                body = await reader.readexactly(length) if length else b""
-                request = Recorded(method, target, headers, body, connection)
+                request.body = await reader.readexactly(length) if length else b""
                 self.requests.append(request)
-                keep = await self._action(request).run(self, request, writer)
+                keep = await action.run(self, request, writer)
                 if not keep or self.close_idle:
                     break
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
