@@ -117,7 +117,8 @@ async def test_dot_segments_and_encoded_escapes(make: Callable[..., Api],
                                   "credentials, cookies, API-key, Stripe-Account and "
                                   "Idempotency-Key headers stripped cross-origin; a body never "
                                   "replayed to another origin and a downgrade refused "
-                                  "(UnsafeRequestError); a loop ends as ResponseError('redirect')")
+                                  "(ResponseError('redirect')); a loop ends as "
+                                  "ResponseError('redirect')")
 async def test_redirects_across_origins_and_to_http(
         make: Callable[..., Api], server: LoopbackServer, other: LoopbackServer,
         tls_server: LoopbackServer, ca_file: tuple[str, trustme.CA]) -> None:
