@@ -73,7 +73,7 @@ def test_redirect_targets(location: str, status: int, method: str) -> None:
         method, "https://127.0.0.1:8443/v1/x?q=1", headers={"Authorization": "Bearer t"},
         body=b"{}" if method != "GET" else None, status=status, location=location,
         base_origin=("https", "127.0.0.1", 8443), sensitive=frozenset({"authorization"}),
-        key_header="idempotency-key"), UnsafeRequestError)
+        key_header="idempotency-key"), ResponseError)
 
 
 @FUZZ

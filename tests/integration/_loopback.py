@@ -2,7 +2,8 @@
 
 Raw asyncio streams, so a test can make it misbehave at the byte level: drip a body, reset the
 connection before or after reading the request, truncate a body, send a gzip bomb, answer with
-any status and headers, close idle keep-alive connections. Works for async and sync clients.
+any status and headers or with exact bytes (``Raw``), close idle keep-alive connections. Works
+for async and sync clients.
 
     server = LoopbackServer().start()
     server.script("/flaky", Reply(503, headers={"Retry-After": "0"}), Reply(200, body=b"{}"))
@@ -174,6 +175,32 @@ class Chunked(Action):
 
 
 @dataclass
+class Raw(Action):
+    """Write ``data`` exactly as given (status line and all), then close the connection, or
+    with ``reset`` reset it (RST) at once, or with ``keep`` keep it for the next request.
+    ``early``: answer as soon as the request's head is read, before (and without) its body."""
+
+    data: bytes
+    reset: bool = False
+    keep: bool = False
+    early: bool = False
+
+    async def run(self, server: LoopbackServer, request: Recorded,
+                  writer: asyncio.StreamWriter) -> bool:
+        try:
+            writer.write(self.data)
+            await writer.drain()
+        except (ConnectionError, RuntimeError):
+            return False
+        if self.reset:
+            _rst(writer)
+            return False
+        if not self.keep:
+            writer.close()
+        return self.keep
+
+
+@dataclass
 class Hang(Action):
     """Never answer (until ``seconds`` pass, then close)."""
 
@@ -292,11 +319,16 @@ class LoopbackServer:
                         break
                     name, _, value = raw.decode("latin-1").partition(":")
                     headers[name.strip().lower()] = value.strip()
+                request = Recorded(method, target, headers, b"", connection)
+                action = self._action(request)
+                if getattr(action, "early", False):  # answer before reading the body
+                    self.requests.append(request)
+                    await action.run(self, request, writer)
+                    break
                 length = int(headers.get("content-length", "0") or 0)
-                body = await reader.readexactly(length) if length else b""
-                request = Recorded(method, target, headers, body, connection)
+                request.body = await reader.readexactly(length) if length else b""
                 self.requests.append(request)
-                keep = await self._action(request).run(self, request, writer)
+                keep = await action.run(self, request, writer)
                 if not keep or self.close_idle:
                     break
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):

@@ -299,14 +299,19 @@ def test_cross_origin_redirect_strips_credentials() -> None:
 
 
 def test_redirect_refusals() -> None:
-    with pytest.raises(UnsafeRequestError):
-        _hop(302, "http://api.example.com/v1/b")  # https -> http
-    with pytest.raises(UnsafeRequestError):
-        _hop(302, "file:///etc/passwd")
-    with pytest.raises(UnsafeRequestError):
-        _hop(307, "https://other.example/x", method="POST", body=b"{}")
-    with pytest.raises(UnsafeRequestError):
-        _hop(302, "/x\r\nInjected: 1")
+    # The request that drew the redirect was sent: never "refused before any I/O".
+    for args, kwargs in [((302, "http://api.example.com/v1/b"), {}),  # https -> http
+                         ((302, "file:///etc/passwd"), {}),
+                         ((307, "https://other.example/x"), {"method": "POST", "body": b"{}"}),
+                         ((302, "/x\r\nInjected: 1"), {})]:
+        with pytest.raises(ResponseError) as caught:
+            _hop(*args, **kwargs)  # type: ignore[arg-type]
+        assert caught.value.reason == "redirect" and caught.value.sent is True
+
+
+def test_a_location_beyond_ascii_is_percent_encoded_byte_for_byte() -> None:
+    # Header values are read as Latin-1: a UTF-8 "é" arrives as two characters.
+    assert _hop(302, "/caf\u00c3\u00a9?q=\u00e9")[1] == "https://api.example.com/caf%C3%A9?q=%E9"
 
 
 def test_see_other_drops_the_body() -> None:

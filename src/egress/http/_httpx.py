@@ -27,6 +27,7 @@ from egress.http._trust import refused_certificate
 from egress.http._wire import WireOptions, WireRequest, WireResponse
 
 try:
+    import h11
     import httpcore
     import httpx
 except ModuleNotFoundError as exc:  # httpx is an extra since 0.2
@@ -36,6 +37,8 @@ except ModuleNotFoundError as exc:  # httpx is an extra since 0.2
 __all__ = ["HttpxAsyncWire", "HttpxSyncWire", "map_httpx_error"]
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_RAW_HEADERS = "egress.raw_headers"  # where _hide_location keeps a redirect's own headers
 _BACKSTOP = 0.05  # seconds the async total waits for httpx's own timeouts to fire first
 
 
@@ -67,9 +70,43 @@ def map_httpx_error(exc: BaseException, where: str, reading: bool) -> EgressErro
         return failed.refused_by_library(where, exc)
     if reading and isinstance(exc, httpx.TransportError | OSError):
         return failed.truncated(where, exc)
+    if isinstance(exc, httpx.RemoteProtocolError) and _unparsable(exc):
+        # h11 refused the answer's head (a status line, a header, a length it cannot read):
+        # the server answered, badly; not a connection closed without an answer.
+        return failed.malformed(where, exc)
     if isinstance(exc, httpx.RemoteProtocolError):
         return failed.failed_after_connecting(where, exc, "connection closed without a response")
     return failed.failed_after_connecting(where, exc)
+
+
+def _unparsable(exc: BaseException) -> bool:
+    """Whether h11 itself refused what the server sent (httpx and httpcore each raise theirs
+    while handling its ``RemoteProtocolError``); httpcore's own "Server disconnected without
+    sending a response" comes from no such error."""
+    link = exc.__cause__ or exc.__context__
+    for _ in range(4):
+        if link is None:
+            return False
+        if isinstance(link, h11.RemoteProtocolError):
+            return True
+        link = link.__cause__ or link.__context__
+    return False
+
+
+def _hide_location(response: httpx.Response) -> None:
+    """httpx builds the next request of every redirect answer inside ``send``, even when told
+    not to follow it, and raises if the Location is not a URL it can build (``javascript:``,
+    ``http://[::1``): as ``InvalidURL``, which read as "request refused by the HTTP library"
+    for a request the server had answered. egress follows redirects itself: the Location is
+    taken out of httpx's sight here (a response hook, run before that step) and the answer's
+    own headers are kept for egress."""
+    if response.status_code in _REDIRECTS and "location" in response.headers:
+        response.extensions[_RAW_HEADERS] = tuple(response.headers.raw)
+        del response.headers["location"]
+
+
+async def _hide_location_async(response: httpx.Response) -> None:
+    _hide_location(response)
 
 
 def _chainable(exc: BaseException) -> BaseException | None:
@@ -78,6 +115,8 @@ def _chainable(exc: BaseException) -> BaseException | None:
     if isinstance(exc, httpx.LocalProtocolError | ValueError) or not isinstance(
             exc, OSError | TimeoutError | httpx.TransportError):
         return None
+    if isinstance(exc, httpx.RemoteProtocolError) and _unparsable(exc):
+        return None  # h11 quotes the line it refused: a response header (a cookie) or body
     return exc
 
 
@@ -124,7 +163,8 @@ def _raise_failure(error: EgressError | None, cause: BaseException | None) -> No
 
 
 def _answer(response: httpx.Response, content: bytes) -> WireResponse:
-    return WireResponse(response.status_code, Headers.from_raw(response.headers.raw), content)
+    raw = response.extensions.get(_RAW_HEADERS) or response.headers.raw
+    return WireResponse(response.status_code, Headers.from_raw(raw), content)
 
 
 _Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
@@ -133,7 +173,8 @@ _Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
 def _new_client(factory: type[_Client], options: WireOptions) -> _Client:
     """An httpx client of either world, with egress's settings and no cookie storage."""
     install_log_filter()  # httpx logs full URLs, httpcore response headers
-    client = factory(**_client_kwargs(options))
+    hook = _hide_location_async if factory is httpx.AsyncClient else _hide_location
+    client = factory(**_client_kwargs(options), event_hooks={"response": [hook]})
     client.cookies.jar.set_policy(_NoCookies())
     return client
 

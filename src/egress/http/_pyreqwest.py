@@ -94,6 +94,11 @@ def _map_error(exc: Exception, where: str, answered: bool) -> EgressError:
         return failed.timed_out(where, exc)
     if isinstance(exc, px.BuilderError | ValueError):
         return failed.refused_by_library(where, exc)
+    if isinstance(exc, px.DecodeError) and not isinstance(exc, px.BodyDecodeError):
+        # hyper refused the answer's head (status line, a header line, Content-Length, a head
+        # too large): the server answered, badly. Reported as "truncated" before, which it is
+        # not (the other backends: malformed). A body that stops early is a BodyDecodeError.
+        return failed.malformed(where, exc)
     if isinstance(exc, px.DecodeError | px.ReadError):
         return failed.truncated(where, exc)
     return failed.failed_after_connecting(where, exc)

@@ -85,8 +85,53 @@ class _Response(http.client.HTTPResponse):
     def __init__(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None,
                  url: str | None = None, *, budget: _Budget) -> None:
         super().__init__(sock, debuglevel, method, url)
-        self.fp.close()  # the plain makefile(); reads go through the deadline-aware reader
+        # Reads go through the deadline-aware reader, but http.client's own makefile() stays
+        # open (never read) until the response closes: it holds a reference on the socket.
+        # After an answer that ends with the connection (HTTP/1.0 or no length: read until
+        # close) HTTPConnection closes its socket at once, relying on that reference to keep
+        # the descriptor for the body; without it the body read failed (EBADF) and a valid
+        # answer was reported as truncated.
+        self._hold = self.fp
         self.fp = io.BufferedReader(_DeadlineRaw(sock, budget), _CHUNK)
+
+    def _close_conn(self) -> None:
+        super()._close_conn()  # type: ignore[misc]
+        self._hold.close()
+
+    def _read_status(self) -> tuple[str, int, str]:
+        # http.client skips only 100 Continue; any other interim answer (102 Processing, 103
+        # Early Hints) was taken for the final one. Skip them all, as the other backends do
+        # (101 is final: no upgrade is ever asked for). Every read is under the attempt's
+        # limits, so endless interim answers still end by the deadline.
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not 101 < status < 200:
+                return version, status, reason
+            http.client._read_headers(self.fp)  # type: ignore[attr-defined]
+
+
+def _framing(response: http.client.HTTPResponse) -> bool:
+    """Whether the answer's head is well formed and its length unambiguous, fixing up the
+    length http.client could not read. http.client takes the first Content-Length as it is
+    (``+2``; two different values) and reads an unreadable one (``abc``, ``-1``) as "until
+    close", and keeps header lines the email parser refused (no colon, a space or a byte
+    beyond ASCII in the name) as defects: RFC 9112 6.3 makes a bad length an unrecoverable
+    error, and the other backends refuse all of these."""
+    message = response.msg
+    if message.defects:
+        return False
+    values = message.get_all("content-length")
+    if not values or response.chunked:
+        return True
+    parts = {part.strip() for value in values for part in value.split(",")}
+    if len(parts) != 1:
+        return False
+    (length,) = parts
+    if not (length.isascii() and length.isdigit()):
+        return False
+    if response.length is None:  # a list of one repeated value: "2, 2"
+        response.length = int(length)
+    return True
 
 
 class _Connection:
@@ -200,6 +245,7 @@ class StdlibWire:
         if not self._slots.acquire(timeout=pool):
             raise failed.pool_wait_timed_out(request.where())
         entry: _Connection | None = None
+        answer: http.client.HTTPResponse | None = None
         keep = False
         phase = "connect"
         error: EgressError | None = None
@@ -217,8 +263,10 @@ class StdlibWire:
             assert conn.sock is not None
             budget.apply(conn.sock, write)
             conn.request(request.method, target, body=request.body, headers=request.headers)
-            response = conn.getresponse()
+            response = answer = conn.getresponse()
             phase = "read"
+            if not _framing(response):
+                raise failed.malformed(request.where(), http.client.HTTPException())
             status = response.status
             message = response.msg
             length = response.length if response.chunked is False else None
@@ -247,6 +295,10 @@ class StdlibWire:
             # http.client's ValueErrors quote the header value (a credential): never chained.
             cause = exc if isinstance(exc, OSError | http.client.HTTPException) else None
         finally:
+            if answer is not None and not keep:
+                # A failed or will-close answer lets go of the socket reference it holds
+                # (_Response._hold) now, not whenever the collector gets to it.
+                answer.close()
             if entry is not None:
                 if keep:
                     self._checkin(entry)
