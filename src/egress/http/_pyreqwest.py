@@ -177,6 +177,8 @@ class PyreqwestWire:
 
     def __init__(self, options: WireOptions) -> None:
         _require()  # fails at construction, not at the first call, if pyreqwest is missing
+        from pyreqwest.http import HeaderMap
+
         self._options = options
         self._client: Client | None = None
         self._built_for: Timeouts | None = None  # the Timeouts the client was built with
@@ -199,8 +201,6 @@ class PyreqwestWire:
         # reqwest copies the map it is given, so a map built for one call only would cost a
         # second copy: a dict seen once is passed as it is.
         self._urls: dict[str, Url] = {}
-        from pyreqwest.http import HeaderMap
-
         self._last_headers: dict[str, str] | None = None
         self._last_map = HeaderMap()
         self._seen_headers: dict[str, str] | None = None
