@@ -109,6 +109,8 @@ class Preparation:
         if options.user_agent:
             defaults["User-Agent"] = options.user_agent
         static_secrets: list[str] = []
+        if options.headers and not isinstance(options.headers, Mapping):
+            raise ConfigurationError("headers must be a mapping of names to values")
         for name, given in (options.headers or {}).items():
             value: str = reveal(given)
             check_header(name, value, ConfigurationError)
@@ -155,6 +157,8 @@ class Preparation:
             if content_type is not None:
                 merged["Content-Type"] = content_type
             if headers:
+                if not isinstance(headers, Mapping):
+                    raise UnsafeRequestError("headers must be a mapping of names to values")
                 for name, given in headers.items():
                     value = reveal(given)  # a str, or a Secret's value (masked repr)
                     check_header(name, value)

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -91,6 +92,16 @@ class BaseURL:
     def url(self, path: str, path_params: Mapping[str, object] | None = None,
             params: Params | None = None) -> str:
         """The absolute URL for ``path`` under this base. Raises :class:`UnsafeRequestError`."""
+        try:
+            url = self._url(path, path_params, params)
+        except UnicodeEncodeError:
+            # A lone surrogate ("\ud800", from a bad decode) has no UTF-8 form: quote() raised.
+            raise UnsafeRequestError("the path, a path parameter or a query parameter holds "
+                                     "text that is not valid Unicode (a lone surrogate)") from None
+        return url
+
+    def _url(self, path: str, path_params: Mapping[str, object] | None,
+             params: Params | None) -> str:
         if path_params is None:
             url = self._cache.get(path)
             if url is None:
@@ -236,7 +247,7 @@ def _param(name: str, path_params: Mapping[str, object] | None) -> str:
             raise UnsafeRequestError(f"path parameter {{{name}}}: secrets never go into URLs")
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise UnsafeRequestError(f"path parameter {{{name}}} must be a str or an int")
-        text = str(value)
+        text = _text(name, value)
     if text in ("", ".", ".."):
         raise UnsafeRequestError(f"path parameter {{{name}}} is empty or a dot segment")
     if text.isascii() and text.replace("_", "").replace("-", "").replace("~", "").isalnum():
@@ -265,7 +276,11 @@ def _scalar(name: str, value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return value
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        return _text(name, value)
+    if isinstance(value, float):
+        if not math.isfinite(value):  # "nan" or "inf" in a query is a bug upstream, not data
+            raise UnsafeRequestError(f"parameter {name!r}: {value!r} is not a finite number")
         return str(value)
     if isinstance(value, Secret):
         # A key the API wants in the query or a form (``api_key=``, card fields): revealed
@@ -274,11 +289,26 @@ def _scalar(name: str, value: Any) -> str:
     raise UnsafeRequestError(f"parameter {name!r}: unsupported value type {type(value).__name__}")
 
 
+def _text(name: str, value: object) -> str:
+    """``str(value)`` of a str or int; an int of more than 4300 digits raises ValueError."""
+    try:
+        return str(value)
+    except ValueError:
+        raise UnsafeRequestError(f"parameter {name!r}: the int is too large to send") from None
+
+
 def encode_pairs(data: Params) -> list[tuple[str, str]]:
     """Flatten a mapping (lists repeat the key) or a sequence of pairs; ``None`` values dropped."""
+    if isinstance(data, str | bytes) or not isinstance(data, Mapping | Iterable):
+        raise UnsafeRequestError("parameters must be a mapping or a sequence of (name, value) "
+                                 "pairs")
     items: Iterable[tuple[str, Any]] = data.items() if isinstance(data, Mapping) else data
     pairs: list[tuple[str, str]] = []
-    for key, value in items:
+    for item in items:
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise UnsafeRequestError("parameters must be a mapping or a sequence of (name, "
+                                     "value) pairs")
+        key, value = item
         if not isinstance(key, str):
             raise UnsafeRequestError("parameter names must be strings")
         if value is None:
