@@ -17,7 +17,9 @@ import test_http_client as _clients
 from _loopback import LoopbackServer
 from test_http_client import Api
 
-from egress.errors import UnsafeRequestError
+from egress.errors import ConfigurationError, UnsafeRequestError
+
+MAX_URL_LENGTH = 64_000  # the documented limit (docs/http-client.md), egress.http._url
 
 make, server, other = _clients.make, _clients.server, _clients.other  # the shared fixtures
 
@@ -75,3 +77,45 @@ async def test_a_deadline_that_is_not_a_number_is_refused(
     with pytest.raises(UnsafeRequestError):
         await make().get("/x", deadline=deadline)
     assert server.requests == []
+
+
+# -- what no backend is handed: library-owned headers, CONNECT, an over-long URL ---------
+
+FRAMING = [{"Host": "evil.example"}, {"Content-Length": "5"}, {"Transfer-Encoding": "chunked"},
+           {"Expect": "100-continue"}, {"Connection": "close"}, {"Upgrade": "websocket"},
+           {"TE": "trailers"}]
+
+
+@pytest.mark.parametrize("header", FRAMING, ids=[next(iter(h)) for h in FRAMING])
+async def test_framing_and_target_headers_are_refused_before_any_io(
+        make: Callable[..., Api], server: LoopbackServer, header: dict[str, str]) -> None:
+    # Before: Host was sent as given; Content-Length 5 over 2 bytes hung the call; Transfer-
+    # Encoding went out beside a Content-Length (aiohttp, httpx) or with no body (reqwest,
+    # http.client); aiohttp alone waited for a "100 Continue".
+    with pytest.raises(UnsafeRequestError) as caught:
+        await make().post("/x", content=b"ab", headers=header)
+    assert next(iter(header.values())) not in str(caught.value)
+    with pytest.raises(ConfigurationError):
+        make(headers=header)
+    assert server.requests == []
+
+
+async def test_connect_is_refused(make: Callable[..., Api], server: LoopbackServer) -> None:
+    # Before: aiohttp and reqwest sent "CONNECT host:port", httpx and http.client the path.
+    with pytest.raises(UnsafeRequestError):
+        await make().request("CONNECT", "/x")
+    assert server.requests == []
+
+
+async def test_a_url_past_the_limit_is_refused_alike(
+        make: Callable[..., Api], server: LoopbackServer) -> None:
+    # Before: httpx and reqwest refused a URL near 64 KiB, aiohttp and http.client sent it.
+    api = make()
+    prefix = len(f"{server.url}/v1/x?q=")
+    await api.get("/x", params={"q": "a" * (MAX_URL_LENGTH - prefix)})
+    assert len(server.requests) == 1
+    with pytest.raises(UnsafeRequestError):
+        await api.get("/x", params={"q": "a" * (MAX_URL_LENGTH - prefix + 1)})
+    with pytest.raises(UnsafeRequestError):
+        await api.get("/" + "a" * MAX_URL_LENGTH)
+    assert len(server.requests) == 1

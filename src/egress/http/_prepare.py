@@ -212,6 +212,10 @@ def _check_method(method: str) -> str:
     upper = method.upper()
     if not upper.isascii() or not upper.isalpha():
         raise UnsafeRequestError("method must be an HTTP method name")
+    if upper == "CONNECT":
+        # A tunnel, not an API call: aiohttp and reqwest send the authority ("host:port") as
+        # the target, httpx and http.client the path; none of them then tunnels.
+        raise UnsafeRequestError("method CONNECT opens a tunnel; it is not an API call")
     return upper
 
 

@@ -35,6 +35,10 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # pchar (RFC 3986) plus "%" so pre-encoded literals stay as written.
 _LITERAL_SAFE = "!$&'()*+,;=:@-._~%"
 _CACHE_LIMIT = 512
+#: The longest request URL any backend is handed. httpx and hyper (pyreqwest) refuse a URL near
+#: 64 KiB before sending while aiohttp and http.client send it (and servers cut it off): below
+#: all of them, every backend refuses the same URLs, before any I/O.
+MAX_URL_LENGTH = 64_000
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -98,6 +102,9 @@ class BaseURL:
             # A lone surrogate ("\ud800", from a bad decode) has no UTF-8 form: quote() raised.
             raise UnsafeRequestError("the path, a path parameter or a query parameter holds "
                                      "text that is not valid Unicode (a lone surrogate)") from None
+        if len(url) > MAX_URL_LENGTH:
+            raise UnsafeRequestError(f"the request URL is longer than {MAX_URL_LENGTH} "
+                                     f"characters; refused before sending")
         return url
 
     def _url(self, path: str, path_params: Mapping[str, object] | None,
