@@ -24,6 +24,17 @@ MAX_URL_LENGTH = 64_000  # the documented limit (docs/http-client.md), egress.ht
 make, server, other = _clients.make, _clients.server, _clients.other  # the shared fixtures
 
 
+def _sent(server: LoopbackServer) -> tuple[str, str, dict[str, str], bytes]:
+    """The one request the server got: method, target, headers (but Host), body."""
+    [request] = server.requests
+    headers = {k: v for k, v in request.headers.items() if k != "host"}
+    return request.method, request.path, headers, request.body
+
+
+BASE_HEADERS = {"accept": "*/*", "accept-encoding": "gzip, deflate, br, zstd",
+                "user-agent": "egress/0.1.0"}
+
+
 # -- bare built-in exceptions: every bad input is an UnsafeRequestError, before any I/O ----------
 
 DEEP: Any = []
@@ -119,3 +130,40 @@ async def test_a_url_past_the_limit_is_refused_alike(
     with pytest.raises(UnsafeRequestError):
         await api.get("/" + "a" * MAX_URL_LENGTH)
     assert len(server.requests) == 1
+
+
+# -- the same bytes on every backend -------------------------------------------------------------
+
+async def test_every_backend_sends_the_same_default_headers(
+        make: Callable[..., Api], server: LoopbackServer) -> None:
+    # Before: http.client sent no Accept; httpx alone added "Connection: keep-alive".
+    await make().get("/x")
+    assert _sent(server) == ("GET", "/v1/x", BASE_HEADERS, b"")
+
+
+@pytest.mark.parametrize("content", [b"abc", bytearray(b"abc"), memoryview(b"xabcx")[1:4]],
+                         ids=["bytes", "bytearray", "memoryview"])
+async def test_a_content_body_gets_no_invented_content_type(
+        make: Callable[..., Api], server: LoopbackServer, content: Any) -> None:
+    # Before: aiohttp labelled it application/octet-stream, no other backend did.
+    await make().post("/x", content=content)
+    assert _sent(server) == ("POST", "/v1/x", {**BASE_HEADERS, "content-length": "3"}, b"abc")
+
+
+EMPTY: list[tuple[str, dict[str, Any], str | None]] = [
+    ("POST", {}, "0"), ("PUT", {}, "0"), ("PATCH", {}, "0"), ("DELETE", {}, "0"),
+    ("POST", {"content": b""}, "0"), ("GET", {"content": b""}, "0"),
+    ("GET", {}, None), ("OPTIONS", {}, None), ("HEAD", {}, None),
+]
+
+
+@pytest.mark.parametrize(("method", "kwargs", "length"), EMPTY,
+                         ids=[f"{m}-{'empty' if k else 'none'}" for m, k, _ in EMPTY])
+async def test_an_empty_body_is_framed_alike(
+        make: Callable[..., Api], server: LoopbackServer, method: str,
+        kwargs: dict[str, Any], length: str | None) -> None:
+    # Before: reqwest sent no Content-Length for an empty POST; aiohttp alone sent one for a
+    # bodiless DELETE; aiohttp and http.client sent one for GET with b"", httpx and reqwest not.
+    await make().request(method, "/x", **kwargs)
+    sent = _sent(server)[2]
+    assert sent.get("content-length") == length
