@@ -8,8 +8,9 @@ and public paths, httpx async, pyreqwest, stdlib and httpx sync) comes from ``te
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -167,3 +168,54 @@ async def test_an_empty_body_is_framed_alike(
     await make().request(method, "/x", **kwargs)
     sent = _sent(server)[2]
     assert sent.get("content-length") == length
+
+
+# -- base URLs: one host for every backend, or a ConfigurationError ---------------------------
+
+@pytest.mark.parametrize("base_url", [
+    "http://[fe80::1%25eth0]:1/v1",  # a zone id: reqwest refused it per call, the rest tried
+    "http://xn--a.invalid:1/v1",  # a bad IDNA label: httpx and reqwest refused it per call
+    "http://" + "a" * 64 + ".invalid:1/v1",  # a label past 63: two backends refused it
+    "http://a b.invalid:1/v1",  # a space: reqwest refused it, the rest asked DNS
+    "http://0x7f.1:1/v1",  # the url crate reads 127.0.0.1; the rest asked DNS
+    "http://0177.0.0.1:1/v1",  # octal, for some
+    "http://127.0.0.1:0/v1",  # port 0 became port 80
+])
+async def test_a_base_url_host_is_checked_when_built(
+        make: Callable[..., Api], base_url: str) -> None:
+    with pytest.raises(ConfigurationError):
+        make(base_url)
+
+
+async def test_a_non_ascii_host_is_sent_as_its_idna_form(make: Callable[..., Api]) -> None:
+    # Each library had its own IDNA (yarl, idna, the url crate, the stdlib codec): converted
+    # once, the URL every backend is handed names the same ASCII host.
+    api = make("http://Bücher.example:1/v1")
+    assert api.client.base_url == "http://xn--bcher-kva.example:1/v1"
+
+
+class _V6Server(LoopbackServer):
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "::1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def v6_server() -> Iterator[LoopbackServer]:
+    try:
+        srv = _V6Server().start()
+    except OSError:  # pragma: no cover - no IPv6 loopback here
+        pytest.skip("no ::1")
+    yield srv
+    srv.stop()
+
+
+async def test_an_ipv6_literal_is_sent_in_its_shortest_form(
+        make: Callable[..., Api], v6_server: LoopbackServer) -> None:
+    # Before: reqwest sent "Host: [::1]" for [0:0:0:0:0:0:0:1]; the rest sent it as written.
+    v6_server.clear()
+    api = make(f"http://[0:0:0:0:0:0:0:1]:{v6_server.port}/v1")
+    await api.get("/x/{id}", path_params={"id": "é/x"}, params={"q": "1 2"})
+    [request] = v6_server.requests
+    assert request.headers["host"] == f"[::1]:{v6_server.port}"
+    assert request.path == "/v1/x/%C3%A9%2Fx?q=1%202"

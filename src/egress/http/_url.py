@@ -13,12 +13,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
+
+import idna
 
 from egress._redacted import RedactedURL, RevealedStr
 from egress._secret import Secret
@@ -40,6 +43,43 @@ _CACHE_LIMIT = 512
 #: all of them, every backend refuses the same URLs, before any I/O.
 MAX_URL_LENGTH = 64_000
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
+
+
+def _host(host: str) -> str:
+    """The base URL's host as every backend is handed it: an IPv6 literal, a dotted-quad IPv4
+    address or an ASCII (IDNA) name, checked once at construction.
+
+    Each library had its own rules: a non-ASCII name went to yarl, idna, the url crate or the
+    stdlib codec (IDNA 2008, UTS 46 or 2003); reqwest alone refused an IPv6 zone id or a space;
+    httpx alone refused a bad ``xn--`` label; the url crate reads ``0x7f.1`` as 127.0.0.1.
+    Converted here, every backend connects to the same host or none does."""
+    if ":" in host:  # urlsplit checked the literal; a zone id is link-local, never an API
+        if "%" in host:
+            raise ConfigurationError("base_url: an IPv6 zone id (%) is not supported")
+        # Its shortest form: reqwest sends "Host: [::1]" for [0:0:0:0:0:0:0:1], the others
+        # sent the literal as written.
+        return ipaddress.IPv6Address(host).compressed
+    if not host.isascii() or "xn--" in host:
+        try:
+            host = idna.encode(host, uts46=True).decode("ascii")
+        except (UnicodeError, ValueError):
+            raise ConfigurationError("base_url host is not a valid internationalised domain "
+                                     "name") from None
+    labels = host.removesuffix(".").split(".")
+    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise ConfigurationError("base_url host is not a valid host name (letters, digits, "
+                                 "'-' and '_', labels of 1 to 63 characters)")
+    if _NUMERIC_LABEL.fullmatch(labels[-1]):  # WHATWG: an IPv4 address, in some spelling
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ConfigurationError("base_url host looks like an IPv4 address but is not "
+                                     "written as one (four decimal numbers)") from None
+    return host
 
 
 def origin_of(url: str) -> tuple[str, str, int]:
@@ -70,6 +110,8 @@ class BaseURL:
             raise ConfigurationError("base_url must start with http:// or https://")
         if not parts.hostname:
             raise ConfigurationError("base_url has no host")
+        if port == 0:  # was taken for "no port" and became 80 or 443: another server
+            raise ConfigurationError("base_url port must be 1 to 65535")
         if parts.username is not None or parts.password is not None:
             raise ConfigurationError("base_url must not carry credentials; use auth=")
         if parts.query or parts.fragment:
@@ -77,7 +119,7 @@ class BaseURL:
         if _FORBIDDEN.search(parts.path):  # "?" and "#" were split off above, and refused
             raise ConfigurationError("base_url path has forbidden characters")
         self.scheme = scheme
-        self.host = parts.hostname.lower()
+        self.host = _host(parts.hostname.lower())
         self.port = port or _DEFAULT_PORTS[scheme]
         host = f"[{self.host}]" if ":" in self.host else self.host
         default = port is None or port == _DEFAULT_PORTS[scheme]
