@@ -21,8 +21,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
-import idna
-
 from egress._redacted import RedactedURL, RevealedStr
 from egress._secret import Secret
 from egress.errors import ConfigurationError, UnsafeRequestError
@@ -64,6 +62,10 @@ def _host(host: str) -> str:
         # sent the literal as written.
         return ipaddress.IPv6Address(host).compressed
     if not host.isascii() or "xn--" in host:
+        # Imported only here (its tables are large; most base URLs are ASCII). It comes with
+        # aiohttp (yarl needs it), egress's one required HTTP library.
+        import idna
+
         try:
             host = idna.encode(host, uts46=True).decode("ascii")
         except (UnicodeError, ValueError):
