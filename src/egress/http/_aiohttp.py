@@ -56,6 +56,11 @@ _NO_TRACES: list[Any] = []  # the connector only iterates it
 _LARGE_BODY = 1024 * 1024
 
 
+#: aiohttp labels a body without a Content-Type "application/octet-stream"; no other backend
+#: does, so a ``content=`` body goes out as the caller labelled it (or not), as everywhere else.
+_SKIP_AUTO = ("Content-Type",)
+
+
 def _data(body: bytes | None) -> bytes | io.BytesIO | None:
     return io.BytesIO(body) if body is not None and len(body) > _LARGE_BODY else body
 
@@ -266,7 +271,8 @@ class AiohttpWire:
                     req = ClientRequest(
                         request.method, self._urls.get(request.url) or self._url(request.url),
                         headers=self._multidict(request.headers), data=_data(request.body),
-                        loop=loop, response_class=ClientResponse, timer=timer, session=session)
+                        skip_auto_headers=_SKIP_AUTO, loop=loop, response_class=ClientResponse,
+                        timer=timer, session=session)
                     with timer:
                         try:
                             conn = await connector.connect(req, traces=_NO_TRACES,
@@ -311,7 +317,8 @@ class AiohttpWire:
                     response = await session.request(
                         request.method, self._urls.get(request.url) or self._url(request.url),
                         headers=self._multidict(request.headers),
-                        data=_data(request.body), timeout=timeout, allow_redirects=False,
+                        data=_data(request.body), skip_auto_headers=_SKIP_AUTO,
+                        timeout=timeout, allow_redirects=False,
                         auto_decompress=False,
                     )
                 except Exception as exc:

@@ -46,13 +46,20 @@ def encode_body(json: Any = _UNSET, form: Params | None = None,
             text = _json.dumps(json, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
                                default=_reveal_secret if secrets is None else
                                lambda value: _noted(_reveal_secret(value), secrets))
-        except (TypeError, ValueError) as exc:
+            data = text.encode()
+        # RecursionError: nesting deeper than the interpreter's stack; UnicodeEncodeError (a
+        # ValueError): a lone surrogate, which has no UTF-8 form.
+        except (TypeError, ValueError, RecursionError) as exc:
             raise UnsafeRequestError(f"json= cannot be encoded: {type(exc).__name__}") from None
-        return RevealedBytes(text.encode()), "application/json"
+        return RevealedBytes(data), "application/json"
     # Bodies can hold card data or keys: kept in bytes whose repr shows only their length.
     if form is not None:
-        return (RevealedBytes(urlencode(encode_pairs(form)).encode("ascii")),
-                "application/x-www-form-urlencoded")
+        try:
+            data = urlencode(encode_pairs(form)).encode("ascii")
+        except UnicodeEncodeError:  # a lone surrogate has no UTF-8 form to percent-encode
+            raise UnsafeRequestError("form= holds text that is not valid Unicode (a lone "
+                                     "surrogate)") from None
+        return RevealedBytes(data), "application/x-www-form-urlencoded"
     if content is not None:
         if not isinstance(content, bytes | bytearray | memoryview):
             raise UnsafeRequestError("content= must be bytes")

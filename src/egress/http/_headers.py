@@ -15,7 +15,8 @@ from typing import Protocol, TypeVar, overload
 
 from egress.errors import UnsafeRequestError
 
-__all__ = ["HeaderSource", "Headers", "check_header", "SENSITIVE_REQUEST_HEADERS",
+__all__ = ["FRAMING_REQUEST_HEADERS", "HeaderSource", "Headers", "check_header",
+           "SENSITIVE_REQUEST_HEADERS",
            "sanitize_response_headers"]
 
 T = TypeVar("T")
@@ -29,6 +30,16 @@ _GOOD_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?)?")
 #: Request headers that carry credentials or one-call identity: never sent across origins.
 SENSITIVE_REQUEST_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "idempotency-key", "x-api-key"}
+)
+
+#: Request headers the HTTP library owns: the message's framing (Content-Length,
+#: Transfer-Encoding), its target (Host) and the connection's handling. Set by a caller, each
+#: backend did something else with them (aiohttp and httpx sent a Transfer-Encoding beside the
+#: Content-Length they computed, a request smuggling shape; a wrong Content-Length hung the call;
+#: aiohttp waited for a "100 Continue" the others never asked for): refused before any I/O.
+FRAMING_REQUEST_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "keep-alive",
+     "proxy-connection", "upgrade", "te", "trailer", "expect"}
 )
 
 # Response headers never copied into an exception (they can carry session secrets).
@@ -51,6 +62,9 @@ def check_header(name: str, value: str, error: type[Exception] = UnsafeRequestEr
     if not isinstance(name, str) or not _TOKEN.match(name):
         raise error(f"header name {name[:40]!r} is not a valid HTTP token"
                     if isinstance(name, str) else "header names must be strings")
+    if name.lower() in FRAMING_REQUEST_HEADERS:
+        raise error(f"header {name!r} is set by the HTTP library (framing, target or "
+                    f"connection); refused before sending")
     if not isinstance(value, str):
         raise error(f"header {name!r}: the value must be a string")
     if not _GOOD_VALUE.fullmatch(value):

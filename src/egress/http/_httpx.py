@@ -176,6 +176,9 @@ def _new_client(factory: type[_Client], options: WireOptions) -> _Client:
     hook = _hide_location_async if factory is httpx.AsyncClient else _hide_location
     client = factory(**_client_kwargs(options), event_hooks={"response": [hook]})
     client.cookies.jar.set_policy(_NoCookies())
+    # httpx alone sends "Connection: keep-alive" (HTTP/1.1's default, said by no other backend):
+    # dropped, so every backend sends the same headers for the same call.
+    del client.headers["Connection"]
     return client
 
 

@@ -27,6 +27,9 @@ __all__ = ["PreparedCall", "Preparation", "put_header"]
 
 MAX_IDEMPOTENCY_KEY = 255
 _KEYED_METHODS = frozenset({"POST", "PATCH"})
+#: Methods whose request without a body carries no ``Content-Length`` (aiohttp's list; the rest
+#: get ``Content-Length: 0``, see :meth:`Preparation.prepare`).
+_BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 _NAME_CACHE_LIMIT = 1024
 
@@ -105,10 +108,15 @@ class Preparation:
         self._operations = {}
         self.prepared = {}
         # Every request's headers live in a dict whose repr shows names only (egress._redacted).
-        defaults: dict[str, str] = RedactedHeaders({"Accept-Encoding": ACCEPT_ENCODING})
+        # "Accept: */*" is what aiohttp, httpx and reqwest add on their own; said here, so
+        # http.client (which adds none) sends it too.
+        defaults: dict[str, str] = RedactedHeaders({"Accept": "*/*",
+                                                    "Accept-Encoding": ACCEPT_ENCODING})
         if options.user_agent:
             defaults["User-Agent"] = options.user_agent
         static_secrets: list[str] = []
+        if options.headers and not isinstance(options.headers, Mapping):
+            raise ConfigurationError("headers must be a mapping of names to values")
         for name, given in (options.headers or {}).items():
             value: str = reveal(given)
             check_header(name, value, ConfigurationError)
@@ -149,12 +157,21 @@ class Preparation:
         else:
             body, content_type = encode_body(json, form, content, found)
         merged = self.default_headers
+        # An empty body: each library framed it its own way (aiohttp sent "Content-Length: 0"
+        # for a DELETE, httpx and http.client did not; reqwest sent none even for a POST). Said
+        # here, every backend sends the same: 0 for an empty body, or no body where the method
+        # defines content (RFC 9110 8.6); nothing for a GET, HEAD, OPTIONS or TRACE without one.
+        empty = not body and (body is not None or method not in _BODILESS_METHODS)
         if (headers or content_type is not None or idempotency_key is not None
-                or method in _KEYED_METHODS):
+                or method in _KEYED_METHODS or empty):
             merged = RedactedHeaders(merged)
+            if empty:
+                merged["Content-Length"] = "0"
             if content_type is not None:
                 merged["Content-Type"] = content_type
             if headers:
+                if not isinstance(headers, Mapping):
+                    raise UnsafeRequestError("headers must be a mapping of names to values")
                 for name, given in headers.items():
                     value = reveal(given)  # a str, or a Secret's value (masked repr)
                     check_header(name, value)
@@ -208,6 +225,10 @@ def _check_method(method: str) -> str:
     upper = method.upper()
     if not upper.isascii() or not upper.isalpha():
         raise UnsafeRequestError("method must be an HTTP method name")
+    if upper == "CONNECT":
+        # A tunnel, not an API call: aiohttp and reqwest send the authority ("host:port") as
+        # the target, httpx and http.client the path; none of them then tunnels.
+        raise UnsafeRequestError("method CONNECT opens a tunnel; it is not an API call")
     return upper
 
 

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -34,7 +36,52 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # pchar (RFC 3986) plus "%" so pre-encoded literals stay as written.
 _LITERAL_SAFE = "!$&'()*+,;=:@-._~%"
 _CACHE_LIMIT = 512
+#: The longest request URL any backend is handed. httpx and hyper (pyreqwest) refuse a URL near
+#: 64 KiB before sending while aiohttp and http.client send it (and servers cut it off): below
+#: all of them, every backend refuses the same URLs, before any I/O.
+MAX_URL_LENGTH = 64_000
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
+
+
+def _host(host: str) -> str:
+    """The base URL's host as every backend is handed it: an IPv6 literal, a dotted-quad IPv4
+    address or an ASCII (IDNA) name, checked once at construction.
+
+    Each library had its own rules: a non-ASCII name went to yarl, idna, the url crate or the
+    stdlib codec (IDNA 2008, UTS 46 or 2003); reqwest alone refused an IPv6 zone id or a space;
+    httpx alone refused a bad ``xn--`` label; the url crate reads ``0x7f.1`` as 127.0.0.1.
+    Converted here, every backend connects to the same host or none does."""
+    if ":" in host:  # urlsplit checked the literal; a zone id is link-local, never an API
+        if "%" in host:
+            raise ConfigurationError("base_url: an IPv6 zone id (%) is not supported")
+        # Its shortest form: reqwest sends "Host: [::1]" for [0:0:0:0:0:0:0:1], the others
+        # sent the literal as written.
+        return ipaddress.IPv6Address(host).compressed
+    if not host.isascii() or "xn--" in host:
+        # Imported only here (its tables are large; most base URLs are ASCII). It comes with
+        # aiohttp (yarl needs it), egress's one required HTTP library.
+        import idna
+
+        try:
+            host = idna.encode(host, uts46=True).decode("ascii")
+        except (UnicodeError, ValueError):
+            raise ConfigurationError("base_url host is not a valid internationalised domain "
+                                     "name") from None
+    labels = host.removesuffix(".").split(".")
+    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise ConfigurationError("base_url host is not a valid host name (letters, digits, "
+                                 "'-' and '_', labels of 1 to 63 characters)")
+    if _NUMERIC_LABEL.fullmatch(labels[-1]):  # WHATWG: an IPv4 address, in some spelling
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ConfigurationError("base_url host looks like an IPv4 address but is not "
+                                     "written as one (four decimal numbers)") from None
+    return host
 
 
 def origin_of(url: str) -> tuple[str, str, int]:
@@ -65,6 +112,8 @@ class BaseURL:
             raise ConfigurationError("base_url must start with http:// or https://")
         if not parts.hostname:
             raise ConfigurationError("base_url has no host")
+        if port == 0:  # was taken for "no port" and became 80 or 443: another server
+            raise ConfigurationError("base_url port must be 1 to 65535")
         if parts.username is not None or parts.password is not None:
             raise ConfigurationError("base_url must not carry credentials; use auth=")
         if parts.query or parts.fragment:
@@ -72,7 +121,7 @@ class BaseURL:
         if _FORBIDDEN.search(parts.path):  # "?" and "#" were split off above, and refused
             raise ConfigurationError("base_url path has forbidden characters")
         self.scheme = scheme
-        self.host = parts.hostname.lower()
+        self.host = _host(parts.hostname.lower())
         self.port = port or _DEFAULT_PORTS[scheme]
         host = f"[{self.host}]" if ":" in self.host else self.host
         default = port is None or port == _DEFAULT_PORTS[scheme]
@@ -91,6 +140,19 @@ class BaseURL:
     def url(self, path: str, path_params: Mapping[str, object] | None = None,
             params: Params | None = None) -> str:
         """The absolute URL for ``path`` under this base. Raises :class:`UnsafeRequestError`."""
+        try:
+            url = self._url(path, path_params, params)
+        except UnicodeEncodeError:
+            # A lone surrogate ("\ud800", from a bad decode) has no UTF-8 form: quote() raised.
+            raise UnsafeRequestError("the path, a path parameter or a query parameter holds "
+                                     "text that is not valid Unicode (a lone surrogate)") from None
+        if len(url) > MAX_URL_LENGTH:
+            raise UnsafeRequestError(f"the request URL is longer than {MAX_URL_LENGTH} "
+                                     f"characters; refused before sending")
+        return url
+
+    def _url(self, path: str, path_params: Mapping[str, object] | None,
+             params: Params | None) -> str:
         if path_params is None:
             url = self._cache.get(path)
             if url is None:
@@ -236,7 +298,7 @@ def _param(name: str, path_params: Mapping[str, object] | None) -> str:
             raise UnsafeRequestError(f"path parameter {{{name}}}: secrets never go into URLs")
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise UnsafeRequestError(f"path parameter {{{name}}} must be a str or an int")
-        text = str(value)
+        text = _text(name, value)
     if text in ("", ".", ".."):
         raise UnsafeRequestError(f"path parameter {{{name}}} is empty or a dot segment")
     if text.isascii() and text.replace("_", "").replace("-", "").replace("~", "").isalnum():
@@ -265,7 +327,11 @@ def _scalar(name: str, value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return value
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        return _text(name, value)
+    if isinstance(value, float):
+        if not math.isfinite(value):  # "nan" or "inf" in a query is a bug upstream, not data
+            raise UnsafeRequestError(f"parameter {name!r}: {value!r} is not a finite number")
         return str(value)
     if isinstance(value, Secret):
         # A key the API wants in the query or a form (``api_key=``, card fields): revealed
@@ -274,11 +340,26 @@ def _scalar(name: str, value: Any) -> str:
     raise UnsafeRequestError(f"parameter {name!r}: unsupported value type {type(value).__name__}")
 
 
+def _text(name: str, value: object) -> str:
+    """``str(value)`` of a str or int; an int of more than 4300 digits raises ValueError."""
+    try:
+        return str(value)
+    except ValueError:
+        raise UnsafeRequestError(f"parameter {name!r}: the int is too large to send") from None
+
+
 def encode_pairs(data: Params) -> list[tuple[str, str]]:
     """Flatten a mapping (lists repeat the key) or a sequence of pairs; ``None`` values dropped."""
+    if isinstance(data, str | bytes) or not isinstance(data, Mapping | Iterable):
+        raise UnsafeRequestError("parameters must be a mapping or a sequence of (name, value) "
+                                 "pairs")
     items: Iterable[tuple[str, Any]] = data.items() if isinstance(data, Mapping) else data
     pairs: list[tuple[str, str]] = []
-    for key, value in items:
+    for item in items:
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise UnsafeRequestError("parameters must be a mapping or a sequence of (name, "
+                                     "value) pairs")
+        key, value = item
         if not isinstance(key, str):
             raise UnsafeRequestError("parameter names must be strings")
         if value is None:

@@ -10,6 +10,7 @@ wire backend and reads the whole body inside its time limits.
 from __future__ import annotations
 
 import functools
+import math
 import ssl
 from collections.abc import Awaitable, Collection, Iterable, Mapping
 from types import TracebackType
@@ -206,7 +207,7 @@ class _ClientBase(Generic[R]):
         if call.op is None:
             call.op = functools.partial(self._attempt, call)
         return self._run(pipeline or self._pipeline, call,
-                         self._deadline if deadline is None else deadline)
+                         self._deadline if deadline is None else _checked_deadline(deadline))
 
     def _attempt(self, call: PreparedCall) -> Any:
         raise NotImplementedError
@@ -225,10 +226,10 @@ class _ClientBase(Generic[R]):
                     fused = self._pipeline._fused
                     if fused is not None:
                         return fused(call.operation, call.op,  # type: ignore[return-value]
-                                     self._deadline if deadline is None else deadline,
-                                     call.target)
-                return self._run(pipeline or self._pipeline, call,
-                                 self._deadline if deadline is None else deadline)
+                                     self._deadline if deadline is None
+                                     else _checked_deadline(deadline), call.target)
+                return self._run(pipeline or self._pipeline, call, self._deadline
+                                 if deadline is None else _checked_deadline(deadline))
         return self._call("GET", path, params, _UNSET, None, None, headers, path_params, None,
                           deadline, pipeline, operation, expect)
 
@@ -440,3 +441,12 @@ class SyncApiClient(_ClientBase[Response]):
     def _fetch_token(self, url: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
         answer = self._wire.send(self._token_request(url, headers, body))
         return answer.status, answer.content
+
+
+def _checked_deadline(deadline: object) -> float:
+    """A call's own ``deadline=``: a number of seconds. A bool, a string or NaN reached the
+    pipeline's clock arithmetic as is (a TypeError, or a NaN deadline that never ends)."""
+    if isinstance(deadline, bool) or not isinstance(deadline, int | float) or (
+            math.isnan(deadline)):
+        raise UnsafeRequestError("deadline must be a number of seconds")
+    return deadline
