@@ -62,8 +62,8 @@ def _host(host: str) -> str:
         # sent the literal as written.
         return ipaddress.IPv6Address(host).compressed
     if not host.isascii() or "xn--" in host:
-        # Imported only here (its tables are large; most base URLs are ASCII). It comes with
-        # aiohttp (yarl needs it), egress's one required HTTP library.
+        # Imported only here (its tables are large; most base URLs are ASCII). A declared
+        # dependency (aiohttp's yarl needs it too).
         import idna
 
         try:
