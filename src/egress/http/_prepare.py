@@ -170,7 +170,7 @@ class Preparation:
             if content_type is not None:
                 merged["Content-Type"] = content_type
             if headers:
-                if not isinstance(headers, Mapping):
+                if type(headers) is not dict and not isinstance(headers, Mapping):
                     raise UnsafeRequestError("headers must be a mapping of names to values")
                 for name, given in headers.items():
                     value = reveal(given)  # a str, or a Secret's value (masked repr)

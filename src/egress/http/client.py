@@ -446,7 +446,10 @@ class SyncApiClient(_ClientBase[Response]):
 def _checked_deadline(deadline: object) -> float:
     """A call's own ``deadline=``: a number of seconds. A bool, a string or NaN reached the
     pipeline's clock arithmetic as is (a TypeError, or a NaN deadline that never ends)."""
-    if isinstance(deadline, bool) or not isinstance(deadline, int | float) or (
-            math.isnan(deadline)):
-        raise UnsafeRequestError("deadline must be a number of seconds")
-    return deadline
+    if type(deadline) is float or type(deadline) is int:  # (per payment: the plain case first)
+        if deadline == deadline:  # noqa: PLR0124 (not NaN: the one value unequal to itself)
+            return deadline
+    elif not isinstance(deadline, bool) and isinstance(deadline, int | float) and (
+            not math.isnan(deadline)):
+        return deadline  # a subclass of int or float
+    raise UnsafeRequestError("deadline must be a number of seconds")
