@@ -133,3 +133,17 @@ def test_no_schedule_of_takes_gives_cancels_and_timeouts_loses_or_doubles_a_slot
         assert sum(slots.try_take() for _ in range(size + 1)) == size
 
     asyncio.run(scenario())
+
+
+async def test_a_waiter_cancelled_and_skipped_by_give_before_it_runs_again() -> None:
+    # The caller's cancellation cancels the waiter; give() runs before the task does, finds it
+    # cancelled and frees the slot instead: the task must end cancelled, the slot stay free.
+    slots = Slots(1)
+    assert slots.try_take()
+    waiting = asyncio.create_task(slots.take(5))
+    await asyncio.sleep(0)
+    waiting.cancel()  # cancels the waiter future at once; the task runs later
+    slots.give()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert repr(slots) == "Slots(free=1, waiting=0)"

@@ -8,6 +8,7 @@ is known to send nothing: a pool wait that runs out is then ``failed.pool_wait_t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 
 
@@ -50,8 +51,10 @@ class Slots:
             else:
                 waiter.cancel()
                 # removed, not left for give() to skip: waits that time out while nothing
-                # is returned must not pile up
-                self._waiters.remove(waiter)
+                # is returned must not pile up. (Gone already if give() popped it, cancelled,
+                # between the cancellation and this task running again.)
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
             raise
 
     def give(self) -> None:
